@@ -1,0 +1,456 @@
+"""The whole stack configuration as one pydantic v2 model tree.
+
+Keys are read from the Pulumi stack config of project `chatchat` (`chatchat:llm`, `chatchat:chat`,
+...). The chart's values keep the chart's names and defaults (`llm.model`, `llm.load8bit`,
+`llm.modelPVC`, `llm.pod.replicas`, `llm.pod.instanceType`, `chat.pod.replicas`,
+`chat.pod.instanceType`, `chat.kbPVC`, `db.dbType`, `db.embeddingModel`).
+
+Validation runs in two passes and reports every problem at once, each naming its key path:
+the structure (types, allowed values, unknown keys), then the rules across keys (GPU fit, ECI and
+DeepGPU-LLM, ADB sizing, volume access modes). Nothing is declared before both pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from components.catalog import GPU_FAMILIES, MODELS, Model, gpu_family_of
+
+PROJECT = "chatchat"
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_DIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+_ADB_SPEC = re.compile(r"^(\d+)C(\d+)G$")
+
+
+class ConfigError(Exception):
+    """Invalid stack config: one (key path, message) per problem."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = "\n".join(f"  - {path}: {message}" for path, message in problems)
+        super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
+
+
+class Resources(_Model):
+    requests: dict[str, Quantity] = {}
+    limits: dict[str, Quantity] = {}
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Taint(_Model):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class Probe(_Model):
+    initial_delay_seconds: int = Field(0, ge=0)
+    period_seconds: int = Field(10, ge=1)
+    timeout_seconds: int = Field(5, ge=1)
+    failure_threshold: int = Field(3, ge=1)
+
+
+class Image(_Model):
+    """An image reference: repository (empty: the stack's own registry repository) and a pinned
+    tag or digest. `latest` is refused: it makes rollouts and rollbacks unreproducible."""
+
+    repository: str | None = None
+    tag: str = "0.1.0"
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @field_validator("tag")
+    @classmethod
+    def _no_latest(cls, tag: str) -> str:
+        if tag == "latest" or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+            raise ValueError(f"{tag!r} is not a pinned tag; use a version such as 0.1.0 or a digest")
+        return tag
+
+
+class Service(_Model):
+    type: Literal["ClusterIP", "LoadBalancer"] = "ClusterIP"
+    # LoadBalancer services get an internal (VPC-only) SLB unless public is explicitly allowed.
+    allow_public: bool = False
+
+
+class Pod(_Model):
+    replicas: int = Field(1, ge=0, le=64)
+    instance_type: Literal["ecs", "eci"] = "ecs"
+    resources: Resources | None = None
+    tolerations: list[Toleration] = []
+    annotations: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    node_selector: dict[str, str] = {}
+    # ECI only: instance specs to try (`k8s.aliyun.com/eci-use-specs`) and extra ephemeral storage.
+    eci_specs: list[str] = []
+    eci_ephemeral_storage_gib: int = Field(50, ge=0, le=2048)
+
+
+class LlmProbes(_Model):
+    # The startup probe must outlast loading (or converting) a 13B model from network storage.
+    startup: Probe = Probe(period_seconds=10, failure_threshold=180)
+    readiness: Probe = Probe(period_seconds=10, failure_threshold=3)
+    liveness: Probe = Probe(period_seconds=20, failure_threshold=6)
+
+
+class ChatProbes(_Model):
+    startup: Probe = Probe(period_seconds=5, failure_threshold=60)
+    readiness: Probe = Probe(period_seconds=10, failure_threshold=3)
+    liveness: Probe = Probe(period_seconds=20, failure_threshold=6)
+
+
+class Llm(_Model):
+    model: str = "qwen-7b-chat-aiacc"
+    load8bit: bool = True
+    model_pvc: str | None = Field(None, alias="modelPVC")
+    pod: Pod = Pod()
+    image: Image = Image()
+    probes: LlmProbes = LlmProbes()
+    service: Service = Service()
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+        return name
+
+    @property
+    def catalog_entry(self) -> Model:
+        return MODELS[self.model]
+
+    @property
+    def effective_load8bit(self) -> bool:
+        return self.catalog_entry.effective_load8bit(self.load8bit)
+
+
+class KnowledgeBaseVolume(_Model):
+    """The KB volume the stack makes when `chat.kbPVC` is not given."""
+
+    storage: Literal["disk", "nas"] = "disk"
+    size: Quantity = "50Gi"
+    # Access mode of the KB volume; for an existing `chat.kbPVC`, what that PVC offers.
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] | None = None
+
+    @property
+    def effective_access_mode(self) -> str:
+        if self.access_mode:
+            return self.access_mode
+        return "ReadWriteMany" if self.storage == "nas" else "ReadWriteOnce"
+
+
+class Chat(_Model):
+    pod: Pod = Pod()
+    kb_pvc: str | None = Field(None, alias="kbPVC")
+    kb: KnowledgeBaseVolume = KnowledgeBaseVolume()
+    image: Image = Image()
+    probes: ChatProbes = ChatProbes()
+    service: Service = Service()
+    # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL).
+    allowed_cidrs: list[str] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+class Adb(_Model):
+    engine_version: Literal["6.0", "7.0"] = "6.0"
+    instance_spec: str = "4C16G"  # per segment
+    seg_node_num: int = Field(4, ge=2, le=512)
+    seg_storage_type: Literal["cloud_essd", "cloud_efficiency"] = "cloud_essd"
+    storage_size: int = Field(50, ge=50, le=4000)  # GB per segment
+    database_name: str = Field("chatchat", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    account_name: str = Field("chatchat", pattern=r"^[a-z][a-z0-9_]{1,15}$")
+
+
+class Db(_Model):
+    db_type: Literal["faiss", "adb"] = "faiss"
+    embedding_model: str = "text2vec-bge-large-chinese"
+    adb: Adb = Adb()
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _directory_name(cls, name: str) -> str:
+        if not _DIR_NAME.match(name):
+            raise ValueError(f"{name!r} must be a directory name under /llm-model")
+        return name
+
+
+class GpuPool(_Model):
+    name: str = Field(pattern=_DNS_LABEL.pattern)
+    instance_types: list[str] = Field(min_length=1)
+    min_size: int = Field(0, ge=0, le=100)
+    max_size: int = Field(1, ge=0, le=100)
+    spot: bool = False
+    labels: dict[str, str] = {}
+    taints: list[Taint] = []
+    driver_version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)*$")
+    system_disk_gib: int = Field(200, ge=40, le=2048)
+
+
+class SystemPool(_Model):
+    instance_types: list[str] = ["ecs.g7.xlarge", "ecs.g6.xlarge"]
+    size: int = Field(2, ge=1, le=50)
+    system_disk_gib: int = Field(120, ge=40, le=2048)
+
+
+class Cluster(_Model):
+    version: str = Field("1.31.1-aliyun.1", pattern=r"^1\.\d+\.\d+-aliyun\.\d+$")
+    cluster_spec: Literal["ack.pro.small"] = "ack.pro.small"
+    api_server_public: bool = False
+    system_pool: SystemPool = SystemPool()
+    gpu_pools: list[GpuPool] = []
+
+
+class Network(_Model):
+    vpc_cidr: str = "192.168.0.0/16"
+    vswitch_cidrs: list[str] = ["192.168.0.0/20"]
+    pod_cidr: str = "172.20.0.0/16"
+    service_cidr: str = "172.21.0.0/20"
+
+
+class ModelStore(_Model):
+    type: Literal["oss", "nas"] = "oss"
+    # OSS: bucket name prefix (a suffix makes it globally unique); directory holding the models.
+    bucket_prefix: str = Field("chatchat-models", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    prefix: str = Field("llm-model", pattern=r"^[A-Za-z0-9._/-]*$")
+    # NAS: file system type.
+    nas_storage_type: Literal["Performance", "Capacity"] = "Performance"
+    size: Quantity = "200Gi"
+
+
+class Tags(_Model):
+    project: str = PROJECT
+    owner: str = Field(min_length=1)
+    extra: dict[str, str] = {}
+
+
+class Registry(_Model):
+    namespace: str = Field("chatchat", pattern=r"^[a-z0-9][a-z0-9_-]{1,29}$")
+
+
+class StackConfig(_Model):
+    stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    release: str = Field("chatchat", pattern=_DNS_LABEL.pattern)
+    production: bool = False
+    region: str = "cn-hangzhou"
+    zones: list[str] = Field(["cn-hangzhou-k"], min_length=1)
+    tags: Tags
+    network: Network = Network()
+    cluster: Cluster = Cluster()
+    model_store: ModelStore = ModelStore()
+    registry: Registry = Registry()
+    llm: Llm = Llm()
+    chat: Chat = Chat()
+    db: Db = Db()
+
+    def resource_tags(self) -> dict[str, str]:
+        """Tags for every taggable Alibaba Cloud resource."""
+        return {**self.tags.extra, "project": self.tags.project, "stack": self.stack,
+                "owner": self.tags.owner}
+
+    def gpu_pools_fitting_llm(self) -> list[GpuPool]:
+        """GPU pools with at least one instance type whose card holds the llm model."""
+        model, load8bit = self.llm.catalog_entry, self.llm.load8bit
+        return [
+            pool for pool in self.cluster.gpu_pools
+            if any((f := gpu_family_of(t)) and model.fits(f, load8bit) for t in pool.instance_types)
+        ]
+
+    @property
+    def uses_eci(self) -> bool:
+        return "eci" in (self.llm.pod.instance_type, self.chat.pod.instance_type)
+
+
+# Top-level keys as they appear in the stack file (`chatchat:<key>`).
+TOP_LEVEL_KEYS = tuple(
+    field.alias or name for name, field in StackConfig.model_fields.items() if name != "stack"
+)
+
+
+def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    model = cfg.llm.catalog_entry
+
+    if cfg.llm.pod.instance_type == "eci" and model.is_aiacc:
+        open_source = model.source_model or "an open-source model"
+        problems.append(("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model {cfg.llm.model}"
+                         f"; use instanceType ecs, or {open_source} on eci"))
+
+    seen: set[str] = set()
+    for i, pool in enumerate(cfg.cluster.gpu_pools):
+        path = f"cluster.gpuPools[{i}]"
+        if pool.name in seen:
+            problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
+        seen.add(pool.name)
+        if pool.min_size > pool.max_size:
+            problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
+        for j, itype in enumerate(pool.instance_types):
+            family = gpu_family_of(itype)
+            if family is None or not family.supported:
+                why = family.refusal if family else "not a GPU instance type"
+                problems.append((f"{path}.instanceTypes[{j}]", f"{itype}: {why}; allowed families: "
+                                 "ecs.gn6v (V100 16 GB), ecs.gn6e (V100 32 GB), ecs.gn7i (A10 24 GB)"))
+        families = {f.family for t in pool.instance_types if (f := gpu_family_of(t))}
+        if len(families) > 1:
+            problems.append((f"{path}.instanceTypes", f"mixes GPU families {sorted(families)}; "
+                             "one pool per family keeps its GPU-memory label true"))
+
+    needed = model.required_gpu_gib(cfg.llm.load8bit)
+    precision = "int8" if cfg.llm.effective_load8bit else "fp16"
+    if cfg.llm.pod.instance_type == "ecs" and cfg.llm.pod.replicas > 0:
+        if not cfg.cluster.gpu_pools:
+            problems.append(("cluster.gpuPools", f"llm.model {cfg.llm.model} needs a GPU pool; "
+                             "none is configured"))
+        elif not cfg.gpu_pools_fitting_llm():
+            pools = ", ".join(f"{p.name} ({'/'.join(p.instance_types)})"
+                              for p in cfg.cluster.gpu_pools)
+            problems.append(("llm.model", f"{cfg.llm.model} ({precision}) needs {needed} GiB of GPU "
+                             f"memory on one card; no GPU pool fits: {pools}"))
+        elif not any(p.max_size > 0 for p in cfg.gpu_pools_fitting_llm()):
+            problems.append(("cluster.gpuPools", "every GPU pool that fits the llm has maxSize 0"))
+    for j, spec in enumerate(cfg.llm.pod.eci_specs):
+        family = gpu_family_of(spec)
+        if family is None or not family.supported or not model.fits(family, cfg.llm.load8bit):
+            problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {cfg.llm.model} "
+                             f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
+
+    kb_mode = cfg.chat.kb.effective_access_mode
+    if cfg.chat.kb.storage == "disk" and cfg.chat.kb.access_mode == "ReadWriteMany" \
+            and not cfg.chat.kb_pvc:
+        problems.append(("chat.kb.accessMode", "a cloud disk is ReadWriteOnce; use storage nas"))
+    if cfg.chat.pod.replicas > 1 and kb_mode != "ReadWriteMany":
+        problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot share a "
+                         f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
+                         "(ReadWriteMany)"))
+
+    if cfg.db.db_type == "adb":
+        match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
+        if not match:
+            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec!r} is not of the "
+                             "form <cores>C<memory>G, e.g. 4C16G"))
+        elif int(match.group(1)) < 4 or int(match.group(2)) < 16:
+            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is below 4C16G, "
+                             "the minimum for vector engine optimisation"))
+
+    problems += _network_problems(cfg)
+    for side in ("llm", "chat"):
+        service: Service = getattr(cfg, side).service
+        if service.allow_public and service.type != "LoadBalancer":
+            problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
+    return problems
+
+
+def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    nets: dict[str, ipaddress.IPv4Network] = {}
+    for key in ("vpc_cidr", "pod_cidr", "service_cidr"):
+        path = f"network.{to_camel(key)}"
+        try:
+            nets[key] = ipaddress.IPv4Network(getattr(cfg.network, key))
+        except ValueError as exc:
+            problems.append((path, f"not an IPv4 CIDR: {exc}"))
+    for i, cidr in enumerate(cfg.chat.allowed_cidrs):
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            problems.append((f"chat.allowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+    if len(cfg.network.vswitch_cidrs) != len(cfg.zones):
+        problems.append(("network.vswitchCidrs", f"{len(cfg.network.vswitch_cidrs)} CIDR(s) for "
+                         f"{len(cfg.zones)} zone(s); give one vSwitch CIDR per zone"))
+    if len(set(cfg.zones)) != len(cfg.zones):
+        problems.append(("zones", "a zone is listed twice"))
+    vswitches = []
+    for i, cidr in enumerate(cfg.network.vswitch_cidrs):
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            problems.append((f"network.vswitchCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+            continue
+        if "vpc_cidr" in nets and not net.subnet_of(nets["vpc_cidr"]):
+            problems.append((f"network.vswitchCidrs[{i}]", f"{cidr} is outside vpcCidr "
+                             f"{cfg.network.vpc_cidr}"))
+        if any(net.overlaps(other) for other in vswitches):
+            problems.append((f"network.vswitchCidrs[{i}]", f"{cidr} overlaps another vSwitch"))
+        vswitches.append(net)
+    for key in ("pod_cidr", "service_cidr"):
+        if key in nets and "vpc_cidr" in nets and nets[key].overlaps(nets["vpc_cidr"]):
+            problems.append((f"network.{to_camel(key)}", f"{nets[key]} overlaps vpcCidr"))
+    if {"pod_cidr", "service_cidr"} <= nets.keys() and nets["pod_cidr"].overlaps(
+            nets["service_cidr"]):
+        problems.append(("network.serviceCidr", "overlaps podCidr"))
+    return problems
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors():
+        path = ""
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (see the config reference in README.md)"
+        problems.append((path or "(root)", message))
+    return problems
+
+
+def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate `raw` (the `chatchat:*` keys without the namespace) or raise ConfigError."""
+    try:
+        cfg = StackConfig.model_validate({**raw, "stack": stack})
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc)) from None
+    problems = _cross_key_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def raw_from_pulumi() -> dict[str, Any]:
+    """The `chatchat:*` keys of the running stack, structured values decoded."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    raw: dict[str, Any] = {}
+    # The language host passes config in PULUMI_CONFIG; mocks and inline programs set CONFIG.
+    for full_key, value in {**get_config_env(), **CONFIG.get()}.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        try:
+            raw[key] = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            raw[key] = value  # a plain string such as `chatchat:region: cn-hangzhou`
+    return raw
+
+
+def load_config() -> StackConfig:
+    """The validated config of the running Pulumi stack."""
+    import pulumi
+
+    return parse_config(raw_from_pulumi(), pulumi.get_stack())
+
+
+def gpu_family_table() -> dict[str, dict[str, Any]]:
+    """The GPU family table as plain data (for outputs and tools)."""
+    return {k: {"gpuModel": f.gpu_model, "gpuMemoryGiB": f.gpu_memory_gib,
+                "supported": f.supported} for k, f in GPU_FAMILIES.items()}

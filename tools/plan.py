@@ -1,0 +1,62 @@
+"""Offline plan: render a stack without the Pulumi CLI or a cloud account.
+
+    python -m tools.plan --stack dev          # resource tree and a count per type
+    python -m tools.plan --stack dev --json   # one JSON object per resource (stable interface)
+
+Exit codes: 0 rendered, 1 invalid stack config (one line per problem), 2 cannot render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+from components.config import ConfigError
+from tools.render import RenderError, Rendering, mask_secrets, render_stack, resource_tree
+
+
+def format_tree(rendering: Rendering) -> str:
+    lines = [f"Stack {rendering.stack}: {len(rendering.resources)} resources"]
+    for depth, resource in resource_tree(rendering.resources):
+        marker = " [protected]" if resource.protect else ""
+        lines.append(f"{'  ' * (depth + 1)}{resource.type}  {resource.name}{marker}")
+    lines.append("")
+    lines.append("Resources per type:")
+    counts = Counter(r.type for r in rendering.resources)
+    width = max((len(t) for t in counts), default=0)
+    for type_token, count in sorted(counts.items()):
+        lines.append(f"  {type_token:<{width}}  {count}")
+    if rendering.outputs:
+        lines.append("")
+        lines.append("Outputs:")
+        for name, value in mask_secrets(rendering.outputs).items():
+            shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"  {name}: {shown if len(shown) < 120 else shown[:117] + '...'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--json", action="store_true", help="print a JSON array of resources")
+    args = parser.parse_args(argv)
+    try:
+        rendering = render_stack(args.stack)
+    except ConfigError as exc:
+        print(f"stack {args.stack}: {exc}", file=sys.stderr)
+        return 1
+    except (RenderError, FileNotFoundError, ValueError) as exc:
+        print(f"stack {args.stack}: cannot render: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([r.to_json() for r in rendering.resources], indent=2, sort_keys=True))
+    else:
+        print(format_tree(rendering))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
