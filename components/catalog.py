@@ -84,10 +84,12 @@ GPU_FAMILIES: dict[str, GpuFamily] = {
         GpuFamily("ecs.gn6v", "NVIDIA V100", 16, True),
         GpuFamily("ecs.gn6e", "NVIDIA V100", 32, True),
         GpuFamily("ecs.gn7i", "NVIDIA A10", 24, True),
-        GpuFamily("ecs.gn6i", "NVIDIA T4", 16, False, "T4 is not supported by the seed (V100, A10)"),
+        GpuFamily("ecs.gn6i", "NVIDIA T4", 16, False,
+                  "T4 is not supported by the seed (V100, A10)"),
         GpuFamily("ecs.vgn6i", "NVIDIA T4 vGPU", 4, False, "vGPU families are not supported"),
         GpuFamily("ecs.vgn7i-vws", "NVIDIA A10 vGPU", 6, False, "vGPU families are not supported"),
-        GpuFamily("ecs.sgn7i-vws", "NVIDIA A10 shared", 6, False, "shared-GPU families are not supported"),
+        GpuFamily("ecs.sgn7i-vws", "NVIDIA A10 shared", 6, False,
+                  "shared-GPU families are not supported"),
     )
 }
 SUPPORTED_GPU_FAMILIES = tuple(f for f, g in GPU_FAMILIES.items() if g.supported)

@@ -21,13 +21,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from components.catalog import GPU_FAMILIES, MODELS, Model, gpu_family_of
+from components.catalog import GPU_FAMILIES, MODELS, GpuFamily, Model, gpu_family_of
 
 PROJECT = "chatchat"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _DIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _ADB_SPEC = re.compile(r"^(\d+)C(\d+)G$")
+_ALLOWED_GPUS = ", ".join(
+    f"{f.family} ({f.gpu_model.removeprefix('NVIDIA ')} {f.gpu_memory_gib} GB)"
+    for f in GPU_FAMILIES.values() if f.supported)
+_REFUSED = GpuFamily("", "", 0, False)
 
 
 class ConfigError(Exception):
@@ -85,7 +89,8 @@ class Image(_Model):
     @classmethod
     def _no_latest(cls, tag: str) -> str:
         if tag == "latest" or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-            raise ValueError(f"{tag!r} is not a pinned tag; use a version such as 0.1.0 or a digest")
+            raise ValueError(f"{tag!r} is not a pinned tag; use a version such as 0.1.0 "
+                             "or a digest")
         return tag
 
 
@@ -123,7 +128,7 @@ class ChatProbes(_Model):
 
 class Llm(_Model):
     model: str = "qwen-7b-chat-aiacc"
-    load8bit: bool = True
+    load8bit: bool = Field(True, alias="load8bit")
     model_pvc: str | None = Field(None, alias="modelPVC")
     pod: Pod = Pod()
     image: Image = Image()
@@ -308,10 +313,10 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             family = gpu_family_of(itype)
             if family is None or not family.supported:
                 why = family.refusal if family else "not a GPU instance type"
-                problems.append((f"{path}.instanceTypes[{j}]", f"{itype}: {why}; allowed families: "
-                                 "ecs.gn6v (V100 16 GB), ecs.gn6e (V100 32 GB), ecs.gn7i (A10 24 GB)"))
+                problems.append((f"{path}.instanceTypes[{j}]",
+                                 f"{itype}: {why}; allowed families: {_ALLOWED_GPUS}"))
         families = {f.family for t in pool.instance_types if (f := gpu_family_of(t))}
-        if len(families) > 1:
+        if len(families) > 1 and all(GPU_FAMILIES.get(f, _REFUSED).supported for f in families):
             problems.append((f"{path}.instanceTypes", f"mixes GPU families {sorted(families)}; "
                              "one pool per family keeps its GPU-memory label true"))
 
@@ -324,8 +329,8 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         elif not cfg.gpu_pools_fitting_llm():
             pools = ", ".join(f"{p.name} ({'/'.join(p.instance_types)})"
                               for p in cfg.cluster.gpu_pools)
-            problems.append(("llm.model", f"{cfg.llm.model} ({precision}) needs {needed} GiB of GPU "
-                             f"memory on one card; no GPU pool fits: {pools}"))
+            problems.append(("llm.model", f"{cfg.llm.model} ({precision}) needs {needed} GiB of "
+                             f"GPU memory on one card; no GPU pool fits: {pools}"))
         elif not any(p.max_size > 0 for p in cfg.gpu_pools_fitting_llm()):
             problems.append(("cluster.gpuPools", "every GPU pool that fits the llm has maxSize 0"))
     for j, spec in enumerate(cfg.llm.pod.eci_specs):

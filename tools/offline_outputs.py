@@ -9,6 +9,7 @@ resources. Add a row to `COMPUTED` when a component starts using a new resource 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
     "alicloud:vpc/natGateway:NatGateway": ("ngw-", lambda n, i, id_: {
         "snatTableIds": f"stb-{_digest(n, 's')}", "forwardTableIds": f"ftb-{_digest(n, 'f')}"}),
     "alicloud:ecs/eipAddress:EipAddress": ("eip-", lambda n, i, id_: {
-        "ipAddress": "47.96.%d.%d" % (int(_digest(n)[:2], 16), int(_digest(n)[2:4], 16)),
+        "ipAddress": f"47.96.{int(_digest(n)[:2], 16)}.{int(_digest(n)[2:4], 16)}",
         "status": "Available"}),
     "alicloud:ecs/securityGroup:SecurityGroup": ("sg-", lambda n, i, id_: {}),
     "alicloud:cs/managedKubernetes:ManagedKubernetes": ("c", lambda n, i, id_: {
@@ -116,11 +117,14 @@ _SIG, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75f
 class OfflineMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         super().__init__()
-        self.secret_outputs: set[str] = set()  # set by the recording monitor per registration
+        # Set by the recording monitor for the registration running on this thread (the SDK
+        # registers resources from several threads at once).
+        self.registration = threading.local()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         resource_id, state = self._outputs(args)
-        return resource_id, {k: {_SIG: _SECRET_SIG, "value": v} if k in self.secret_outputs else v
+        secret = getattr(self.registration, "secret_outputs", set())
+        return resource_id, {k: {_SIG: _SECRET_SIG, "value": v} if k in secret else v
                              for k, v in state.items()}
 
     def _outputs(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -151,8 +155,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         state = {**inputs, "metadata": metadata}
         if typ == "kubernetes:core/v1:Service":
             state.setdefault("spec", {})
-            state["spec"] = {**state["spec"], "clusterIP": "172.21.%d.%d" % (
-                int(_digest(name)[:2], 16) % 16, int(_digest(name)[2:4], 16))}
+            octets = int(_digest(name)[:2], 16) % 16, int(_digest(name)[2:4], 16)
+            state["spec"] = {**state["spec"], "clusterIP": f"172.21.{octets[0]}.{octets[1]}"}
         object_id = metadata["name"] if cluster_scoped else f"{metadata['namespace']}/" \
                                                             f"{metadata['name']}"
         return object_id, state

@@ -213,9 +213,9 @@ def _mock_monitor_class():
             super().__init__(mocks)
             self.records: list[RenderedResource] = []
 
-        def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        def RegisterResource(self, request):
             # The engine returns outputs named in additionalSecretOutputs as secrets; so do we.
-            self.mocks.secret_outputs = set(request.additionalSecretOutputs)
+            self.mocks.registration.secret_outputs = set(request.additionalSecretOutputs)
             response = super().RegisterResource(request)
             if request.type == "pulumi:pulumi:Stack":
                 return response
@@ -288,7 +288,9 @@ def render_program(program: Callable[[], None], config: Mapping[str, Any],
         finally:
             if saved_env is not None:
                 os.environ["PULUMI_CONFIG"] = saved_env
-    return Rendering(stack=stack, config=cfg, resources=monitor.records, outputs=outputs)
+    # The SDK registers from several threads; sort so that a rendering is deterministic.
+    resources = sorted(monitor.records, key=lambda r: r.urn)
+    return Rendering(stack=stack, config=cfg, resources=resources, outputs=outputs)
 
 
 def _resolve_outputs(root: Any) -> dict[str, Any]:
@@ -313,7 +315,7 @@ def render_stack(stack: str, overrides: Mapping[str, Any] | None = None,
 
 
 def resource_tree(resources: Iterable[RenderedResource]) -> list[tuple[int, RenderedResource]]:
-    """Resources in declaration order under their parents, with their depth."""
+    """Resources under their parents (siblings in URN order), with their depth."""
     resources = list(resources)
     children: dict[str | None, list[RenderedResource]] = {}
     urns = {r.urn for r in resources}

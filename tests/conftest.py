@@ -1,0 +1,39 @@
+"""Shared fixtures: shipped stack configs and their offline renderings (rendered once per run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tools.render import Rendering, read_stack_file, render_stack, stack_names  # noqa: E402
+
+SHIPPED_STACKS = ("dev", "staging", "prod")
+_RENDERINGS: dict[str, Rendering] = {}
+
+
+def ours(stack: str) -> dict:
+    """The `chatchat:*` keys of a shipped stack, without the namespace."""
+    return {k.split(":", 1)[1]: v for k, v in read_stack_file(stack).items()
+            if k.startswith("chatchat:")}
+
+
+def rendered(stack: str) -> Rendering:
+    """The shipped stack rendered offline, cached: renderings are deterministic."""
+    if stack not in _RENDERINGS:
+        _RENDERINGS[stack] = render_stack(stack)
+    return _RENDERINGS[stack]
+
+
+@pytest.fixture(params=SHIPPED_STACKS)
+def shipped_stack(request) -> str:
+    return request.param
+
+
+def test_shipped_stacks_are_the_stack_files():
+    assert stack_names() == sorted(SHIPPED_STACKS)

@@ -1,0 +1,141 @@
+"""The offline renderer and `python -m tools.plan`: the interface other tools and CI build on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import pytest
+
+from components.config import ConfigError
+from tests.conftest import REPO, SHIPPED_STACKS, rendered
+from tools.plan import main as plan_main
+from tools.render import (
+    SECRET_MASK,
+    Secret,
+    apply_overrides,
+    read_stack_file,
+    render_program,
+    render_stack,
+    resource_tree,
+)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_shipped_stack_renders(stack):
+    rendering = rendered(stack)
+    assert rendering.config.stack == stack
+    assert rendering.outputs  # __main__.py ran to the end and exported
+    assert all(r.urn.startswith(f"urn:pulumi:{stack}::chatchat::") for r in rendering.resources)
+
+
+def _program_with_secret() -> None:
+    password = random.RandomPassword("db-password", length=20, special=False)
+    provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
+    secret = k8s.core.v1.Secret(
+        "db", metadata={"name": "db"}, string_data={"PG_PASSWORD": password.result},
+        opts=pulumi.ResourceOptions(provider=provider, protect=True))
+    pulumi.export("password", password.result)
+    pulumi.export("secretName", secret.metadata["name"])
+
+
+def test_records_carry_engine_names_parents_dependencies_and_options():
+    rendering = render_program(_program_with_secret, read_stack_file("dev"), "dev")
+    secret = rendering.one("kubernetes:core/v1:Secret")
+    password = rendering.one("random:index/randomPassword:RandomPassword")
+    assert secret.inputs["stringData"] == Secret({"PG_PASSWORD": password.outputs["result"].value})
+    assert secret.masked_inputs()["stringData"] == SECRET_MASK
+    assert secret.plain_inputs()["stringData"]["PG_PASSWORD"].startswith("Off1ine-")
+    assert password.urn in secret.dependencies
+    assert secret.protect and secret.options["provider"].startswith("urn:pulumi:dev::chatchat::")
+    assert secret.parent == "urn:pulumi:dev::chatchat::pulumi:pulumi:Stack::chatchat-dev"
+    # outputs the engine would keep secret stay secret, as additionalSecretOutputs asks
+    assert isinstance(rendering.outputs["password"], Secret)
+    assert rendering.outputs["secretName"] == "db"
+
+
+def test_rendering_twice_is_identical():
+    first = render_program(_program_with_secret, read_stack_file("dev"), "dev")
+    second = render_program(_program_with_secret, read_stack_file("dev"), "dev")
+    assert [r.to_json() for r in first.resources] == [r.to_json() for r in second.resources]
+    assert [r.outputs for r in first.resources] == [r.outputs for r in second.resources]
+
+
+def test_overrides_walk_into_structured_keys_without_touching_the_file():
+    config = read_stack_file("dev")
+    changed = apply_overrides(config, {"llm.model": "qwen-7b-chat", "llm.pod.instanceType": "eci",
+                                       "alicloud:region": "cn-beijing"})
+    assert changed["chatchat:llm"]["model"] == "qwen-7b-chat"
+    assert changed["chatchat:llm"]["pod"]["instanceType"] == "eci"
+    assert changed["chatchat:llm"]["load8bit"] is True  # siblings kept
+    assert changed["alicloud:region"] == "cn-beijing"
+    assert config["chatchat:llm"]["model"] == "qwen-7b-chat-aiacc"
+
+
+def test_invalid_override_fails_before_any_resource_is_declared():
+    declared = []
+    with pytest.raises(ConfigError) as caught:
+        render_program(lambda: declared.append(1),
+                       apply_overrides(read_stack_file("dev"), {"llm.pod.instanceType": "eci"}),
+                       "dev")
+    assert declared == []
+    assert caught.value.problems[0][0] == "llm.pod.instanceType"
+
+
+def test_tree_puts_children_under_parents():
+    rendering = render_program(_program_with_secret, read_stack_file("dev"), "dev")
+    depths = {r.name: d for d, r in resource_tree(rendering.resources)}
+    assert depths == {"db-password": 0, "k8s": 0, "db": 0}
+
+
+def test_plan_prints_every_resource_and_counts(capsys):
+    assert plan_main(["--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    rendering = rendered("dev")
+    assert out.startswith(f"Stack dev: {len(rendering.resources)} resources")
+    for resource in rendering.resources:
+        assert f"{resource.type}  {resource.name}" in out
+    assert "Resources per type:" in out
+
+
+def test_plan_json_is_one_object_per_resource_with_masked_secrets(capsys):
+    assert plan_main(["--stack", "prod", "--json"]) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert len(items) == len(rendered("prod").resources)
+    for item in items:
+        assert set(item) == {"urn", "type", "name", "parent", "inputs"}
+        assert ":" in item["type"]
+    assert "Off1ine-" not in json.dumps(items)  # generated passwords never printed
+
+
+def test_plan_exits_1_naming_each_bad_key(tmp_path, monkeypatch, capsys):
+    bad = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
+        "instanceType: ecs\n  chatchat:chat", "instanceType: eci\n  chatchat:chat").replace(
+        "dbType: faiss", "dbType: mongo")
+    (tmp_path / "Pulumi.broken.yaml").write_text(bad)
+    monkeypatch.setattr("tools.render.STACKS_DIR", tmp_path)
+    import tools.render
+    monkeypatch.setattr(tools.render.render_stack, "__defaults__", (None, tmp_path))
+    assert plan_main(["--stack", "broken"]) == 1
+    err = capsys.readouterr().err
+    assert "db.dbType: Input should be 'faiss' or 'adb'" in err
+
+
+def test_plan_exits_2_for_an_unknown_stack(capsys):
+    assert plan_main(["--stack", "qa"]) == 2
+    assert "no stack file" in capsys.readouterr().err
+
+
+def test_plan_runs_as_a_module_from_a_fresh_process():
+    result = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "dev", "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)
+
+
+def test_render_stack_reads_the_stack_file_by_name():
+    assert render_stack("staging").config.db.db_type == "adb"
