@@ -1,0 +1,103 @@
+"""Print the stack-config reference (every key, its allowed values and default) as Markdown.
+
+    python -m tools.config_reference
+
+The table in README.md is this command's output; a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from components.catalog import MODELS
+from components.config import StackConfig
+
+# What a key means, where the name alone does not say it (chart keys keep the chart's meaning).
+NOTES = {
+    "release": "Helm-style release name: namespace, `chat-<release>` and `llm-<release>`",
+    "production": "protect stateful resources; production policies apply",
+    "tags.owner": "tag on every taggable resource, with `project` and `stack`",
+    "cluster.gpuPools[].instanceTypes": "V100 (`ecs.gn6v-*`, `ecs.gn6e-*`) or A10 (`ecs.gn7i-*`)"
+                                        "; T4 and vGPU refused",
+    "llm.model": "chart value; one of: " + ", ".join(f"`{m}`" for m in MODELS),
+    "llm.load8bit": "chart value; int8 weights (forced off for open-source qwen)",
+    "llm.modelPVC": "chart value; existing PVC with the models (default: the stack makes one)",
+    "llm.pod.replicas": "chart value", "chat.pod.replicas": "chart value",
+    "llm.pod.instanceType": "chart value; `eci` cannot run `*-aiacc` models",
+    "chat.pod.instanceType": "chart value",
+    "chat.kbPVC": "chart value; existing PVC for knowledge-base files",
+    "chat.kb.accessMode": "more than one chat replica needs `ReadWriteMany`",
+    "db.dbType": "chart value; `adb` makes an AnalyticDB for PostgreSQL instance",
+    "db.embeddingModel": "chart value; directory under `/llm-model`",
+    "db.adb.instanceSpec": "per segment, at least `4C16G`",
+    "modelStore.type": "where models live: OSS bucket or NAS file system",
+}
+
+BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+
+
+def _allowed(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_allowed(a) for a in args if a is not type(None)) + " (optional)"
+    if origin is typing.Annotated:
+        return _allowed(args[0])
+    if origin is list:
+        return f"list of {_allowed(args[0])}"
+    if origin is dict:
+        return "map of string"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "object"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: Any) -> str:
+    if field.default is PydanticUndefined:
+        return "**required**"
+    value = field.default
+    if isinstance(value, BaseModel):
+        return "(see below)"
+    return f"`{json.dumps(value)}`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        if name == "stack":
+            continue  # the stack name, not a key
+        key = f"{prefix}{field.alias or name}"
+        annotation = field.annotation
+        nested = next((a for a in (annotation, *typing.get_args(annotation))
+                       if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is not None and typing.get_origin(annotation) is not list:
+            rows += _rows(nested, f"{key}.")
+            continue
+        if nested is not None:
+            rows.append(f"| `{key}` | list of objects (fields below) | {_default(field)} | "
+                        f"{NOTES.get(key, '')} |")
+            rows += _rows(nested, f"{key}[].")
+            continue
+        rows.append(f"| `{key}` | {_allowed(annotation)} | {_default(field)} | "
+                    f"{NOTES.get(key, '')} |")
+    return rows
+
+
+def reference() -> str:
+    header = ["| key | allowed | default | notes |", "|---|---|---|---|"]
+    lines = [BEGIN, *header, *_rows(StackConfig, ""), END]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference())
+    sys.exit(0)
