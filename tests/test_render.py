@@ -139,3 +139,10 @@ def test_plan_runs_as_a_module_from_a_fresh_process():
 
 def test_render_stack_reads_the_stack_file_by_name():
     assert render_stack("staging").config.db.db_type == "adb"
+
+
+def test_readme_config_reference_is_current():
+    from tools.config_reference import reference
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert reference() in readme, "README is stale: paste `python -m tools.config_reference`"
