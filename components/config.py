@@ -431,21 +431,39 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     return cfg
 
 
+def raw_from_config_map(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Our keys from a fully qualified config map (`chatchat:llm`, `alicloud:region`, ...).
+
+    The region is the provider's own `alicloud:region`, so that the provider and the config
+    can never disagree. Values may be decoded already (stack file) or JSON text (engine).
+    """
+    raw: dict[str, Any] = {}
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # a plain string such as `cn-hangzhou`
+        if namespace == PROJECT:
+            raw[key] = value
+        elif full_key == "alicloud:region":
+            raw["region"] = value
+    if f"{PROJECT}:region" in config:
+        raise ConfigError([(f"{PROJECT}:region", "set the region once, as alicloud:region (the "
+                                                 "provider's key)")])
+    if "region" not in raw:
+        raise ConfigError([("alicloud:region", "required: the Alibaba Cloud region, e.g. "
+                                               "cn-hangzhou")])
+    return raw
+
+
 def raw_from_pulumi() -> dict[str, Any]:
-    """The `chatchat:*` keys of the running stack, structured values decoded."""
+    """Our keys of the running stack."""
     from pulumi.runtime.config import CONFIG, get_config_env
 
-    raw: dict[str, Any] = {}
     # The language host passes config in PULUMI_CONFIG; mocks and inline programs set CONFIG.
-    for full_key, value in {**get_config_env(), **CONFIG.get()}.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace != PROJECT:
-            continue
-        try:
-            raw[key] = json.loads(value)
-        except (TypeError, json.JSONDecodeError):
-            raw[key] = value  # a plain string such as `chatchat:region: cn-hangzhou`
-    return raw
+    return raw_from_config_map({**get_config_env(), **CONFIG.get()})
 
 
 def load_config() -> StackConfig:
