@@ -60,9 +60,9 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": i.get("vpcId", "vpc-offline"),
         "securityGroupId": i.get("securityGroupId", f"sg-{_digest(n, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(n, 'slb')}",
-        "connections": {"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
-                        "apiServerInternet": "", "masterPublicIp": "",
-                        "serviceDomain": "cluster.local"},
+        "connections": [{"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
+                         "apiServerInternet": "", "masterPublicIp": "",
+                         "serviceDomain": "cluster.local"}],
         "workerRamRoleName": f"KubernetesWorkerRole-{_digest(n, 'role', length=8)}",
         "clusterDomain": "cluster.local"}),
     "alicloud:cs/nodePool:NodePool": ("np", lambda n, i, id_: {
@@ -161,9 +161,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
                                                             f"{metadata['name']}"
         return object_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         handler = INVOKES.get(args.token)
         if handler is None:
             raise NotImplementedError(f"offline renderer has no mock for invoke {args.token}; "
                                       "add one to tools/offline_outputs.py")
-        return handler(dict(args.args)), None
+        return handler(dict(args.args)), []  # no failures (the SDK iterates this list)
