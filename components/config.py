@@ -306,6 +306,8 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         path = f"cluster.gpuPools[{i}]"
         if pool.name in seen:
             problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
+        if pool.name == "system":  # the CPU pool's chatchat.io/node-pool label value
+            problems.append((f"{path}.name", "'system' is the system pool's name; pick another"))
         seen.add(pool.name)
         if pool.min_size > pool.max_size:
             problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
