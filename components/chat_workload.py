@@ -50,8 +50,7 @@ class ChatWorkload(pulumi.ComponentResource):
                {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
                {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
                {"name": "MODEL_ROOT", "value": MODEL_ROOT},
-               {"name": "KB_ROOT", "value": KB_ROOT},
-               {"name": "HOME", "value": "/tmp"}]  # caches go to the writable emptyDir
+               {"name": "KB_ROOT", "value": KB_ROOT}, wp.HOME_ENV]
         if db_secret_name is not None:
             env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
         probes = cfg.chat.probes

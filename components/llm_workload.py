@@ -9,6 +9,10 @@ new Job. The Deployment is declared after the Job has completed (Pulumi awaits J
 keeps the Job and the llm pod from competing for a single GPU node; an init container waits for
 the completion marker, so a pod started later (a new replica, a Job already cleaned up by its TTL)
 never loads half-written weights.
+
+The Job's pods run at a higher PriorityClass than the llm: on a pool with no free GPU (dev has one
+node) the scheduler evicts an llm pod of the old model for the conversion instead of leaving the
+Job pending until Pulumi times out; the Deployment rolls to the new model once the Job is done.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ PORT = 8888
 # Written last by `python -m llm_server.convert` (app_images/llm/llm_server/convert.py: MARKER).
 CONVERSION_MARKER = ".aiacc-conversion-complete.json"
 CONVERSION_TIMEOUT = "90m"  # a 13B conversion from network storage
+CONVERSION_PRIORITY = 1000  # above the llm pods' default 0, far below system-critical
 
 
 class LlmWorkload(pulumi.ComponentResource):
@@ -66,7 +71,7 @@ class LlmWorkload(pulumi.ComponentResource):
             "env": [{"name": "LLM_MODEL", "value": model.name},
                     {"name": "LOAD_8BIT", "value": str(cfg.llm.effective_load8bit).lower()},
                     {"name": "LLM_MODEL_ROOT", "value": MODEL_ROOT},
-                    {"name": "LLM_PORT", "value": str(PORT)},
+                    {"name": "LLM_PORT", "value": str(PORT)}, wp.HOME_ENV,
                     wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key")],
             "resources": wp.resources(cfg, "llm"),
             # Loading (or a first conversion) of a 13B model takes minutes: only the startup
@@ -129,10 +134,18 @@ class LlmWorkload(pulumi.ComponentResource):
         """The vendor converter on a fitting GPU node, the model store mounted writable."""
         model = cfg.llm.catalog_entry
         labels = wp.component_labels(cfg, "llm-convert")
+        priority = k8s.scheduling.v1.PriorityClass(
+            f"{name}-conversion-priority",
+            metadata={"name": f"{cfg.release}-model-conversion", "labels": labels},
+            value=CONVERSION_PRIORITY, global_default=False,
+            preemption_policy="PreemptLowerPriority",
+            description="DeepGPU-LLM conversion may evict an llm pod of the previous model",
+            opts=child)
         converter = {
             "name": "convert", "image": image, "imagePullPolicy": "IfNotPresent",
             "command": ["python", "-m", "llm_server.convert", "--model", model.name,
                         "--root", MODEL_ROOT],
+            "env": [wp.HOME_ENV],
             "resources": wp.resources(cfg, "llm"),
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(read_only=False), wp.TMP_MOUNT],
@@ -148,7 +161,7 @@ class LlmWorkload(pulumi.ComponentResource):
                                  "annotations": {"chatchat.io/model": model.name}},
                     "spec": wp.pod_spec(
                         service_account=wp.workload_name(cfg, "llm"), containers=[converter],
-                        restart_policy="Never",
+                        restart_policy="Never", priorityClassName=priority.metadata["name"],
                         volumes=[wp.model_volume(writer_pvc, read_only=False)], **placement),
                 },
             },

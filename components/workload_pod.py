@@ -142,6 +142,7 @@ def pod_spec(*, service_account: str, containers: list[dict[str, Any]],
     spec: dict[str, Any] = {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
+        "enableServiceLinks": False,  # no *_SERVICE_HOST variables next to our own env
         "restartPolicy": restart_policy,
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID,
                             "runAsGroup": RUN_AS_UID, "fsGroup": RUN_AS_UID,
@@ -167,6 +168,8 @@ def model_mount(*, read_only: bool = True) -> dict[str, Any]:
 
 
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+# The root filesystem is read-only: caches (Hugging Face, torch, pip) go to the /tmp emptyDir.
+HOME_ENV = {"name": "HOME", "value": "/tmp"}
 
 
 def secret_env(name: str, secret: pulumi.Input[str], key: str) -> dict[str, Any]:

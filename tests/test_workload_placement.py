@@ -210,3 +210,16 @@ def test_switching_models_makes_a_new_job():
     (new,) = second.by_type("kubernetes:batch/v1:Job")
     assert old.urn != new.urn  # a new logical resource: Pulumi creates it, deletes the old one
     assert new.inputs["metadata"]["name"] == "convert-chatglm2-6b-aiacc"
+
+
+def test_conversion_may_preempt_the_old_llm_on_a_full_gpu_pool():
+    rendering = render_workloads("dev")  # one A10 node: the old llm pod holds the only GPU
+    (job,) = objects_of(rendering, "Job")
+    (priority,) = objects_of(rendering, "PriorityClass")
+    assert _pod_spec(job)["priorityClassName"] == priority["metadata"]["name"]
+    llm_priority = _pod_spec(deployment(rendering, "llm")).get("priorityClassName")
+    assert llm_priority is None  # the llm runs at the default priority 0
+    assert priority["value"] > 0 and priority["globalDefault"] is False
+    assert priority["preemptionPolicy"] == "PreemptLowerPriority"
+    assert objects_of(render_workloads("dev", {"llm.model": "qwen-7b-chat"}),
+                      "PriorityClass") == []
