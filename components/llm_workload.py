@@ -155,7 +155,9 @@ class LlmWorkload(pulumi.ComponentResource):
             metadata={"name": f"convert-{model.name}", "namespace": namespace, "labels": labels},
             spec={
                 "backoffLimit": 2,
-                "ttlSecondsAfterFinished": 24 * 3600,
+                # No ttlSecondsAfterFinished: a Job the cluster deletes is recreated by the next
+                # `pulumi up --refresh`, and its GPU request would evict the serving llm. The
+                # finished Job holds no resources and goes when the model changes.
                 "template": {
                     "metadata": {"labels": labels,
                                  "annotations": {"chatchat.io/model": model.name}},
