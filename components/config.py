@@ -341,6 +341,16 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {cfg.llm.model} "
                              f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
 
+    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
+    for i, toleration in enumerate(cfg.chat.pod.tolerations):
+        if toleration.key in ("nvidia.com/gpu", None):
+            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
+                             "nvidia.com/gpu: GPU nodes are kept for the llm"))
+    chat_resources = cfg.chat.pod.resources or Resources()
+    if "nvidia.com/gpu" in {**chat_resources.requests, **chat_resources.limits}:
+        problems.append(("chat.pod.resources", "nvidia.com/gpu: chat runs on the CPU system pool; "
+                         "GPU nodes are kept for the llm"))
+
     kb_mode = cfg.chat.kb.effective_access_mode
     if cfg.chat.kb.storage == "disk" and cfg.chat.kb.access_mode == "ReadWriteMany" \
             and not cfg.chat.kb_pvc:

@@ -84,11 +84,8 @@ def placement(cfg: StackConfig, side: Side, *, gpu: bool) -> dict[str, Any]:
     """Pod spec fields that choose nodes: ECI virtual node, a fitting GPU pool, or the system
     pool. Config tolerations and nodeSelector are merged in (config wins on a shared key)."""
     pod = side_pod(cfg, side)
-    key = f"{side}.pod.tolerations"
+    # config refuses a GPU toleration on chat (components.config), so none is merged in here
     tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
-    if not gpu and any(t.get("key") in (GPU_TAINT_KEY, None) for t in tolerations):
-        raise ConfigError([(key, "must not tolerate the GPU taint nvidia.com/gpu: GPU nodes are "
-                            "kept for the llm")])
     if pod.instance_type == "eci":
         selector = {"type": "virtual-kubelet"}
         tolerations.append({"key": "virtual-kubelet.io/provider", "operator": "Exists",

@@ -4,12 +4,16 @@ Kubernetes objects of the workloads (through tests/workload_harness.py and the r
 
 from __future__ import annotations
 
+import pulumi_kubernetes as k8s
 import pytest
 
 from components.catalog import MODELS
+from components.chat_workload import ChatWorkload
+from components.config import load_config
 from tests.workload_harness import (
     DB_SECRET,
     KB_PVC,
+    KUBECONFIG,
     MODEL_PVC,
     container,
     deployment,
@@ -17,6 +21,7 @@ from tests.workload_harness import (
     objects_of,
     render_workloads,
 )
+from tools.render import RenderError, read_stack_file, render_program
 
 
 def _volume(workload: dict, name: str) -> dict:
@@ -158,3 +163,15 @@ def test_every_catalog_model_renders_on_a_pool_that_fits():
         assert env_of(container(deployment(rendering, "llm")))["LLM_MODEL"] == name
         jobs = objects_of(rendering, "Job")
         assert len(jobs) == (1 if model.is_aiacc else 0)
+
+
+def test_chat_refuses_a_db_secret_that_does_not_match_db_type():
+    def program():
+        cfg = load_config()  # dev: faiss
+        provider = k8s.Provider("k8s", kubeconfig=KUBECONFIG)
+        ChatWorkload("chat", cfg, provider=provider, namespace="chatchat", image="chat:1",
+                     model_pvc_name="m", kb_pvc_name="kb", api_key_secret_name="k",
+                     llm_service_name="llm-chatchat", db_secret_name=DB_SECRET)
+
+    with pytest.raises(RenderError, match=r"db\.dbType=faiss: db_secret_name must be given"):
+        render_program(program, read_stack_file("dev"), "dev")

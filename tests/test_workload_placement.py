@@ -86,7 +86,13 @@ def test_chat_refuses_a_configured_gpu_toleration():
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     with pytest.raises(ConfigError) as caught:
         render_workloads("dev", {"chat.pod.tolerations": [toleration]})
-    assert caught.value.problems[0][0] == "chat.pod.tolerations"
+    assert caught.value.problems[0][0] == "chat.pod.tolerations[0]"
+
+
+def test_chat_refuses_a_gpu_in_its_resources():
+    with pytest.raises(ConfigError) as caught:
+        render_workloads("dev", {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}})
+    assert caught.value.problems[0][0] == "chat.pod.resources"
 
 
 def test_config_tolerations_labels_annotations_and_node_selector_are_merged():
