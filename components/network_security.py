@@ -2,7 +2,8 @@
 workloads need, and the generated API keys of the chat and llm APIs.
 
 Flows allowed (everything else in the namespace is denied, in and out):
-- every pod -> cluster DNS (kube-system, k8s-app=kube-dns) on 53/UDP+TCP;
+- every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
+  on 53/UDP+TCP;
 - chat -> llm on 8888;
 - allowed CIDRs (`chat.allowedCidrs`) -> chat on 8501 and 7861 (and -> llm on 8888 only when the
   llm Service is a LoadBalancer);
@@ -23,6 +24,7 @@ from components import workload_pod as wp
 from components.config import StackConfig
 
 ADB_PORT = 5432
+NODE_LOCAL_DNS = "169.254.20.10/32"  # ack-node-local-dns: pods resolve through this address
 API_KEY_LENGTH = 40
 
 
@@ -49,7 +51,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
     return {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
-            "to": [dns_peer], "ports": [{"protocol": "UDP", "port": 53},
+            "to": [dns_peer, *_cidrs([NODE_LOCAL_DNS])], "ports": [{"protocol": "UDP", "port": 53},
                                         {"protocol": "TCP", "port": 53}]}]},
         "llm-ingress": {"podSelector": {"matchLabels": llm}, "policyTypes": ["Ingress"],
                         "ingress": [{"from": llm_sources, "ports": _tcp(8888)}]},

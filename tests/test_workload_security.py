@@ -73,7 +73,12 @@ def test_network_policies_select_the_pods_they_mean(case):
     assert _selected(deny["podSelector"], pods) == everyone
     assert deny["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in deny and "egress" not in deny
-    assert _selected(_policy(rendering, "allow-dns")["podSelector"], pods) == everyone
+    dns = _policy(rendering, "allow-dns")
+    assert _selected(dns["podSelector"], pods) == everyone
+    (rule,) = dns["egress"]
+    assert rule["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert rule["to"][1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}
+    assert {(p["protocol"], p["port"]) for p in rule["ports"]} == {("UDP", 53), ("TCP", 53)}
 
     llm_in = _policy(rendering, "llm-ingress")
     assert _selected(llm_in["podSelector"], pods) == {"llm"}
