@@ -37,7 +37,7 @@ class ChatWorkload(pulumi.ComponentResource):
         if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
             raise ValueError(f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
                              "when the vectors live in ADB")
-        placement = wp.placement(cfg, "chat", gpu=False)
+        placement = wp.placement(cfg, "chat")
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         release_name = wp.workload_name(cfg, "chat")
         account = wp.service_account(f"{name}-account", cfg, "chat", namespace, child)

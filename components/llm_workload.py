@@ -52,7 +52,7 @@ class LlmWorkload(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         release_name = wp.workload_name(cfg, "llm")
         account = wp.service_account(f"{name}-account", cfg, "llm", namespace, child)
-        placement = wp.placement(cfg, "llm", gpu=True)
+        placement = wp.placement(cfg, "llm")
 
         job = None
         if model.is_aiacc:

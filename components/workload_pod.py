@@ -70,8 +70,12 @@ def eci_specs(cfg: StackConfig, side: Side) -> list[str]:
         return list(pod.eci_specs)
     if side == "llm":
         model = cfg.llm.catalog_entry
-        return [s for s in ECI_GPU_SPECS
-                if (f := gpu_family_of(s)) and model.fits(f, cfg.llm.load8bit)]
+        fitting = [s for s in ECI_GPU_SPECS
+                   if (f := gpu_family_of(s)) and model.fits(f, cfg.llm.load8bit)]
+        if not fitting:
+            raise ConfigError([("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name}"
+                                f" ({model.required_gpu_gib(cfg.llm.load8bit)} GiB)")])
+        return fitting
     requests = resources(cfg, side)["requests"]
     cpu, memory = requests["cpu"], requests["memory"]
     if not cpu.isdigit() or not memory.endswith("Gi"):
@@ -80,9 +84,10 @@ def eci_specs(cfg: StackConfig, side: Side) -> list[str]:
     return [f"{cpu}-{memory}"]
 
 
-def placement(cfg: StackConfig, side: Side, *, gpu: bool) -> dict[str, Any]:
-    """Pod spec fields that choose nodes: ECI virtual node, a fitting GPU pool, or the system
-    pool. Config tolerations and nodeSelector are merged in (config wins on a shared key)."""
+def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
+    """Pod spec fields that choose nodes: ECI virtual node, for the llm a GPU pool whose card
+    fits the model, for chat the system pool. Config tolerations and nodeSelector are merged in
+    (config wins on a shared nodeSelector key)."""
     pod = side_pod(cfg, side)
     # config refuses a GPU toleration on chat (components.config), so none is merged in here
     tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
@@ -91,7 +96,7 @@ def placement(cfg: StackConfig, side: Side, *, gpu: bool) -> dict[str, Any]:
         tolerations.append({"key": "virtual-kubelet.io/provider", "operator": "Exists",
                             "effect": "NoSchedule"})
         fields: dict[str, Any] = {}
-    elif gpu:
+    elif side == "llm":
         pools = sorted(p.name for p in cfg.gpu_pools_fitting_llm())
         selector = {}
         tolerations.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
@@ -110,7 +115,8 @@ def placement(cfg: StackConfig, side: Side, *, gpu: bool) -> dict[str, Any]:
 
 def pod_metadata(cfg: StackConfig, side: Side, component: str,
                  annotations: dict[str, str]) -> dict[str, Any]:
-    """Template labels and annotations: ours, the ECI ones in eci mode, then the config's."""
+    """Template labels and annotations: the config's, then ours (the policy pack reads ours, so
+    config cannot override them), with the ECI ones in eci mode."""
     pod = side_pod(cfg, side)
     labels = {**pod.labels, **component_labels(cfg, component)}
     extra = dict(annotations)
@@ -118,7 +124,7 @@ def pod_metadata(cfg: StackConfig, side: Side, component: str,
         labels[ECI_LABEL] = "true"
         extra[ECI_SPECS_ANNOTATION] = ",".join(eci_specs(cfg, side))
         extra[ECI_STORAGE_ANNOTATION] = f"{pod.eci_ephemeral_storage_gib}Gi"
-    return {"labels": labels, "annotations": {**extra, **pod.annotations}}
+    return {"labels": labels, "annotations": {**pod.annotations, **extra}}
 
 
 def http_probe(probe: Probe, path: str, port: int) -> dict[str, Any]:

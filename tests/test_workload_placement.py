@@ -98,13 +98,15 @@ def test_chat_refuses_a_gpu_in_its_resources():
 def test_config_tolerations_labels_annotations_and_node_selector_are_merged():
     rendering = render_workloads("dev", {
         "llm.pod.tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}],
-        "llm.pod.labels": {"team": "ai"}, "llm.pod.annotations": {"note": "x"},
+        "llm.pod.labels": {"team": "ai"},
+        "llm.pod.annotations": {"note": "x", "chatchat.io/model": "spoofed"},
         "llm.pod.nodeSelector": {"zone": "k"}})
     llm = deployment(rendering, "llm")
     meta, spec = llm["spec"]["template"]["metadata"], _pod_spec(llm)
     assert meta["labels"]["team"] == "ai"
     assert meta["labels"]["app.kubernetes.io/component"] == "llm"  # ours cannot be overridden
     assert meta["annotations"]["note"] == "x" and "chatchat.io/model" in meta["annotations"]
+    assert meta["annotations"]["chatchat.io/model"] == "qwen-7b-chat-aiacc"
     assert {"key": "dedicated", "operator": "Equal", "value": "llm",
             "effect": "NoSchedule"} in spec["tolerations"]
     assert GPU_TOLERATION in spec["tolerations"]
