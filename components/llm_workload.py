@@ -7,8 +7,8 @@ the converted directory carries its completion marker), so on a store that alrea
 converted weights it finishes in seconds. Its name carries the model, so switching models makes a
 new Job. The Deployment is declared after the Job has completed (Pulumi awaits Jobs), which also
 keeps the Job and the llm pod from competing for a single GPU node; an init container waits for
-the completion marker, so a pod started later (a new replica, a Job already cleaned up by its TTL)
-never loads half-written weights.
+the completion marker, so a pod that starts without that ordering (`pulumi up --target`, a
+converted directory removed by hand) never loads half-written weights.
 
 The Job's pods run at a higher PriorityClass than the llm: on a pool with no free GPU (dev has one
 node) the scheduler evicts an llm pod of the old model for the conversion instead of leaving the
