@@ -79,7 +79,8 @@ def test_llm_model_pvc_is_mounted_read_only_at_llm_model_in_both_pods():
 
 @pytest.mark.parametrize("side", ["llm", "chat"])
 def test_pod_replicas_set_replicas_and_a_disruption_budget_above_one(side):
-    base = {"chat.kb.storage": "nas"}  # several chat replicas need a shared KB volume
+    # several chat replicas need a shared KB volume and vectors in ADB (faiss has one writer)
+    base = {"chat.kb.storage": "nas", "db.dbType": "adb"}
     one = render_workloads("dev", {**base, f"{side}.pod.replicas": 1})
     pools = [{"name": "a10", "maxSize": 3, "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"]}]
     three = render_workloads("dev", {**base, f"{side}.pod.replicas": 3,
