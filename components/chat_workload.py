@@ -67,11 +67,12 @@ class ChatWorkload(pulumi.ComponentResource):
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT,
                              {"name": "kb", "mountPath": KB_ROOT}],
         }
-        # A ReadWriteOnce KB disk attaches to one node: the old pod must go before the new one.
-        shared_kb = cfg.chat.kb.effective_access_mode == "ReadWriteMany"
+        # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
+        # KB disk attaches to one node, and a faiss index has a single writer.
+        overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
                                                                "maxUnavailable": 0}} \
-            if shared_kb else {"type": "Recreate"}
+            if overlap else {"type": "Recreate"}
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": release_name, "namespace": namespace,

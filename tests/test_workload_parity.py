@@ -176,3 +176,13 @@ def test_chat_refuses_a_db_secret_that_does_not_match_db_type():
 
     with pytest.raises(RenderError, match=r"db\.dbType=faiss: db_secret_name must be given"):
         render_program(program, read_stack_file("dev"), "dev")
+
+
+@pytest.mark.parametrize(("overrides", "strategy"), [
+    ({}, "Recreate"),  # dev: faiss on a ReadWriteOnce disk
+    ({"chat.kb.storage": "nas"}, "Recreate"),  # shared volume, but faiss has one writer
+    ({"chat.kb.storage": "nas", "db.dbType": "adb"}, "RollingUpdate"),
+])
+def test_chat_pods_overlap_during_a_rollout_only_when_they_can_share_the_kb(overrides, strategy):
+    chat = deployment(render_workloads("dev", overrides), "chat")
+    assert chat["spec"]["strategy"]["type"] == strategy
