@@ -306,6 +306,8 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         path = f"cluster.gpuPools[{i}]"
         if pool.name in seen:
             problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
+        if pool.name == "system":  # the CPU pool's chatchat.io/node-pool label value
+            problems.append((f"{path}.name", "'system' is the system pool's name; pick another"))
         seen.add(pool.name)
         if pool.min_size > pool.max_size:
             problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
@@ -338,6 +340,16 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         if family is None or not family.supported or not model.fits(family, cfg.llm.load8bit):
             problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {cfg.llm.model} "
                              f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
+
+    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
+    for i, toleration in enumerate(cfg.chat.pod.tolerations):
+        if toleration.key in ("nvidia.com/gpu", None):
+            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
+                             "nvidia.com/gpu: GPU nodes are kept for the llm"))
+    chat_resources = cfg.chat.pod.resources or Resources()
+    if "nvidia.com/gpu" in {**chat_resources.requests, **chat_resources.limits}:
+        problems.append(("chat.pod.resources", "nvidia.com/gpu: chat runs on the CPU system pool; "
+                         "GPU nodes are kept for the llm"))
 
     kb_mode = cfg.chat.kb.effective_access_mode
     if cfg.chat.kb.storage == "disk" and cfg.chat.kb.access_mode == "ReadWriteMany" \

@@ -148,7 +148,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         # The Kubernetes provider auto-names objects without metadata.name: <name>-<8 chars>.
         metadata.setdefault("name", f"{name}-{_digest(typ, name, length=8)}")
         cluster_scoped = typ.split(":")[-1] in {"Namespace", "PersistentVolume", "StorageClass",
-                                                "ClusterRole", "ClusterRoleBinding"}
+                                                "ClusterRole", "ClusterRoleBinding",
+                                                "PriorityClass"}
         if not cluster_scoped:
             metadata.setdefault("namespace", "default")
         metadata.setdefault("uid", _digest(typ, name, "uid", length=32))
