@@ -1,0 +1,345 @@
+"""Compare two offline renderings of a stack: what `pulumi up` would create, update, replace and
+delete, and which of those changes are dangerous.
+
+Resources are matched by URN (or by an alias the new resource declares). A changed resource is
+*replaced* when one of its changed properties is one the provider cannot update in place: the
+table `REPLACE_ON_CHANGE` below, taken from the providers' own rules (the Alibaba Cloud
+Terraform provider's `ForceNew` arguments, which pulumi-alicloud bridges unchanged, and the
+fields Kubernetes refuses to update). A property listed in a resource's `replaceOnChanges`
+option, or any change when the option holds `*`, replaces too. What offline rendering cannot
+see (a provider deciding at run time, outputs that change because a dependency is replaced),
+`tools.automation_preview` gets from the real engine where credentials exist.
+
+Danger rules (one function each, `assess`):
+- any replacement or deletion of a stateful resource (`STATEFUL_TYPES`) is dangerous everywhere;
+- for a model change, any change outside the llm workload (`in_llm_workload`) is out of scope.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tools.render import SECRET_MASK, RenderedResource, Rendering, Secret
+
+Op = Literal["create", "update", "replace", "delete"]
+OPS: tuple[Op, ...] = ("create", "update", "replace", "delete")
+OP_SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
+
+# --- provider rules --------------------------------------------------------------------------
+
+# Properties (engine camelCase paths) whose change forces the provider to replace the resource.
+# A path matches itself and everything below it; "*" means every input.
+# Alibaba Cloud rows: the `ForceNew` arguments of the Terraform provider resources that
+# pulumi-alicloud 4.x wraps (resource_alicloud_<service>_<resource>.go / the registry docs).
+REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
+    "alicloud:gpdb/instance:Instance": (
+        "engine", "engineVersion", "vswitchId", "dbInstanceMode", "dbInstanceCategory",
+        "instanceNetworkType", "vpcId", "zoneId", "availabilityZone", "paymentType",
+        "instanceChargeType", "encryptionType", "encryptionKey"),
+    "alicloud:gpdb/account:Account": ("dbInstanceId", "accountName", "accountType"),
+    "alicloud:gpdb/database:Database": (
+        "dbInstanceId", "databaseName", "characterSetName", "collate", "ctype", "owner"),
+    "alicloud:cs/managedKubernetes:ManagedKubernetes": (
+        "podCidr", "serviceCidr", "nodeCidrMask", "proxyMode", "ipStack", "zoneIds",
+        "isEnterpriseSecurityGroup", "securityGroupId", "encryptionProviderKey", "clusterDomain",
+        "userCa", "loadBalancerSpec"),
+    "alicloud:cs/nodePool:NodePool": ("clusterId", "securityGroupId", "securityGroupIds"),
+    "alicloud:vpc/switch:Switch": ("vpcId", "cidrBlock", "zoneId", "availabilityZone"),
+    "alicloud:vpc/natGateway:NatGateway": ("vpcId", "vswitchId", "natType", "networkType",
+                                           "paymentType", "internetChargeType"),
+    "alicloud:ecs/securityGroup:SecurityGroup": ("vpcId", "securityGroupType", "resourceGroupId"),
+    "alicloud:ecs/eipAddress:EipAddress": ("isp", "paymentType", "netmode", "addressName"),
+    "alicloud:nas/fileSystem:FileSystem": (
+        "protocolType", "storageType", "fileSystemType", "zoneId", "encryptType", "kmsKeyId",
+        "vpcId", "vswitchId", "snapshotId"),
+    "alicloud:nas/mountTarget:MountTarget": (
+        "fileSystemId", "vpcId", "vswitchId", "networkType", "securityGroupId"),
+    "alicloud:oss/bucket:Bucket": ("bucket", "storageClass", "redundancyType"),
+    "alicloud:ram/accessKey:AccessKey": ("userName", "pgpKey", "secretFile"),
+    "alicloud:cr/namespace:Namespace": ("name",),
+    "alicloud:cr/repo:Repo": ("namespace", "name"),
+    # The random provider regenerates on any change of its inputs (keepers included).
+    "random:index/randomPassword:RandomPassword": ("*",),
+    "random:index/randomId:RandomId": ("*",),
+    # Kubernetes: fields the API server refuses to update (immutable), which the Kubernetes
+    # provider therefore replaces.
+    "kubernetes:apps/v1:Deployment": ("spec.selector",),
+    "kubernetes:apps/v1:StatefulSet": ("spec.selector", "spec.serviceName",
+                                       "spec.volumeClaimTemplates", "spec.podManagementPolicy"),
+    "kubernetes:apps/v1:DaemonSet": ("spec.selector",),
+    "kubernetes:batch/v1:Job": ("spec.template", "spec.selector", "spec.completions",
+                                "spec.completionMode"),
+    "kubernetes:core/v1:Service": ("spec.clusterIP", "spec.clusterIPs", "spec.ipFamilies"),
+    "kubernetes:core/v1:PersistentVolumeClaim": (
+        "spec.accessModes", "spec.selector", "spec.storageClassName", "spec.volumeMode",
+        "spec.volumeName", "spec.dataSource", "spec.resources.limits"),
+    "kubernetes:core/v1:PersistentVolume": ("spec.csi", "spec.nfs", "spec.storageClassName",
+                                            "spec.volumeMode", "spec.local", "spec.hostPath"),
+    "kubernetes:core/v1:Secret": ("type",),
+    "kubernetes:storage.k8s.io/v1:StorageClass": (
+        "provisioner", "parameters", "reclaimPolicy", "volumeBindingMode"),
+    "kubernetes:policy/v1:PodDisruptionBudget": (),
+}
+# Every Kubernetes object is identified by its name and namespace: changing either replaces it.
+KUBERNETES_IDENTITY = ("metadata.name", "metadata.namespace", "kind", "apiVersion")
+
+# Resources that hold data or take long to rebuild: replacing or deleting one is dangerous.
+STATEFUL_TYPES: dict[str, str] = {
+    "alicloud:gpdb/instance:Instance": "ADB for PostgreSQL instance (knowledge-base vectors)",
+    "alicloud:gpdb/database:Database": "ADB database (knowledge-base vectors)",
+    "alicloud:nas/fileSystem:FileSystem": "NAS file system (models / knowledge base)",
+    "alicloud:oss/bucket:Bucket": "OSS bucket (models)",
+    "alicloud:cs/managedKubernetes:ManagedKubernetes": "ACK cluster (every workload)",
+    "alicloud:cs/nodePool:NodePool": "ACK node pool (running nodes)",
+    "kubernetes:core/v1:PersistentVolumeClaim": "PersistentVolumeClaim (bound volume data)",
+    "kubernetes:core/v1:PersistentVolume": "PersistentVolume (bound volume data)",
+}
+
+# --- the llm workload (scope of `tools.model_change`) ----------------------------------------
+
+LLM_COMPONENT_TYPE = re.compile(r"^chatchat:[A-Za-z_]+:LlmWorkload$")
+LLM_NAME = re.compile(r"^llm-")
+CONVERSION_JOB = re.compile(r"(^|-)convert")
+# Properties outside the llm workload that name the model on purpose (the chat pod tells the
+# llm which model to ask for; policy annotations): a change limited to these stays in scope.
+MODEL_COUPLED_PATHS = (
+    re.compile(r"\.env\[\d+\]\.value$"),  # only when that env entry is LLM_MODEL, see below
+    re.compile(r"\.annotations\.chatchat\.io/(model|model-kind|gpu-memory-required-gib|load8bit)$"),
+)
+
+
+def _type_chain(urn: str) -> list[str]:
+    """`urn:pulumi:<stack>::<project>::<parent types $-joined>$<type>::<name>` → types."""
+    parts = urn.split("::")
+    return parts[2].split("$") if len(parts) >= 4 else []
+
+
+def in_llm_workload(resource: RenderedResource) -> bool:
+    """The one definition of "the llm workload": what a model change is allowed to touch.
+
+    A resource belongs to it when an LlmWorkload component (`chatchat:<module>:LlmWorkload`) is
+    among its ancestors or is the resource itself, when its logical name starts with `llm-`
+    (children of the component named `llm`), or when it is a Kubernetes Job whose name says it
+    converts a model (`...-convert...`), the DeepGPU-LLM conversion Job that a model change adds.
+    """
+    if any(LLM_COMPONENT_TYPE.match(t) for t in _type_chain(resource.urn)):
+        return True
+    if LLM_COMPONENT_TYPE.match(resource.type) or LLM_NAME.match(resource.name):
+        return True
+    return resource.type == "kubernetes:batch/v1:Job" and bool(CONVERSION_JOB.search(resource.name))
+
+
+# --- the diff ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PropertyChange:
+    path: str
+    old: Any  # secrets already masked; `None` for an added property
+    new: Any
+    replaces: bool = False
+
+
+@dataclass
+class ResourceChange:
+    op: Op
+    urn: str
+    type: str
+    name: str
+    properties: list[PropertyChange] = field(default_factory=list)
+    stateful: bool = False
+    protected: bool = False
+    llm_workload: bool = False
+    dangers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlanDiff:
+    before: str
+    after: str
+    changes: list[ResourceChange]
+    unchanged: int
+
+    def by_op(self, op: Op) -> list[ResourceChange]:
+        return [c for c in self.changes if c.op == op]
+
+    def counts(self) -> dict[str, int]:
+        return {op: len(self.by_op(op)) for op in OPS} | {"same": self.unchanged}
+
+    @property
+    def dangers(self) -> list[tuple[ResourceChange, str]]:
+        return [(c, d) for c in self.changes for d in c.dangers]
+
+    @property
+    def dangerous(self) -> bool:
+        return any(c.dangers for c in self.changes)
+
+
+def _fmt_path(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return SECRET_MASK
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+_MISSING = object()
+
+
+def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, Any, Any]]:
+    """Leaf-level differences between two input trees as (path, old, new), secrets masked.
+
+    Maps are walked key by key; lists of equal length item by item; a list that grows or shrinks
+    is one change of the whole list. A secret is compared by value and always shown masked.
+    """
+    if isinstance(old, Secret) or isinstance(new, Secret):
+        old_v = old.value if isinstance(old, Secret) else old
+        new_v = new.value if isinstance(new, Secret) else new
+        if old_v == new_v:
+            return []
+        return [(_fmt_path(path), None if old is _MISSING else SECRET_MASK,
+                 None if new is _MISSING else SECRET_MASK)]
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for key in list(old) + [k for k in new if k not in old]:
+            changes += property_changes(old.get(key, _MISSING), new.get(key, _MISSING),
+                                        (*path, key))
+        return changes
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        changes = []
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            changes += property_changes(a, b, (*path, i))
+        return changes
+    if old == new:
+        return []
+    return [(_fmt_path(path), None if old is _MISSING else _masked(old),
+             None if new is _MISSING else _masked(new))]
+
+
+def _path_matches(rule: str, path: str) -> bool:
+    if rule == "*":
+        return True
+    return path == rule or path.startswith(rule + ".") or path.startswith(rule + "[")
+
+
+def replace_rules(resource: RenderedResource) -> tuple[str, ...]:
+    """The properties whose change replaces this resource: provider rules plus the resource's own
+    `replaceOnChanges` option."""
+    rules = REPLACE_ON_CHANGE.get(resource.type, ())
+    if resource.type.startswith("kubernetes:"):
+        rules = (*KUBERNETES_IDENTITY, *rules)
+    own = tuple(_camel_path(p) for p in resource.options.get("replaceOnChanges", []))
+    return (*rules, *own)
+
+
+def _camel_path(path: str) -> str:
+    # replaceOnChanges holds SDK (snake_case) or engine (camelCase) names; compare as camelCase
+    return ".".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), p) for p in path.split("."))
+
+
+def _aliases(resource: RenderedResource) -> set[str]:
+    found = set()
+    for alias in resource.options.get("aliases", []) + resource.options.get("aliasSpecs", []):
+        if isinstance(alias, str):
+            found.add(alias)
+        elif isinstance(alias, dict) and isinstance(alias.get("urn"), str):
+            found.add(alias["urn"])
+    return found
+
+
+def diff_renderings(before: Rendering, after: Rendering) -> PlanDiff:
+    """What changes between two renderings, resource by resource (dangers not yet assessed)."""
+    old_by_urn = before.by_urn()
+    matched: set[str] = set()
+    changes: list[ResourceChange] = []
+    unchanged = 0
+    for new in after.resources:
+        old_urn = new.urn if new.urn in old_by_urn else next(
+            (a for a in _aliases(new) if a in old_by_urn), None)
+        if old_urn is None:
+            changes.append(_change("create", new, [
+                PropertyChange(p, None, v) for p, _, v in property_changes({}, new.inputs)]))
+            continue
+        matched.add(old_urn)
+        old = old_by_urn[old_urn]
+        rules = replace_rules(new)
+        props = [PropertyChange(p, o, n, any(_path_matches(r, p) for r in rules))
+                 for p, o, n in property_changes(old.inputs, new.inputs)]
+        if old.type != new.type:
+            props.insert(0, PropertyChange("(type)", old.type, new.type, True))
+        if not props:
+            unchanged += 1
+            continue
+        changes.append(_change("replace" if any(p.replaces for p in props) else "update",
+                               new, props))
+    for old in before.resources:
+        if old.urn not in matched:
+            changes.append(_change("delete", old, [
+                PropertyChange(p, o, None) for p, o, _ in property_changes(old.inputs, {})]))
+    return PlanDiff(before.stack, after.stack, changes, unchanged)
+
+
+def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> ResourceChange:
+    return ResourceChange(op=op, urn=resource.urn, type=resource.type, name=resource.name,
+                          properties=props, stateful=resource.type in STATEFUL_TYPES,
+                          protected=resource.protect, llm_workload=in_llm_workload(resource))
+
+
+def _model_coupled(change: ResourceChange, after: Mapping[str, RenderedResource]) -> bool:
+    """An update outside the llm workload that only renames the model where the model is named on
+    purpose (the chat pod's LLM_MODEL env entry, the model annotations)."""
+    if change.op != "update" or not change.properties:
+        return False
+    resource = after.get(change.urn)
+    for prop in change.properties:
+        if MODEL_COUPLED_PATHS[1].search(prop.path):
+            continue
+        if MODEL_COUPLED_PATHS[0].search(prop.path) and resource is not None \
+                and _env_name(resource.inputs, prop.path) == "LLM_MODEL":
+            continue
+        return False
+    return True
+
+
+def _env_name(inputs: dict, path: str) -> str | None:
+    node: Any = inputs
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path.removesuffix(".value")):
+        key: str | int = int(part[1:-1]) if part.startswith("[") else part
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node.get("name") if isinstance(node, dict) else None
+
+
+def assess(diff: PlanDiff, after: Rendering, model_scope: bool) -> PlanDiff:
+    """Mark the dangers of each change in place; `model_scope` adds the out-of-scope rule."""
+    after_by_urn = after.by_urn()
+    for change in diff.changes:
+        change.dangers = []
+        if change.stateful and change.op in ("replace", "delete"):
+            what = STATEFUL_TYPES[change.type]
+            why = ", ".join(p.path for p in change.properties if p.replaces) or "removed"
+            verb = "replaces" if change.op == "replace" else "deletes"
+            change.dangers.append(f"{verb} stateful {what} ({why}); its data is lost")
+        if change.protected and change.op in ("replace", "delete"):
+            change.dangers.append("resource is protected: `pulumi up` will refuse this")
+        if model_scope and not change.llm_workload and not _model_coupled(change, after_by_urn):
+            change.dangers.append("out of scope: a model change should only touch the llm "
+                                  "workload")
+    return diff
+
+
+def compare(before: Rendering, after: Rendering, model_scope: bool = False) -> PlanDiff:
+    return assess(diff_renderings(before, after), after, model_scope)
