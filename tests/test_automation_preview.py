@@ -1,0 +1,105 @@
+"""The engine-event summariser, on recorded previews in the engine's event JSON (parsed by the
+SDK's own `EngineEvent.from_json`), and the Automation-API preview where a real one can run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO
+from tools.automation_preview import load_events, summarise, unavailable_reason
+from tools.diff_report import EXIT_DANGEROUS, Report, format_markdown, format_text
+from tools.plan_diff import assess
+
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def _by_name(diff):
+    return {c.name: c for c in diff.changes}
+
+
+def test_model_change_preview_is_summarised_per_resource():
+    diff = summarise(load_events(FIXTURES / "engine_events_model_change.json"), "dev")
+    changes = _by_name(diff)
+    assert {n: c.op for n, c in changes.items()} == {
+        "llm-deployment": "update", "llm-convert": "create", "llm-model-info": "delete",
+        "llm-service": "replace"}
+    # the three replacement steps of one URN are one replace
+    assert len(diff.by_op("replace")) == 1
+    assert diff.unchanged == 2  # the VPC and the API-key Secret; stack and providers skipped
+
+
+def test_empty_detailed_diff_falls_back_to_diffs_and_keys():
+    changes = _by_name(summarise(load_events(FIXTURES / "engine_events_model_change.json")))
+    deployment = changes["llm-deployment"]
+    assert [p.path for p in deployment.properties] == ["metadata", "spec"]
+    assert not any(p.replaces for p in deployment.properties)
+    spec = deployment.properties[1]
+    assert spec.old["template"]["spec"]["containers"][0]["env"][0]["value"] == \
+        "qwen-7b-chat-aiacc"
+    assert spec.new["template"]["spec"]["containers"][0]["env"][0]["value"] == \
+        "qwen-14b-chat-aiacc"
+
+
+def test_detailed_diff_paths_and_replace_kinds_are_used_when_present():
+    service = _by_name(summarise(load_events(FIXTURES / "engine_events_model_change.json")))[
+        "llm-service"]
+    assert [(p.path, p.replaces) for p in service.properties] == [("spec.clusterIP", True)]
+
+
+def test_model_change_preview_stays_in_llm_scope():
+    diff = assess(summarise(load_events(FIXTURES / "engine_events_model_change.json")),
+                  model_scope=True)
+    assert all(c.llm_workload for c in diff.changes)
+    assert not diff.dangerous
+
+
+def test_adb_replacement_in_preview_is_dangerous():
+    diff = assess(summarise(load_events(FIXTURES / "engine_events_adb_replace.json"), "prod"),
+                  model_scope=False)
+    changes = _by_name(diff)
+    instance = changes["vectors-instance"]
+    assert instance.op == "replace" and instance.stateful and instance.protected
+    assert {(p.path, p.replaces) for p in instance.properties} == {("vswitchId", True),
+                                                                   ("zoneId", True)}
+    assert any("replaces stateful ADB" in d for d in instance.dangers)
+    assert any("protected" in d for d in instance.dangers)
+    assert changes["vectors-account"].op == "replace"
+    connection = changes["vectors-connection"]
+    assert connection.op == "update" and not connection.dangers
+    report = Report("prod: engine preview", diff=diff)
+    assert report.exit_code == EXIT_DANGEROUS
+    assert "vectors-instance" in format_text(report)
+
+
+def test_secrets_in_engine_state_stay_masked():
+    diff = summarise(load_events(FIXTURES / "engine_events_adb_replace.json"), "prod")
+    connection = _by_name(diff)["vectors-connection"]
+    assert connection.properties[0].old == connection.properties[0].new == "[secret]"
+    markdown = format_markdown(Report("prod", diff=diff))
+    assert "1b47061264138c4ac30d75fd1eb44270" not in markdown
+
+
+def test_fixtures_follow_the_engine_event_schema():
+    # Every resource step names an op the engine knows and a URN of this project.
+    from pulumi.automation.events import OpType
+
+    for path in FIXTURES.glob("engine_events_*.json"):
+        for raw in json.loads(path.read_text()):
+            if "resourcePreEvent" in raw:
+                meta = raw["resourcePreEvent"]["metadata"]
+                assert OpType(meta["op"])
+                assert meta["urn"].split("::")[1] == "chatchat"
+
+
+@pytest.mark.skipif(unavailable_reason() is not None,
+                    reason=f"needs a real Pulumi engine: {unavailable_reason()}")
+def test_engine_preview_of_a_model_change_runs_without_touching_the_stack_file():
+    from tools.automation_preview import run_preview
+
+    stack_file = REPO / "stacks" / "Pulumi.dev.yaml"
+    before = stack_file.read_bytes()
+    diff, _ = run_preview("dev", {"llm.model": "qwen-14b-chat-aiacc"})
+    assert stack_file.read_bytes() == before
+    assert all(c.llm_workload for c in diff.changes)
