@@ -175,3 +175,12 @@ def run_preview(stack: str, overrides: Mapping[str, Any]) -> tuple[PlanDiff, str
         workspace_stack = auto.select_stack(stack_name=stack, work_dir=tmp)
         result = workspace_stack.preview(diff=True, on_event=events.append, color="never")
     return summarise(events, stack), result.stdout
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """The stack's current outputs (secrets left as the engine masks them); reading them does not
+    change the stack file."""
+    from pulumi import automation as auto
+
+    selected = auto.select_stack(stack_name=stack, work_dir=str(REPO))
+    return {name: output.value for name, output in selected.outputs().items()}

@@ -24,14 +24,18 @@ class Report:
     checks: list[tuple[str, str]] = field(default_factory=list)  # (status ok|skip|warn|fail, text)
     problems: list[str] = field(default_factory=list)  # why the change is invalid
     diff: PlanDiff | None = None
-    engine_summary: str | None = None  # `tools.automation_preview` text, when it ran
+    engine: PlanDiff | None = None  # the real engine's preview, when it ran
     allow_dangerous: bool = False
+
+    @property
+    def dangerous(self) -> bool:
+        return any(d is not None and d.dangerous for d in (self.diff, self.engine))
 
     @property
     def exit_code(self) -> int:
         if self.problems:
             return EXIT_INVALID
-        if self.diff is not None and self.diff.dangerous and not self.allow_dangerous:
+        if self.dangerous and not self.allow_dangerous:
             return EXIT_DANGEROUS
         return EXIT_SAFE
 
@@ -39,7 +43,7 @@ class Report:
     def verdict(self) -> str:
         if self.problems:
             return "INVALID: the change cannot be applied as asked"
-        if self.diff is not None and self.diff.dangerous:
+        if self.dangerous:
             suffix = " (allowed by --allow-dangerous)" if self.allow_dangerous else ""
             return f"DANGEROUS: review the flagged changes before applying{suffix}"
         if self.diff is not None and not self.diff.changes:
@@ -73,27 +77,31 @@ def _property_lines(change: ResourceChange) -> list[str]:
 _ICON = {"ok": "✅", "skip": "⏭️", "warn": "⚠️", "fail": "❌"}
 
 
+def _diff_text(diff: PlanDiff, label: str, details: bool) -> list[str]:
+    out = ["", f"{label} ({diff.before} → {diff.after}): {_counts_line(diff)}"]
+    for op in OPS:
+        for change in diff.by_op(op):
+            flags = "".join([" [stateful]" if change.stateful else "",
+                             " [protected]" if change.protected else "",
+                             " [llm workload]" if change.llm_workload else ""])
+            out.append(f"  {OP_SYMBOL[op]:>2} {change.type}  {change.name}{flags}")
+            if details and op in ("update", "replace"):
+                out += [f"       {line}" for line in _property_lines(change)]
+            for danger in change.dangers:
+                out.append(f"       !! {danger}")
+    return out
+
+
 def format_text(report: Report, details: bool = True) -> str:
     out = [report.title, "=" * len(report.title)]
     for status, text in report.checks:
         out.append(f"[{status:>4}] {text}")
     for problem in report.problems:
         out.append(f"[fail] {problem}")
-    diff = report.diff
-    if diff is not None:
-        out += ["", f"Offline diff ({diff.before} → {diff.after}): {_counts_line(diff)}"]
-        for op in OPS:
-            for change in diff.by_op(op):
-                flags = "".join([" [stateful]" if change.stateful else "",
-                                 " [protected]" if change.protected else "",
-                                 " [llm workload]" if change.llm_workload else ""])
-                out.append(f"  {OP_SYMBOL[op]:>2} {change.type}  {change.name}{flags}")
-                if details and op in ("update", "replace"):
-                    out += [f"       {line}" for line in _property_lines(change)]
-                for danger in change.dangers:
-                    out.append(f"       !! {danger}")
-    if report.engine_summary:
-        out += ["", report.engine_summary]
+    if report.diff is not None:
+        out += _diff_text(report.diff, "Offline diff", details)
+    if report.engine is not None:
+        out += _diff_text(report.engine, "Pulumi engine preview", details)
     out += ["", f"Verdict: {report.verdict} (exit {report.exit_code})"]
     return "\n".join(out)
 
@@ -130,9 +138,10 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
                             f"</code> ({len(change.properties)} properties)</summary>\n\n"
                             f"```\n{body}\n```\n</details>\n")
     tail = []
-    if report.engine_summary:
-        tail = ["", "<details><summary>Pulumi engine preview</summary>", "", "```",
-                report.engine_summary.replace("```", "'''"), "```", "</details>"]
+    if report.engine is not None:
+        engine = "\n".join(_diff_text(report.engine, "Pulumi engine preview", True)).strip()
+        tail = ["", "<details><summary>Pulumi engine preview (Automation API)</summary>", "",
+                "```", engine.replace("```", "'''"), "```", "</details>"]
     return _fit("\n".join(head), sections, "\n".join(tail), limit)
 
 

@@ -117,19 +117,21 @@ def _type_chain(urn: str) -> list[str]:
     return parts[2].split("$") if len(parts) >= 4 else []
 
 
-def in_llm_workload(resource: RenderedResource) -> bool:
+def in_llm_workload(urn: str) -> bool:
     """The one definition of "the llm workload": what a model change is allowed to touch.
 
-    A resource belongs to it when an LlmWorkload component (`chatchat:<module>:LlmWorkload`) is
-    among its ancestors or is the resource itself, when its logical name starts with `llm-`
-    (children of the component named `llm`), or when it is a Kubernetes Job whose name says it
-    converts a model (`...-convert...`), the DeepGPU-LLM conversion Job that a model change adds.
+    Read from the URN alone (it carries the parent types and the logical name), so that offline
+    renderings and the engine's preview events are judged alike. A resource belongs to it when an
+    LlmWorkload component (`chatchat:<module>:LlmWorkload`) is the resource or among its
+    ancestors, when its logical name starts with `llm-` (children of the component named `llm`),
+    or when it is a Kubernetes Job whose name says it converts a model (`...-convert...`): the
+    DeepGPU-LLM conversion Job a model change may add.
     """
-    if any(LLM_COMPONENT_TYPE.match(t) for t in _type_chain(resource.urn)):
+    types, name = _type_chain(urn), urn.rsplit("::", 1)[-1]
+    if any(LLM_COMPONENT_TYPE.match(t) for t in types) or LLM_NAME.match(name):
         return True
-    if LLM_COMPONENT_TYPE.match(resource.type) or LLM_NAME.match(resource.name):
-        return True
-    return resource.type == "kubernetes:batch/v1:Job" and bool(CONVERSION_JOB.search(resource.name))
+    return bool(types) and types[-1] == "kubernetes:batch/v1:Job" \
+        and bool(CONVERSION_JOB.search(name))
 
 
 # --- the diff ---------------------------------------------------------------------------------
@@ -293,20 +295,20 @@ def diff_renderings(before: Rendering, after: Rendering) -> PlanDiff:
 def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> ResourceChange:
     return ResourceChange(op=op, urn=resource.urn, type=resource.type, name=resource.name,
                           properties=props, stateful=resource.type in STATEFUL_TYPES,
-                          protected=resource.protect, llm_workload=in_llm_workload(resource))
+                          protected=resource.protect, llm_workload=in_llm_workload(resource.urn))
 
 
-def _model_coupled(change: ResourceChange, after: Mapping[str, RenderedResource]) -> bool:
+def _model_coupled(change: ResourceChange, inputs_by_urn: Mapping[str, dict]) -> bool:
     """An update outside the llm workload that only renames the model where the model is named on
     purpose (the chat pod's LLM_MODEL env entry, the model annotations)."""
     if change.op != "update" or not change.properties:
         return False
-    resource = after.get(change.urn)
+    inputs = inputs_by_urn.get(change.urn)
     for prop in change.properties:
         if MODEL_COUPLED_PATHS[1].search(prop.path):
             continue
-        if MODEL_COUPLED_PATHS[0].search(prop.path) and resource is not None \
-                and _env_name(resource.inputs, prop.path) == "LLM_MODEL":
+        if MODEL_COUPLED_PATHS[0].search(prop.path) and inputs is not None \
+                and _env_name(inputs, prop.path) == "LLM_MODEL":
             continue
         return False
     return True
@@ -323,9 +325,13 @@ def _env_name(inputs: dict, path: str) -> str | None:
     return node.get("name") if isinstance(node, dict) else None
 
 
-def assess(diff: PlanDiff, after: Rendering, model_scope: bool) -> PlanDiff:
-    """Mark the dangers of each change in place; `model_scope` adds the out-of-scope rule."""
-    after_by_urn = after.by_urn()
+def assess(diff: PlanDiff, model_scope: bool,
+           inputs_by_urn: Mapping[str, dict] | None = None) -> PlanDiff:
+    """Mark the dangers of each change in place; `model_scope` adds the out-of-scope rule.
+
+    `inputs_by_urn` (the new inputs) lets the out-of-scope rule see which env entry changed.
+    """
+    inputs_by_urn = inputs_by_urn or {}
     for change in diff.changes:
         change.dangers = []
         if change.stateful and change.op in ("replace", "delete"):
@@ -335,11 +341,12 @@ def assess(diff: PlanDiff, after: Rendering, model_scope: bool) -> PlanDiff:
             change.dangers.append(f"{verb} stateful {what} ({why}); its data is lost")
         if change.protected and change.op in ("replace", "delete"):
             change.dangers.append("resource is protected: `pulumi up` will refuse this")
-        if model_scope and not change.llm_workload and not _model_coupled(change, after_by_urn):
+        if model_scope and not change.llm_workload and not _model_coupled(change, inputs_by_urn):
             change.dangers.append("out of scope: a model change should only touch the llm "
                                   "workload")
     return diff
 
 
 def compare(before: Rendering, after: Rendering, model_scope: bool = False) -> PlanDiff:
-    return assess(diff_renderings(before, after), after, model_scope)
+    return assess(diff_renderings(before, after), model_scope,
+                  {r.urn: r.inputs for r in after.resources})
