@@ -251,12 +251,30 @@ def _camel_path(path: str) -> str:
 
 
 def _aliases(resource: RenderedResource) -> set[str]:
+    """URNs the resource was known by: alias URNs, or alias specs resolved the way the engine
+    does (a missing name, type, parent, stack or project means the resource's own)."""
+    head, _, rest = resource.urn.partition("::")  # urn:pulumi:<stack>
+    project, _, rest = rest.partition("::")
+    chain = _type_chain(resource.urn)
     found = set()
-    for alias in resource.options.get("aliases", []) + resource.options.get("aliasSpecs", []):
+    for alias in resource.options.get("aliasURNs", []) + resource.options.get("aliases", []):
         if isinstance(alias, str):
             found.add(alias)
-        elif isinstance(alias, dict) and isinstance(alias.get("urn"), str):
-            found.add(alias["urn"])
+            continue
+        spec = alias.get("spec", alias) if isinstance(alias, dict) else {}
+        if isinstance(spec.get("urn"), str):
+            found.add(spec["urn"])
+            continue
+        if spec.get("parentUrn"):
+            parents = _type_chain(spec["parentUrn"])
+        elif spec.get("noParent"):
+            parents = []
+        else:
+            parents = chain[:-1]
+        stack = spec.get("stack") or head.removeprefix("urn:pulumi:")
+        types = "$".join([*parents, spec.get("type") or resource.type])
+        found.add(f"urn:pulumi:{stack}::{spec.get('project') or project}::{types}::"
+                  f"{spec.get('name') or resource.name}")
     return found
 
 
