@@ -3,11 +3,10 @@ through an endpoint URL exactly as OSS is) and a real directory standing in for 
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from components.catalog import MODELS
+from tests import s3_server
 from tools.model_store import (
     CONVERTED_MARKER,
     ModelStoreError,
@@ -17,37 +16,21 @@ from tools.model_store import (
     check_model,
 )
 
+s3_endpoint = s3_server.s3_endpoint  # the fixture
 BUCKET = "chatchat-models-3f9a1c2"
 PREFIX = "llm-model"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch):
-    """An empty bucket on the moto endpoint; credentials the way an OSS user sets them."""
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "testing")
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    s3.delete_bucket(Bucket=BUCKET)
+    with s3_server.model_bucket(s3_endpoint, BUCKET) as s3:
+        yield s3
 
 
 def _upload(s3, directory: str, names: list[str]) -> None:
-    for name in names:
-        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{directory}/{name}", Body=b"weights")
+    s3_server.upload(s3, BUCKET, f"{PREFIX}/{directory}", names)
 
 
 def _store(endpoint: str, bucket: str = BUCKET) -> OssStore:
