@@ -33,19 +33,19 @@ def test_model_change_preview_is_summarised_per_resource():
 def test_empty_detailed_diff_falls_back_to_diffs_and_keys():
     changes = _by_name(summarise(load_events(FIXTURES / "engine_events_model_change.json")))
     deployment = changes["llm-deployment"]
-    assert [p.path for p in deployment.properties] == ["metadata", "spec"]
+    # `diffs` names only the top-level keys; the state's inputs give the leaves under them
+    assert {p.path: (p.old, p.new) for p in deployment.properties} == {
+        "metadata.annotations.chatchat.io/model": ("qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc"),
+        "spec.template.spec.containers[0].env[0].value": ("qwen-7b-chat-aiacc",
+                                                          "qwen-14b-chat-aiacc")}
     assert not any(p.replaces for p in deployment.properties)
-    spec = deployment.properties[1]
-    assert spec.old["template"]["spec"]["containers"][0]["env"][0]["value"] == \
-        "qwen-7b-chat-aiacc"
-    assert spec.new["template"]["spec"]["containers"][0]["env"][0]["value"] == \
-        "qwen-14b-chat-aiacc"
 
 
 def test_detailed_diff_paths_and_replace_kinds_are_used_when_present():
     service = _by_name(summarise(load_events(FIXTURES / "engine_events_model_change.json")))[
         "llm-service"]
-    assert [(p.path, p.replaces) for p in service.properties] == [("spec.clusterIP", True)]
+    assert [(p.path, p.old, p.new, p.replaces) for p in service.properties] == [
+        ("spec.clusterIP", "172.21.3.10", "172.21.3.11", True)]
 
 
 def test_model_change_preview_stays_in_llm_scope():

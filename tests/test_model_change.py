@@ -231,3 +231,12 @@ def test_shipped_adb_replacement_is_dangerous_exit_2(capsys):
     code, _ = run(diff_main, ["--stack", "staging", "--set", "db.adb.engineVersion=7.0",
                               "--allow-dangerous"], capsys)
     assert code == 0
+
+
+def test_recorded_engine_preview_with_an_adb_replacement_makes_the_diff_dangerous(capsys):
+    events = REPO / "tests" / "fixtures" / "engine_events_adb_replace.json"
+    code, out = run(diff_main, ["--stack", "prod", "--set", "db.adb.storageSize=100",
+                                "--engine-events", str(events)], capsys)
+    assert code == 2, out
+    assert "!! replaces stateful ADB for PostgreSQL instance" in out
+    assert "zoneId: cn-hangzhou-j → cn-hangzhou-k  (forces replacement)" in out

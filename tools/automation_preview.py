@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -31,8 +32,10 @@ from tools.plan_diff import (
     PropertyChange,
     ResourceChange,
     in_llm_workload,
+    masked,
+    property_changes,
 )
-from tools.render import REPO, SECRET_MASK
+from tools.render import REPO, _decode_wire
 
 _REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced",
                   "import-replacement", "read-replacement"}
@@ -58,14 +61,15 @@ def _path_of_detailed(key: str) -> str:
     return key.replace("[\"", ".").replace("\"]", "")
 
 
-def _get(inputs: Mapping[str, Any] | None, key: str) -> Any:
-    if not inputs:
-        return None
-    value = inputs.get(key)
-    if isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == \
-            "1b47061264138c4ac30d75fd1eb44270":
-        return SECRET_MASK
-    return value
+def _lookup(inputs: Any, path: str) -> Any:
+    node = inputs
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        key: str | int = int(part[1:-1]) if part.startswith("[") else part
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
 
 
 def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
@@ -111,22 +115,24 @@ def _resource_change(op: str, meta: Any, metas: list[Any]) -> ResourceChange:
         keys.update(m.keys or [])
         diffs += [d for d in (m.diffs or []) if d not in diffs]
         detailed.update(m.detailed_diff or {})
-    old_inputs = meta.old.inputs if meta.old else None
-    new_inputs = meta.new.inputs if meta.new else None
+    # state inputs carry secrets in the wire format; decode them so they compare and mask
+    old_inputs = _decode_wire(dict(meta.old.inputs or {})) if meta.old else {}
+    new_inputs = _decode_wire(dict(meta.new.inputs or {})) if meta.new else {}
     props: list[PropertyChange] = []
     if detailed:
         for key, pdiff in detailed.items():
             kind = str(getattr(pdiff.diff_kind, "value", pdiff.diff_kind))
-            top = _path_of_detailed(key).split(".")[0].split("[")[0]
-            props.append(PropertyChange(_path_of_detailed(key), _get(old_inputs, top)
-                                        if "." not in key and "[" not in key else None,
-                                        _get(new_inputs, top) if "." not in key and "[" not in key
-                                        else None,
+            path = _path_of_detailed(key)
+            top = re.split(r"[.\[]", path)[0]
+            old, new = _lookup(old_inputs, path), _lookup(new_inputs, path)
+            props.append(PropertyChange(path, masked(old), masked(new),
                                         kind.endswith("-replace") or top in keys))
     elif op in ("update", "replace"):
         for key in diffs or sorted(keys):
-            props.append(PropertyChange(key, _get(old_inputs, key), _get(new_inputs, key),
-                                        key in keys))
+            found = property_changes(old_inputs.get(key), new_inputs.get(key), (key,))
+            # the engine saw a change the inputs do not show (an output, an unknown): keep the key
+            found = found or [(key, masked(old_inputs.get(key)), masked(new_inputs.get(key)))]
+            props += [PropertyChange(p, o, n, key in keys) for p, o, n in found]
     state = meta.new or meta.old
     name = meta.urn.rsplit("::", 1)[-1]
     return ResourceChange(op=op, urn=meta.urn, type=meta.type, name=name, properties=props,

@@ -59,7 +59,7 @@ def describe(overrides: Mapping[str, Any]) -> str:
 
 
 def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_scope: bool,
-            automation: bool) -> Report:
+            automation: bool, engine_events: str | None = None) -> Report:
     """Fill `report` with the offline diff (and the engine's, when asked and possible)."""
     before_config = read_stack_file(stack)
     try:
@@ -79,7 +79,12 @@ def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_s
         report.problems += [f"{path}: {message}" for path, message in exc.problems]
         return report
     report.diff = compare(before, after, model_scope=model_scope)
-    if automation:
+    if engine_events:
+        from tools.automation_preview import load_events, summarise
+
+        report.engine = assess(summarise(load_events(engine_events), stack), model_scope)
+        report.checks.append(("ok", f"engine preview read from {engine_events}"))
+    elif automation:
         _engine_preview(report, stack, overrides, model_scope)
     return report
 
@@ -131,6 +136,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--automation", action="store_true",
                         help="also run a real `pulumi preview --diff` through the Automation API "
                              "(needs the Pulumi CLI and credentials; skipped otherwise)")
+    parser.add_argument("--engine-events", metavar="FILE",
+                        help="summarise a recorded engine preview instead of running one: the "
+                             "file `pulumi preview --diff --event-log FILE` wrote (JSON lines)")
     parser.add_argument("--save", action="store_true",
                         help="write the change into the stack file (comments kept) when it is "
                              "valid and safe (or --allow-dangerous)")
@@ -155,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     title = f"Config change on stack {args.stack}: {describe(overrides)}"
     report = Report(title, allow_dangerous=args.allow_dangerous)
     try:
-        preview(report, args.stack, overrides, model_scope=False, automation=args.automation)
+        preview(report, args.stack, overrides, model_scope=False, automation=args.automation,
+                engine_events=args.engine_events)
     except RenderError as exc:
         print(f"error: cannot render stack {args.stack}: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -46,7 +46,7 @@ class Report:
         if self.dangerous:
             suffix = " (allowed by --allow-dangerous)" if self.allow_dangerous else ""
             return f"DANGEROUS: review the flagged changes before applying{suffix}"
-        if self.diff is not None and not self.diff.changes:
+        if not any(d is not None and d.changes for d in (self.diff, self.engine)):
             return "NO CHANGES"
         return "SAFE: only expected changes"
 
@@ -117,9 +117,10 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     sections: list[str] = []
     if diff is not None:
         head += [f"**Offline diff** `{diff.before}` → `{diff.after}`: {_counts_line(diff)}", ""]
-        if diff.dangers:
+        dangers = diff.dangers + (report.engine.dangers if report.engine is not None else [])
+        if dangers:
             head += ["**Dangers**", ""]
-            head += [f"- ❗ `{c.name}` ({c.type}, {c.op}): {_md_cell(d)}" for c, d in diff.dangers]
+            head += [f"- ❗ `{c.name}` ({c.type}, {c.op}): {_md_cell(d)}" for c, d in dangers]
             head.append("")
         if diff.changes:
             head += ["| op | type | name | notes |", "|---|---|---|---|"]

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg is not None:
         check_store(report, args, cfg)
         try:
-            preview(report, args.stack, overrides, model_scope=True, automation=args.automation)
+            preview(report, args.stack, overrides, model_scope=True, automation=args.automation,
+                    engine_events=args.engine_events)
         except RenderError as exc:
             report.problems.append(f"cannot render stack {args.stack}: {exc}")
     return finish(report, args, overrides)

@@ -186,13 +186,13 @@ def _fmt_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-def _masked(value: Any) -> Any:
+def masked(value: Any) -> Any:
     if isinstance(value, Secret):
         return SECRET_MASK
     if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
+        return {k: masked(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_masked(v) for v in value]
+        return [masked(v) for v in value]
     return value
 
 
@@ -225,8 +225,8 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
         return changes
     if old == new:
         return []
-    return [(_fmt_path(path), None if old is _MISSING else _masked(old),
-             None if new is _MISSING else _masked(new))]
+    return [(_fmt_path(path), None if old is _MISSING else masked(old),
+             None if new is _MISSING else masked(new))]
 
 
 def _path_matches(rule: str, path: str) -> bool:
