@@ -103,3 +103,21 @@ def test_engine_preview_of_a_model_change_runs_without_touching_the_stack_file()
     diff, _ = run_preview("dev", {"llm.model": "qwen-14b-chat-aiacc"})
     assert stack_file.read_bytes() == before
     assert all(c.llm_workload for c in diff.changes)
+
+
+def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
+    from tools.automation_preview import _project_copy
+    from tools.render import read_stack_file
+
+    real = REPO / "stacks" / "Pulumi.prod.yaml"
+    before = real.read_bytes()
+    _project_copy("prod", {"llm.model": "chatglm2-6b-aiacc", "llm.pod.replicas": 1}, tmp_path)
+    assert real.read_bytes() == before
+    assert (tmp_path / "Pulumi.yaml").read_text() == (REPO / "Pulumi.yaml").read_text()
+    assert (tmp_path / "components" / "config.py").is_file()
+    copied = read_stack_file("prod", tmp_path / "stacks")
+    assert copied["chatchat:llm"]["model"] == "chatglm2-6b-aiacc"
+    assert copied["chatchat:llm"]["pod"] == {"replicas": 1, "instanceType": "ecs"}
+    # everything else, comments included, is the real file's
+    text = (tmp_path / "stacks" / "Pulumi.prod.yaml").read_text()
+    assert text.startswith("# prod: two zones") and "driverVersion: \"535.161.07\"" in text
