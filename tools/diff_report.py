@@ -141,7 +141,7 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     tail = []
     if report.engine is not None:
         engine = "\n".join(_diff_text(report.engine, "Pulumi engine preview", True)).strip()
-        tail = ["", "<details><summary>Pulumi engine preview (Automation API)</summary>", "",
+        tail = ["", "<details><summary>Pulumi engine preview</summary>", "",
                 "```", engine.replace("```", "'''"), "```", "</details>"]
     return _fit("\n".join(head), sections, "\n".join(tail), limit)
 

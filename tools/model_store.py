@@ -4,7 +4,8 @@ Two stores, one check:
 - OSS through its S3-compatible API (boto3 with endpoint `https://oss-<region>.aliyuncs.com`,
   virtual-hosted addressing as OSS requires). Credentials from the environment:
   `ALIBABA_CLOUD_ACCESS_KEY_ID`/`ALIBABA_CLOUD_ACCESS_KEY_SECRET`, else
-  `OSS_ACCESS_KEY_ID`/`OSS_ACCESS_KEY_SECRET`, else boto3's own chain (`AWS_*`, profiles).
+  `OSS_ACCESS_KEY_ID`/`OSS_ACCESS_KEY_SECRET`, else the provider's `ALICLOUD_ACCESS_KEY`/
+  `ALICLOUD_SECRET_KEY`, else boto3's own chain (`AWS_*`, profiles).
 - NAS through a directory where the file system is mounted (`--nas-path`), the same tree the pods
   see at `/llm-model`.
 
@@ -121,7 +122,8 @@ def oss_endpoint(region: str) -> str:
 
 def _credentials() -> dict[str, str]:
     for key_id, secret in (("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-                           ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET")):
+                           ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"),
+                           ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY")):  # the provider's
         if os.environ.get(key_id) and os.environ.get(secret):
             return {"aws_access_key_id": os.environ[key_id],
                     "aws_secret_access_key": os.environ[secret]}
