@@ -36,7 +36,7 @@ def test_empty_detailed_diff_falls_back_to_diffs_and_keys():
     # `diffs` names only the top-level keys; the state's inputs give the leaves under them
     assert {p.path: (p.old, p.new) for p in deployment.properties} == {
         "metadata.annotations.chatchat.io/model": ("qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc"),
-        "spec.template.spec.containers[0].env[0].value": ("qwen-7b-chat-aiacc",
+        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": ("qwen-7b-chat-aiacc",
                                                           "qwen-14b-chat-aiacc")}
     assert not any(p.replaces for p in deployment.properties)
 

@@ -17,7 +17,7 @@ from tools.diff_report import (
     format_markdown,
     format_text,
 )
-from tools.plan_diff import compare, in_llm_workload
+from tools.plan_diff import compare, in_llm_workload, property_changes
 from tools.render import read_stack_file, render_program
 
 CONFIG = read_stack_file("dev")
@@ -104,7 +104,7 @@ def test_model_switch_touches_only_the_llm_workload_and_the_coupled_chat_env():
     llm = next(c for c in diff.changes if c.name == "llm-deployment")
     assert {p.path: (p.old, p.new) for p in llm.properties} == {
         "metadata.annotations.chatchat.io/model": ("qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc"),
-        "spec.template.spec.containers[0].env[0].value": ("qwen-7b-chat-aiacc",
+        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": ("qwen-7b-chat-aiacc",
                                                           "qwen-14b-chat-aiacc")}
     assert not diff.dangerous  # the chat pod naming the model is the one allowed coupling
     assert Report("t", diff=diff).exit_code == EXIT_SAFE
@@ -215,3 +215,16 @@ def test_markdown_hard_limit_holds_even_when_the_summary_is_long(limit):
     diff = diff_of({}, {"model": "qwen-14b-chat-aiacc", "nas": False, "bucket": "b-2"},
                    model_scope=True)
     assert len(format_markdown(Report("t" * 3000, diff=diff), limit=limit)) <= limit
+
+
+def test_named_list_items_are_matched_by_name_and_other_lists_by_position():
+    old = {"containers": [{"name": "chat", "env": [{"name": "LLM_MODEL", "value": "a"},
+                                                   {"name": "KB_ROOT", "value": "/kb"}]}],
+           "args": ["--port", "8501"]}
+    new = {"containers": [{"name": "chat", "env": [{"name": "PG_HOST", "value": "gp-1"},
+                                                   {"name": "LLM_MODEL", "value": "a"},
+                                                   {"name": "KB_ROOT", "value": "/kb"}]}],
+           "args": ["--port", "8501", "--debug"]}
+    assert property_changes(old, new) == [
+        ("containers[name=chat].env[name=PG_HOST]", None, {"name": "PG_HOST", "value": "gp-1"}),
+        ("args[2]", None, "--debug")]

@@ -15,7 +15,7 @@ from tools.plan_diff import OP_SYMBOL, OPS, PlanDiff, ResourceChange
 
 GITHUB_COMMENT_LIMIT = 65_536
 EXIT_SAFE, EXIT_INVALID, EXIT_DANGEROUS = 0, 1, 2
-_VALUE_WIDTH = 80
+_VALUE_WIDTH = 120
 
 
 @dataclass

@@ -18,7 +18,7 @@ Danger rules (one function each, `assess`):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,10 +105,9 @@ LLM_NAME = re.compile(r"^llm-")
 CONVERSION_JOB = re.compile(r"(^|-)convert")
 # Properties outside the llm workload that name the model on purpose (the chat pod tells the
 # llm which model to ask for; policy annotations): a change limited to these stays in scope.
-MODEL_COUPLED_PATHS = (
-    re.compile(r"\.env\[\d+\]\.value$"),  # only when that env entry is LLM_MODEL, see below
-    re.compile(r"\.annotations\.chatchat\.io/(model|model-kind|gpu-memory-required-gib|load8bit)$"),
-)
+MODEL_COUPLED_PATHS = re.compile(
+    r"(\.env\[name=LLM_MODEL\]\.value"
+    r"|\.annotations\.chatchat\.io/(model|model-kind|gpu-memory-required-gib|load8bit))$")
 
 
 def _type_chain(urn: str) -> list[str]:
@@ -182,7 +181,10 @@ class PlanDiff:
 def _fmt_path(parts: Iterable[str | int]) -> str:
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int) or part.startswith("name="):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
     return out
 
 
@@ -199,11 +201,22 @@ def masked(value: Any) -> Any:
 _MISSING = object()
 
 
+def _keyed(items: list) -> dict[str, Any] | None:
+    """Items by their `name` when every item is a map with a distinct name (containers, env,
+    volumes, ports: the lists Kubernetes itself merges by name)."""
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+        return None
+    keyed = {i["name"]: i for i in items}
+    return keyed if len(keyed) == len(items) else None
+
+
 def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, Any, Any]]:
     """Leaf-level differences between two input trees as (path, old, new), secrets masked.
 
-    Maps are walked key by key; lists of equal length item by item; a list that grows or shrinks
-    is one change of the whole list. A secret is compared by value and always shown masked.
+    Maps are walked key by key. Lists of named maps (containers, env, volumes) are matched by
+    name, shown as `env[name=PG_HOST]`, so adding one env entry is one change, not a shifted list;
+    other lists item by item, with items past the shorter end added or removed. A secret is
+    compared by value and always shown masked.
     """
     if isinstance(old, Secret) or isinstance(new, Secret):
         old_v = old.value if isinstance(old, Secret) else old
@@ -218,10 +231,18 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
             changes += property_changes(old.get(key, _MISSING), new.get(key, _MISSING),
                                         (*path, key))
         return changes
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+    if isinstance(old, list) and isinstance(new, list):
+        old_keyed, new_keyed = _keyed(old), _keyed(new)
         changes = []
-        for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            changes += property_changes(a, b, (*path, i))
+        if old_keyed is not None and new_keyed is not None:
+            for name in list(old_keyed) + [n for n in new_keyed if n not in old_keyed]:
+                changes += property_changes(old_keyed.get(name, _MISSING),
+                                            new_keyed.get(name, _MISSING),
+                                            (*path, f"name={name}"))
+            return changes
+        for i in range(max(len(old), len(new))):
+            changes += property_changes(old[i] if i < len(old) else _MISSING,
+                                        new[i] if i < len(new) else _MISSING, (*path, i))
         return changes
     if old == new:
         return []
@@ -316,40 +337,15 @@ def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> 
                           protected=resource.protect, llm_workload=in_llm_workload(resource.urn))
 
 
-def _model_coupled(change: ResourceChange, inputs_by_urn: Mapping[str, dict]) -> bool:
+def _model_coupled(change: ResourceChange) -> bool:
     """An update outside the llm workload that only renames the model where the model is named on
     purpose (the chat pod's LLM_MODEL env entry, the model annotations)."""
-    if change.op != "update" or not change.properties:
-        return False
-    inputs = inputs_by_urn.get(change.urn)
-    for prop in change.properties:
-        if MODEL_COUPLED_PATHS[1].search(prop.path):
-            continue
-        if MODEL_COUPLED_PATHS[0].search(prop.path) and inputs is not None \
-                and _env_name(inputs, prop.path) == "LLM_MODEL":
-            continue
-        return False
-    return True
+    return change.op == "update" and bool(change.properties) and all(
+        MODEL_COUPLED_PATHS.search(p.path) for p in change.properties)
 
 
-def _env_name(inputs: dict, path: str) -> str | None:
-    node: Any = inputs
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path.removesuffix(".value")):
-        key: str | int = int(part[1:-1]) if part.startswith("[") else part
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node.get("name") if isinstance(node, dict) else None
-
-
-def assess(diff: PlanDiff, model_scope: bool,
-           inputs_by_urn: Mapping[str, dict] | None = None) -> PlanDiff:
-    """Mark the dangers of each change in place; `model_scope` adds the out-of-scope rule.
-
-    `inputs_by_urn` (the new inputs) lets the out-of-scope rule see which env entry changed.
-    """
-    inputs_by_urn = inputs_by_urn or {}
+def assess(diff: PlanDiff, model_scope: bool) -> PlanDiff:
+    """Mark the dangers of each change in place; `model_scope` adds the out-of-scope rule."""
     for change in diff.changes:
         change.dangers = []
         if change.stateful and change.op in ("replace", "delete"):
@@ -359,12 +355,11 @@ def assess(diff: PlanDiff, model_scope: bool,
             change.dangers.append(f"{verb} stateful {what} ({why}); its data is lost")
         if change.protected and change.op in ("replace", "delete"):
             change.dangers.append("resource is protected: `pulumi up` will refuse this")
-        if model_scope and not change.llm_workload and not _model_coupled(change, inputs_by_urn):
+        if model_scope and not change.llm_workload and not _model_coupled(change):
             change.dangers.append("out of scope: a model change should only touch the llm "
                                   "workload")
     return diff
 
 
 def compare(before: Rendering, after: Rendering, model_scope: bool = False) -> PlanDiff:
-    return assess(diff_renderings(before, after), model_scope,
-                  {r.urn: r.inputs for r in after.resources})
+    return assess(diff_renderings(before, after), model_scope)
