@@ -121,3 +121,13 @@ def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
     # everything else, comments included, is the real file's
     text = (tmp_path / "stacks" / "Pulumi.prod.yaml").read_text()
     assert text.startswith("# prod: two zones") and "driverVersion: \"535.161.07\"" in text
+
+
+def test_engine_property_paths_are_parsed_with_quoted_keys():
+    from tools.automation_preview import parse_property_path
+
+    assert parse_property_path('metadata.annotations["chatchat.io/model"]') == [
+        "metadata", "annotations", "chatchat.io/model"]
+    assert parse_property_path("spec.template.spec.containers[0].image") == [
+        "spec", "template", "spec", "containers", 0, "image"]
+    assert parse_property_path('tags["owner"]') == ["tags", "owner"]

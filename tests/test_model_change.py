@@ -240,3 +240,11 @@ def test_recorded_engine_preview_with_an_adb_replacement_makes_the_diff_dangerou
     assert code == 2, out
     assert "!! replaces stateful ADB for PostgreSQL instance" in out
     assert "zoneId: cn-hangzhou-j → cn-hangzhou-k  (forces replacement)" in out
+
+
+@pytest.mark.skipif(shutil.which("pulumi") is not None, reason="the Pulumi CLI is installed here")
+def test_automation_without_the_cli_is_skipped_and_said(capsys):
+    code, out = run(diff_main, ["--stack", "dev", "--set", "chat.pod.replicas=1", "--automation"],
+                    capsys)
+    assert code == 0
+    assert "engine preview (Automation API) skipped: the Pulumi CLI is not on PATH" in out

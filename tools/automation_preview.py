@@ -31,6 +31,7 @@ from tools.plan_diff import (
     PlanDiff,
     PropertyChange,
     ResourceChange,
+    format_path,
     in_llm_workload,
     masked,
     property_changes,
@@ -57,14 +58,21 @@ def unavailable_reason() -> str | None:
 
 # --- summarising engine events ----------------------------------------------------------------
 
-def _path_of_detailed(key: str) -> str:
-    return key.replace("[\"", ".").replace("\"]", "")
+_PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[]+)')
 
 
-def _lookup(inputs: Any, path: str) -> Any:
+def parse_property_path(path: str) -> list[str | int]:
+    """The engine's property paths (`spec.containers[0].image`,
+    `metadata.annotations["chatchat.io/model"]`) as keys and indexes."""
+    parts: list[str | int] = []
+    for quoted, index, plain in _PATH_TOKEN.findall(path):
+        parts.append(int(index) if index else (quoted.replace('\\"', '"') if quoted else plain))
+    return parts
+
+
+def _lookup(inputs: Any, parts: list[str | int]) -> Any:
     node = inputs
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        key: str | int = int(part[1:-1]) if part.startswith("[") else part
+    for key in parts:
         try:
             node = node[key]
         except (KeyError, IndexError, TypeError):
@@ -122,11 +130,10 @@ def _resource_change(op: str, meta: Any, metas: list[Any]) -> ResourceChange:
     if detailed:
         for key, pdiff in detailed.items():
             kind = str(getattr(pdiff.diff_kind, "value", pdiff.diff_kind))
-            path = _path_of_detailed(key)
-            top = re.split(r"[.\[]", path)[0]
-            old, new = _lookup(old_inputs, path), _lookup(new_inputs, path)
-            props.append(PropertyChange(path, masked(old), masked(new),
-                                        kind.endswith("-replace") or top in keys))
+            parts = parse_property_path(key)
+            old, new = _lookup(old_inputs, parts), _lookup(new_inputs, parts)
+            props.append(PropertyChange(format_path(parts), masked(old), masked(new),
+                                        kind.endswith("-replace") or parts[0] in keys))
     elif op in ("update", "replace"):
         for key in diffs or sorted(keys):
             found = property_changes(old_inputs.get(key), new_inputs.get(key), (key,))

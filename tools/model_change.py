@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "https://oss-<region>.aliyuncs.com)")
     parser.add_argument("--oss-addressing-style", choices=("virtual", "path"), default="virtual",
                         help="OSS needs virtual (the default); path for S3-compatible test servers")
-    parser.add_argument("--nas-path", help="where the NAS file system (or llm.modelPVC's "
-                                           "storage) is mounted")
+    parser.add_argument("--nas-path", help="a mounted directory whose content the pods see as "
+                                           "/llm-model (NAS, or llm.modelPVC's storage)")
     args = parser.parse_args(argv)
     try:
         read_stack_file(args.stack)

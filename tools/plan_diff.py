@@ -178,7 +178,7 @@ class PlanDiff:
         return any(c.dangers for c in self.changes)
 
 
-def _fmt_path(parts: Iterable[str | int]) -> str:
+def format_path(parts: Iterable[str | int]) -> str:
     out = ""
     for part in parts:
         if isinstance(part, int) or part.startswith("name="):
@@ -223,7 +223,7 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
         new_v = new.value if isinstance(new, Secret) else new
         if old_v == new_v:
             return []
-        return [(_fmt_path(path), None if old is _MISSING else SECRET_MASK,
+        return [(format_path(path), None if old is _MISSING else SECRET_MASK,
                  None if new is _MISSING else SECRET_MASK)]
     if isinstance(old, dict) and isinstance(new, dict):
         changes = []
@@ -246,7 +246,7 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
         return changes
     if old == new:
         return []
-    return [(_fmt_path(path), None if old is _MISSING else masked(old),
+    return [(format_path(path), None if old is _MISSING else masked(old),
              None if new is _MISSING else masked(new))]
 
 
