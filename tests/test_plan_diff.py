@@ -80,6 +80,8 @@ def stack_program(model: str = "qwen-7b-chat-aiacc", *, adb_zone: str = "cn-hang
                                                            "value": chat_env}]}]}}},
             opts=pulumi.ResourceOptions(provider=provider, aliases=aliases))
         LlmWorkload("llm", model, provider, selector=selector, convert=convert)
+        pulumi.export("llmModel", model)
+        pulumi.export("vectorsPassword", password.result)
     return program
 
 
@@ -107,6 +109,8 @@ def test_model_switch_touches_only_the_llm_workload_and_the_coupled_chat_env():
         "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": ("qwen-7b-chat-aiacc",
                                                           "qwen-14b-chat-aiacc")}
     assert not diff.dangerous  # the chat pod naming the model is the one allowed coupling
+    assert [(p.path, p.old, p.new) for p in diff.outputs] == [
+        ("llmModel", "qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc")]
     assert Report("t", diff=diff).exit_code == EXIT_SAFE
 
 

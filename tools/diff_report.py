@@ -16,6 +16,7 @@ from tools.plan_diff import OP_SYMBOL, OPS, PlanDiff, ResourceChange
 GITHUB_COMMENT_LIMIT = 65_536
 EXIT_SAFE, EXIT_INVALID, EXIT_DANGEROUS = 0, 1, 2
 _VALUE_WIDTH = 120
+_TABLE_ROWS = 300  # keeps the table itself well under the comment limit
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Report:
         if self.dangerous:
             suffix = " (allowed by --allow-dangerous)" if self.allow_dangerous else ""
             return f"DANGEROUS: review the flagged changes before applying{suffix}"
-        if not any(d is not None and d.changes for d in (self.diff, self.engine)):
+        if not any(d is not None and (d.changes or d.outputs) for d in (self.diff, self.engine)):
             return "NO CHANGES"
         return "SAFE: only expected changes"
 
@@ -89,6 +90,9 @@ def _diff_text(diff: PlanDiff, label: str, details: bool) -> list[str]:
                 out += [f"       {line}" for line in _property_lines(change)]
             for danger in change.dangers:
                 out.append(f"       !! {danger}")
+    if diff.outputs:
+        out.append("  stack outputs:")
+        out += [f"     {p.path}: {_value(p.old)} → {_value(p.new)}" for p in diff.outputs]
     return out
 
 
@@ -124,13 +128,19 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
             head.append("")
         if diff.changes:
             head += ["| op | type | name | notes |", "|---|---|---|---|"]
-            for change in diff.changes:
+            for change in diff.changes[:_TABLE_ROWS]:
                 notes = ", ".join(n for n, on in (("stateful", change.stateful),
                                                   ("protected", change.protected),
                                                   ("llm workload", change.llm_workload)) if on)
                 head.append(f"| `{OP_SYMBOL[change.op]}` {change.op} | `{change.type}` | "
                             f"`{change.name}` | {notes} |")
+            if len(diff.changes) > _TABLE_ROWS:
+                head.append(f"| … | {len(diff.changes) - _TABLE_ROWS} more | | |")
             head.append("")
+        if diff.outputs:
+            head += ["**Stack outputs**: " + ", ".join(
+                f"`{p.path}` {_md_cell(_value(p.old))} → {_md_cell(_value(p.new))}"
+                for p in diff.outputs), ""]
         for change in diff.changes:
             if change.op not in ("update", "replace"):
                 continue

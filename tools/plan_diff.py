@@ -162,6 +162,7 @@ class PlanDiff:
     after: str
     changes: list[ResourceChange]
     unchanged: int
+    outputs: list[PropertyChange] = field(default_factory=list)  # stack outputs that change
 
     def by_op(self, op: Op) -> list[ResourceChange]:
         return [c for c in self.changes if c.op == op]
@@ -328,7 +329,9 @@ def diff_renderings(before: Rendering, after: Rendering) -> PlanDiff:
         if old.urn not in matched:
             changes.append(_change("delete", old, [
                 PropertyChange(p, o, None) for p, o, _ in property_changes(old.inputs, {})]))
-    return PlanDiff(before.stack, after.stack, changes, unchanged)
+    outputs = [PropertyChange(p, o, n) for p, o, n in property_changes(
+        {k: v for k, v in before.outputs.items()}, {k: v for k, v in after.outputs.items()})]
+    return PlanDiff(before.stack, after.stack, changes, unchanged, outputs)
 
 
 def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> ResourceChange:
