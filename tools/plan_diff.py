@@ -61,6 +61,8 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "alicloud:ram/accessKey:AccessKey": ("userName", "pgpKey", "secretFile"),
     "alicloud:cr/namespace:Namespace": ("name",),
     "alicloud:cr/repo:Repo": ("namespace", "name"),
+    # A Kubernetes provider pointed at another cluster replaces everything it manages.
+    "pulumi:providers:kubernetes": ("kubeconfig", "context", "cluster"),
     # The random provider regenerates on any change of its inputs (keepers included).
     "random:index/randomPassword:RandomPassword": ("*",),
     "random:index/randomId:RandomId": ("*",),
@@ -329,9 +331,56 @@ def diff_renderings(before: Rendering, after: Rendering) -> PlanDiff:
         if old.urn not in matched:
             changes.append(_change("delete", old, [
                 PropertyChange(p, o, None) for p, o, _ in property_changes(old.inputs, {})]))
-    outputs = [PropertyChange(p, o, n) for p, o, n in property_changes(
-        {k: v for k, v in before.outputs.items()}, {k: v for k, v in after.outputs.items()})]
+    unchanged -= _cascade(after, changes)
+    outputs = [PropertyChange(p, o, n) for p, o, n in property_changes(before.outputs,
+                                                                       after.outputs)]
     return PlanDiff(before.stack, after.stack, changes, unchanged, outputs)
+
+
+def _cascade(after: Rendering, changes: list[ResourceChange]) -> int:
+    """Follow replacements to the resources that consume them.
+
+    Offline, a replaced resource keeps its mocked id and outputs, so its dependents look
+    unchanged; the engine sees new values (unknown until the replacement exists). A dependent
+    property that forces replacement (a node pool's `clusterId`, an ADB account's
+    `dbInstanceId`) replaces the dependent too, and a replaced provider replaces every resource it
+    manages (a Kubernetes provider pointed at a new cluster). Returns how many resources that
+    looked unchanged now change.
+    """
+    by_urn = {c.urn: c for c in changes}
+    replaced = {c.urn: c.name for c in changes if c.op == "replace"}
+    newly_changed, grew = 0, True
+    while grew:
+        grew = False
+        for resource in after.resources:
+            change = by_urn.get(resource.urn)
+            if change is not None and change.op in ("create", "replace"):
+                continue
+            seen = {p.path for p in change.properties} if change else set()
+            rules = replace_rules(resource)
+            props = []
+            for key, deps in resource.property_dependencies.items():
+                hit = next((replaced[d] for d in deps if d in replaced), None)
+                if hit and key not in seen:
+                    props.append(PropertyChange(key, "(current)", f"[unknown: {hit} is replaced]",
+                                                any(_path_matches(r, key) for r in rules)))
+            provider = str(resource.options.get("provider", "")).rsplit("::", 1)[0]
+            if provider in replaced and "(provider)" not in seen:
+                props.append(PropertyChange("(provider)", "(current)",
+                                            f"[replaced: {replaced[provider]}]", True))
+            if not props:
+                continue
+            if change is None:
+                change = _change("update", resource, [])
+                changes.append(change)
+                by_urn[resource.urn] = change
+                newly_changed += 1
+            change.properties += props
+            if any(p.replaces for p in props):
+                change.op = "replace"
+                replaced[resource.urn] = resource.name
+                grew = True
+    return newly_changed
 
 
 def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> ResourceChange:
