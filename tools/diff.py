@@ -91,6 +91,8 @@ def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_s
 
 def _engine_preview(report: Report, stack: str, overrides: Mapping[str, Any],
                     model_scope: bool) -> None:
+    from pulumi.automation import CommandError, InvalidVersionError
+
     from tools.automation_preview import run_preview, unavailable_reason
 
     reason = unavailable_reason()
@@ -99,7 +101,7 @@ def _engine_preview(report: Report, stack: str, overrides: Mapping[str, Any],
         return
     try:
         engine, _ = run_preview(stack, overrides)
-    except Exception as exc:  # the engine's own errors (login, plugins) are reported, not fatal
+    except (CommandError, InvalidVersionError, OSError) as exc:  # login, plugins, CLI version
         report.checks.append(("warn", f"engine preview (Automation API) failed: "
                                       f"{type(exc).__name__}: {str(exc)[:500]}"))
         return

@@ -140,11 +140,16 @@ def _open_store(args: argparse.Namespace, cfg: StackConfig) -> Store | None:
 
 
 def _bucket_from_stack(stack: str) -> str | None:
+    from pulumi.automation import CommandError
+
     from tools.automation_preview import stack_outputs, unavailable_reason
 
     if unavailable_reason() is not None:
         return None
-    return bucket_from_outputs(stack_outputs(stack))
+    try:
+        return bucket_from_outputs(stack_outputs(stack))
+    except (CommandError, OSError):  # not logged in, stack not created yet
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
