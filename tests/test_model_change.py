@@ -123,6 +123,13 @@ def test_nas_stack_needs_a_mount_or_an_explicit_skip(tmp_path, capsys):
     assert code in (0, 2), out
 
 
+def test_user_model_pvc_needs_its_mount_for_the_store_check(capsys):
+    code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat-aiacc",
+                                        "--model-pvc", "team-models"], capsys)
+    assert code == 1
+    assert "llm.modelPVC=team-models is a PVC you manage: pass --nas-path" in out
+
+
 # --- output and --save --------------------------------------------------------------------------
 
 def test_markdown_file_is_written_under_the_comment_limit(tmp_path, capsys):
@@ -140,7 +147,7 @@ def test_save_writes_only_the_override_and_keeps_comments(tmp_path, monkeypatch,
     shutil.copytree(REPO / "stacks", stacks)
     monkeypatch.setattr(diff_tool, "STACKS_DIR", stacks)
     code, out = run(model_change_main, ["--stack", "dev", "--model", "chatglm2-6b-aiacc",
-                                        "--no-store-check", "--save", "--allow-dangerous"],
+                                        "--no-store-check", "--save"],
                     capsys)
     assert code == 0, out
     saved = (stacks / "Pulumi.dev.yaml").read_text()
