@@ -347,7 +347,12 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot share a "
                          f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
                          "(ReadWriteMany)"))
+    elif cfg.chat.pod.replicas > 1 and cfg.db.db_type == "faiss":
+        # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
+        problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot write one "
+                         "faiss index (single writer); use db.dbType adb, or 1 replica"))
 
+    problems += _label_problems(cfg)
     if cfg.db.db_type == "adb":
         match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
         if not match:
@@ -362,6 +367,43 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         service: Service = getattr(cfg, side).service
         if service.allow_public and service.type != "LoadBalancer":
             problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
+    return problems
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _label_key_error(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if not name or not _LABEL_NAME.match(name) or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+        return f"{key!r} is not a valid Kubernetes label key"
+    return None
+
+
+def _label_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Kubernetes label keys and values, node taints and Alibaba Cloud tag keys."""
+    maps: list[tuple[str, dict[str, str], bool]] = [
+        (f"{side}.pod.{kind}", getattr(getattr(cfg, side).pod, kind), kind != "annotations")
+        for side in ("llm", "chat") for kind in ("labels", "annotations", "node_selector")]
+    maps += [(f"cluster.gpuPools[{i}].labels", p.labels, True)
+             for i, p in enumerate(cfg.cluster.gpu_pools)]
+    problems = []
+    for path, mapping, check_values in maps:
+        path = path.replace("node_selector", "nodeSelector")
+        for key, value in mapping.items():
+            if error := _label_key_error(key):
+                problems.append((f"{path}.{key}", error))
+            elif check_values and (len(value) > 63 or not _LABEL_NAME.match(value)):
+                problems.append((f"{path}.{key}", f"{value!r} is not a valid label value"))
+    for i, pool in enumerate(cfg.cluster.gpu_pools):
+        for j, taint in enumerate(pool.taints):
+            if error := _label_key_error(taint.key):
+                problems.append((f"cluster.gpuPools[{i}].taints[{j}].key", error))
+    for key in cfg.resource_tags():
+        if key.startswith(("aliyun", "acs:")) or len(key) > 128:
+            problems.append((f"tags.extra.{key}", "Alibaba Cloud tag keys cannot start with "
+                             "aliyun or acs: and are at most 128 characters"))
     return problems
 
 
@@ -431,21 +473,39 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     return cfg
 
 
+def raw_from_config_map(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Our keys from a fully qualified config map (`chatchat:llm`, `alicloud:region`, ...).
+
+    The region is the provider's own `alicloud:region`, so that the provider and the config
+    can never disagree. Values may be decoded already (stack file) or JSON text (engine).
+    """
+    raw: dict[str, Any] = {}
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # a plain string such as `cn-hangzhou`
+        if namespace == PROJECT:
+            raw[key] = value
+        elif full_key == "alicloud:region":
+            raw["region"] = value
+    if f"{PROJECT}:region" in config:
+        raise ConfigError([(f"{PROJECT}:region", "set the region once, as alicloud:region (the "
+                                                 "provider's key)")])
+    if "region" not in raw:
+        raise ConfigError([("alicloud:region", "required: the Alibaba Cloud region, e.g. "
+                                               "cn-hangzhou")])
+    return raw
+
+
 def raw_from_pulumi() -> dict[str, Any]:
-    """The `chatchat:*` keys of the running stack, structured values decoded."""
+    """Our keys of the running stack."""
     from pulumi.runtime.config import CONFIG, get_config_env
 
-    raw: dict[str, Any] = {}
     # The language host passes config in PULUMI_CONFIG; mocks and inline programs set CONFIG.
-    for full_key, value in {**get_config_env(), **CONFIG.get()}.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace != PROJECT:
-            continue
-        try:
-            raw[key] = json.loads(value)
-        except (TypeError, json.JSONDecodeError):
-            raw[key] = value  # a plain string such as `chatchat:region: cn-hangzhou`
-    return raw
+    return raw_from_config_map({**get_config_env(), **CONFIG.get()})
 
 
 def load_config() -> StackConfig:

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from components.config import raw_from_config_map  # noqa: E402
 from tools.render import Rendering, read_stack_file, render_stack, stack_names  # noqa: E402
 
 SHIPPED_STACKS = ("dev", "staging", "prod")
@@ -19,8 +20,7 @@ _RENDERINGS: dict[str, Rendering] = {}
 
 def ours(stack: str) -> dict:
     """The `chatchat:*` keys of a shipped stack, without the namespace."""
-    return {k.split(":", 1)[1]: v for k, v in read_stack_file(stack).items()
-            if k.startswith("chatchat:")}
+    return raw_from_config_map(read_stack_file(stack))
 
 
 def rendered(stack: str) -> Rendering:

@@ -146,3 +146,28 @@ def test_readme_config_reference_is_current():
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert reference() in readme, "README is stale: paste `python -m tools.config_reference`"
+
+
+def _plan_of_file(text: str, tmp_path, monkeypatch, capsys) -> tuple[int, str]:
+    (tmp_path / "Pulumi.broken.yaml").write_text(text)
+    import tools.render
+    monkeypatch.setattr(tools.render.render_stack, "__defaults__", (None, tmp_path))
+    code = plan_main(["--stack", "broken"])
+    return code, capsys.readouterr().err
+
+
+def test_region_is_the_providers_key_only(tmp_path, monkeypatch, capsys):
+    text = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
+        "  alicloud:region: cn-hangzhou\n", "  chatchat:region: cn-beijing\n")
+    code, err = _plan_of_file(text, tmp_path, monkeypatch, capsys)
+    assert code == 1 and "alicloud:region" in err
+
+
+def test_malformed_stack_file_is_an_invalid_config(tmp_path, monkeypatch, capsys):
+    code, err = _plan_of_file("config:\n  chatchat:llm: [unclosed\n", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "not valid YAML" in err
+
+
+def test_stack_file_without_config_mapping(tmp_path, monkeypatch, capsys):
+    code, err = _plan_of_file("encryptionsalt: abc\n", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "config:" in err

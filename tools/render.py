@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from components.config import PROJECT, StackConfig, parse_config
+from components.config import PROJECT, ConfigError, StackConfig, parse_config, raw_from_config_map
 
 REPO = Path(__file__).resolve().parent.parent
 STACKS_DIR = REPO / "stacks"
@@ -157,8 +157,14 @@ def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]
     if not path.is_file():
         known = ", ".join(stack_names(stacks_dir)) or "none"
         raise FileNotFoundError(f"no stack file {path} (stacks: {known})")
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return dict(document.get("config") or {})
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError([(str(path), "needs a top-level `config:` mapping")])
+    return dict(config)
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,10 +190,6 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
             raise ValueError(f"cannot set {dotted}: not a mapping")
         node[rest[-1]] = value
     return result
-
-
-def _ours(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
 
 
 def _engine_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -257,7 +259,8 @@ def render_program(program: Callable[[], None], config: Mapping[str, Any],
     `render_config` runs the real `__main__.py` through this; tests use it to render one
     component, or resources declared by hand, with exactly the same engine stand-in.
     """
-    cfg = parse_config(_ours(config), stack)  # raises ConfigError before anything is declared
+    # Raises ConfigError before anything is declared.
+    cfg = parse_config(raw_from_config_map(config), stack)
 
     import pulumi
     from pulumi.runtime import settings
