@@ -255,3 +255,19 @@ def test_automation_without_the_cli_is_skipped_and_said(capsys):
                     capsys)
     assert code == 0
     assert "engine preview (Automation API) skipped: the Pulumi CLI is not on PATH" in out
+
+
+def test_malformed_stack_file_is_exit_1_naming_the_file(tmp_path, monkeypatch, capsys):
+    import functools
+
+    from tools import model_change, render
+
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  chatchat:llm: {model: [\n")
+    reader = functools.partial(render.read_stack_file, stacks_dir=tmp_path)
+    for module in (diff_tool, model_change):
+        monkeypatch.setattr(module, "read_stack_file", reader)
+    code, out = run(diff_main, ["--stack", "dev", "--set", "db.dbType=adb"], capsys)
+    assert code == 1 and f"{tmp_path}/Pulumi.dev.yaml: not valid YAML" in out
+    code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat-aiacc",
+                                        "--no-store-check"], capsys)
+    assert code == 1 and "not valid YAML" in out

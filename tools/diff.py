@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = parse_assignments(args.assignments)
         read_stack_file(args.stack)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     title = f"Config change on stack {args.stack}: {describe(overrides)}"
