@@ -60,9 +60,9 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": i.get("vpcId", "vpc-offline"),
         "securityGroupId": i.get("securityGroupId", f"sg-{_digest(n, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(n, 'slb')}",
-        "connections": {"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
-                        "apiServerInternet": "", "masterPublicIp": "",
-                        "serviceDomain": "cluster.local"},
+        "connections": [{"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
+                         "apiServerInternet": "", "masterPublicIp": "",
+                         "serviceDomain": "cluster.local"}],
         "workerRamRoleName": f"KubernetesWorkerRole-{_digest(n, 'role', length=8)}",
         "clusterDomain": "cluster.local"}),
     "alicloud:cs/nodePool:NodePool": ("np", lambda n, i, id_: {
@@ -87,9 +87,9 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
     "alicloud:gpdb/database:Database": ("", lambda n, i, id_: {}),
     "alicloud:cr/namespace:Namespace": ("", lambda n, i, id_: {}),
     "alicloud:cr/repo:Repo": ("", lambda n, i, id_: {
-        "domainList": {"public": "registry.cn-hangzhou.aliyuncs.com",
-                       "internal": "registry-internal.cn-hangzhou.aliyuncs.com",
-                       "vpc": "registry-vpc.cn-hangzhou.aliyuncs.com"}}),
+        "domainLists": [{"public": "registry.cn-hangzhou.aliyuncs.com",
+                         "internal": "registry-internal.cn-hangzhou.aliyuncs.com",
+                         "vpc": "registry-vpc.cn-hangzhou.aliyuncs.com"}]}),
     "random:index/randomPassword:RandomPassword": ("", lambda n, i, id_: {
         "result": "Off1ine-" + _digest(n, "password", length=24),
         "bcryptHash": "$2a$10$" + _digest(n, "bcrypt", length=53)}),
@@ -166,4 +166,4 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if handler is None:
             raise NotImplementedError(f"offline renderer has no mock for invoke {args.token}; "
                                       "add one to tools/offline_outputs.py")
-        return handler(dict(args.args)), None
+        return handler(dict(args.args)), []  # (outputs, check failures)
