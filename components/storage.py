@@ -111,12 +111,12 @@ class ModelStorage(pulumi.ComponentResource):
         user = alicloud.ram.User(
             f"{name}-{role}-user", name=f"{cfg.release}-{cfg.stack}-{role}",
             comments=f"ossfs identity of the {role} PVC: one bucket, prefix {prefix or '/'}",
-            force=True, opts=child)
+            force=True, tags=self._tags, opts=child)
         policy = alicloud.ram.Policy(
             f"{name}-{role}-policy", policy_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
             policy_document=bucket.bucket.apply(lambda b: oss_policy(b, prefix, write)),
             description=f"{'read-write' if write else 'read-only'} on one model bucket",
-            force=True, opts=child)
+            force=True, tags=self._tags, opts=child)
         attachment = alicloud.ram.UserPolicyAttachment(
             f"{name}-{role}-attachment", policy_name=policy.policy_name, policy_type="Custom",
             user_name=user.name, opts=child)
