@@ -38,6 +38,8 @@ CREATE_TIME_ADDONS = [TERWAY, {"name": "csi-plugin"}, {"name": "csi-provisioner"
                       {"name": "nginx-ingress-controller", "disabled": True}]
 # Day-2 addons, managed as resources so that a config change installs or removes them later.
 NODE_PROBLEM_DETECTOR = "ack-node-problem-detector"
+# Password-free pulls from the stack's private Container Registry (same account).
+ACR_CREDENTIAL_HELPER = "aliyun-acr-credential-helper"
 VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
 
 
@@ -81,7 +83,8 @@ class AckGpuCluster(pulumi.ComponentResource):
                 ignore_changes=["addons"]))
         self.cluster_id = cluster.id
 
-        day2 = [NODE_PROBLEM_DETECTOR] + ([VIRTUAL_NODE] if cfg.uses_eci else [])
+        day2 = [NODE_PROBLEM_DETECTOR, ACR_CREDENTIAL_HELPER]
+        day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
         for addon in day2:
             alicloud.cs.KubernetesAddon(
                 f"{name}-addon-{addon}", cluster_id=cluster.id, name=addon,
@@ -104,7 +107,9 @@ class AckGpuCluster(pulumi.ComponentResource):
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig,
             enable_server_side_apply=True, delete_unreachable=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_pools.values())))
+            # Objects need nodes to run on (CSI, DNS): wait for the system pool, not the GPU
+            # pools; workloads that need a GPU depend on `node_pools` themselves.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pools["system"]]))
         self.register_outputs({"clusterId": self.cluster_id, "kubeconfig": self.kubeconfig})
 
     def _gpu_pool(self, name: str, pool: GpuPool, cluster_id: pulumi.Output[str]):

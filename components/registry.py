@@ -29,8 +29,11 @@ class Registry(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # Personal-edition namespaces are unique per region: one per stack, so that dev, staging
+        # and prod can live in one account (share images by setting `*.image.repository`).
         namespace = alicloud.cr.Namespace(
-            f"{name}-namespace", name=cfg.registry.namespace, auto_create=False,
+            f"{name}-namespace", name=f"{cfg.registry.namespace}-{cfg.stack}"[:30].rstrip("-_"),
+            auto_create=False,
             default_visibility="PRIVATE", opts=child)
 
         repositories, references = {}, {}

@@ -134,7 +134,8 @@ def test_shipped_stacks_without_eci_have_no_virtual_node(stack):
 
 def test_virtual_node_addon_is_installed_exactly_when_a_pod_runs_on_eci():
     eci = variant("dev", chat__pod__instanceType="eci")
-    assert sorted(_addons(eci)) == ["ack-node-problem-detector", "ack-virtual-node"]
+    assert sorted(_addons(eci)) == ["ack-node-problem-detector", "ack-virtual-node",
+                                    "aliyun-acr-credential-helper"]
     cluster_addons = {a["name"] for a in eci.one(CLUSTER).inputs["addons"]}
     assert "ack-virtual-node" not in cluster_addons  # day-2 only, never create-time
 
@@ -321,7 +322,8 @@ def test_outputs_name_the_cluster_store_images_and_port_forward():
     outputs = rendered("prod").outputs
     assert outputs["portForward"] == "kubectl port-forward -n chatchat svc/chat-chatchat 8501:8501"
     assert rendered("dev").outputs["modelStoreId"] == rendered("dev").one(BUCKET).outputs["bucket"]
-    assert outputs["chatImage"].endswith("/chatchat/chatchat-chat:0.1.0")
+    assert outputs["chatImage"] == \
+        "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat-prod/chatchat-chat:0.1.0"
     assert outputs["clusterId"] and outputs["adbHost"].endswith(".rds.aliyuncs.com")
 
 
@@ -329,5 +331,5 @@ def test_image_digest_and_repository_overrides_are_honoured():
     digest = "sha256:" + "a" * 64
     pinned = variant("dev", llm__image__digest=digest,
                      chat__image__repository="registry.example.com/team/chat")
-    assert pinned.outputs["llmImage"].endswith(f"/chatchat/chatchat-llm@{digest}")
+    assert pinned.outputs["llmImage"].endswith(f"/chatchat-dev/chatchat-llm@{digest}")
     assert pinned.outputs["chatImage"] == "registry.example.com/team/chat:0.1.0"
