@@ -14,7 +14,8 @@ import pytest
 
 from components.catalog import gpu_family_of
 from tests.conftest import SHIPPED_STACKS, rendered
-from tools.render import Rendering, Secret, render_stack
+from tools.plan import format_tree
+from tools.render import REPO, Rendering, Secret, render_stack
 
 NODE_POOL = "alicloud:cs/nodePool:NodePool"
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -333,3 +334,11 @@ def test_image_digest_and_repository_overrides_are_honoured():
                      chat__image__repository="registry.example.com/team/chat")
     assert pinned.outputs["llmImage"].endswith(f"/chatchat-dev/chatchat-llm@{digest}")
     assert pinned.outputs["chatImage"] == "registry.example.com/team/chat:0.1.0"
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_docs_resource_map_is_current(stack):
+    tree = format_tree(rendered(stack)).split("\n\nResources per type:")[0]
+    doc = (REPO / "docs" / "infrastructure.md").read_text(encoding="utf-8")
+    stale = f"docs/infrastructure.md is stale: paste `python -m tools.plan --stack {stack}`"
+    assert tree in doc, stale
