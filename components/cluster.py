@@ -144,7 +144,7 @@ class AckGpuCluster(pulumi.ComponentResource):
         cfg, network = self._cfg, self._network
         suffix = random.RandomId(
             f"{resource_name}-suffix", byte_length=3,
-            # A new suffix exactly when the pool itself must be replaced.
+            # A new suffix when a new cluster or security group forces a new pool.
             keepers={"clusterId": cluster_id, "securityGroupId": network.security_group_id},
             opts=pulumi.ResourceOptions(parent=self))
         return alicloud.cs.NodePool(

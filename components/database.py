@@ -38,6 +38,11 @@ class VectorDatabase(pulumi.ComponentResource):
         if not match or int(match[1]) < MIN_CORES or int(match[2]) < MIN_MEMORY_GIB:
             raise ValueError(f"db.adb.instanceSpec: {adb.instance_spec} is below "
                              f"{MIN_CORES}C{MIN_MEMORY_GIB}G, the vector optimisation minimum")
+        # Storage-elastic segments come in steps: 4 (HighAvailability, production) or 2 (Basic).
+        step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
+        if adb.seg_node_num < step or adb.seg_node_num % step:
+            raise ValueError(f"db.adb.segNodeNum: {adb.seg_node_num} must be a multiple of {step} "
+                             f"for a {category} instance")
         if adb.seg_storage_type != "cloud_essd":
             # The provider refuses anything else since 1.233.1 (storage-elastic mode).
             raise ValueError("db.adb.segStorageType: only cloud_essd can be created")
@@ -48,7 +53,7 @@ class VectorDatabase(pulumi.ComponentResource):
             engine="gpdb",
             engine_version=adb.engine_version,
             db_instance_mode="StorageElastic",
-            db_instance_category="HighAvailability" if cfg.production else "Basic",
+            db_instance_category=category,
             instance_spec=adb.instance_spec,
             seg_node_num=adb.seg_node_num,
             seg_storage_type=adb.seg_storage_type,
@@ -61,7 +66,7 @@ class VectorDatabase(pulumi.ComponentResource):
             zone_id=network.zones[0],
             # The VPC only: nodes and (Terway) pods have VPC addresses; nothing outside it.
             ip_whitelists=[{"ip_group_name": "vpc", "security_ip_list": network.vpc_cidr}],
-            ssl_enabled=cfg.production,
+            ssl_enabled=1 if cfg.production else 0,  # the API takes 0/1
             create_sample_data=False,
             description=f"chatchat {cfg.stack} knowledge-base vectors",
             tags=cfg.resource_tags(),

@@ -61,7 +61,7 @@ class ModelStorage(pulumi.ComponentResource):
 
         needs_nas = (store.type == "nas" and not cfg.llm.model_pvc) or \
             (kb.storage == "nas" and not cfg.chat.kb_pvc)
-        mount_domain = self._nas() if needs_nas else None
+        nas_id, mount_domain = self._nas() if needs_nas else (None, None)
 
         if cfg.llm.model_pvc:
             self.model_pvc_name = self.model_writer_pvc_name = pulumi.Output.from_input(
@@ -70,7 +70,7 @@ class ModelStorage(pulumi.ComponentResource):
         elif store.type == "oss":
             self._oss()
         else:
-            self.store_id = self._nas_id
+            self.store_id = nas_id
             self.model_pvc_name = self._nas_pvc("model", mount_domain, read_only=True)
             self.model_writer_pvc_name = self._nas_pvc("model-writer", mount_domain, False)
 
@@ -79,8 +79,9 @@ class ModelStorage(pulumi.ComponentResource):
         elif kb.storage == "nas":
             self.kb_pvc_name = self._nas_pvc("kb", mount_domain, read_only=False,
                                              path="/chatchat-kb", size=kb.size)
-        else:
-            self.kb_pvc_name = self._claim("kb", kb.size, "ReadWriteOnce", DISK_STORAGE_CLASS)
+        else:  # config refuses ReadWriteMany on a disk
+            self.kb_pvc_name = self._claim("kb", kb.size, kb.effective_access_mode,
+                                           DISK_STORAGE_CLASS)
         self.register_outputs({
             "storeId": self.store_id, "modelPvcName": self.model_pvc_name,
             "modelWriterPvcName": self.model_writer_pvc_name, "kbPvcName": self.kb_pvc_name})
@@ -134,7 +135,8 @@ class ModelStorage(pulumi.ComponentResource):
             "otherOpts": options}, read_only=not write, secret=secret)
 
     # --- NAS --------------------------------------------------------------------------------
-    def _nas(self) -> pulumi.Output[str]:
+    def _nas(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The NAS file system and the domain of its mount target in the first zone."""
         name, cfg, network = self._name, self._cfg, self._network
         child = pulumi.ResourceOptions(parent=self)
         file_system = alicloud.nas.FileSystem(
@@ -155,8 +157,7 @@ class ModelStorage(pulumi.ComponentResource):
             access_group_name=group.access_group_name, network_type="Vpc",
             vpc_id=network.vpc_id, vswitch_id=network.vswitch_ids[0],
             security_group_id=network.security_group_id, opts=child)
-        self._nas_id = file_system.id
-        return target.mount_target_domain
+        return file_system.id, target.mount_target_domain
 
     def _nas_pvc(self, role: str, server: pulumi.Output[str], read_only: bool,
                  path: str | None = None, size: str | None = None) -> pulumi.Output[str]:

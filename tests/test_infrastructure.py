@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import pulumi_alicloud
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from components.catalog import gpu_family_of
 from tests.conftest import SHIPPED_STACKS, rendered
 from tools.plan import format_tree
-from tools.render import REPO, Rendering, Secret, render_stack
+from tools.render import REPO, RenderError, Rendering, Secret, render_stack
 
 NODE_POOL = "alicloud:cs/nodePool:NodePool"
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -285,6 +286,44 @@ def test_user_pvcs_replace_the_stacks_own_volumes():
     given = variant("dev", llm__modelPVC="team-models", chat__kbPVC="team-kb")
     assert not given.by_type(PV) and not given.by_type(PVC) and not given.by_type(BUCKET)
     assert given.outputs["modelStoreId"] == "team-models"
+    on_nas = variant("prod", llm__modelPVC="team-models", chat__kbPVC="team-kb")
+    assert not on_nas.by_type(NAS) and not on_nas.by_type(PV)
+
+
+def test_production_adb_needs_segments_in_steps_of_four():
+    with pytest.raises(RenderError, match=r"db\.adb\.segNodeNum: 6 must be a multiple of 4"):
+        render_stack("prod", {"db.adb.segNodeNum": 6})
+
+
+def test_adb_segment_storage_other_than_essd_is_refused_by_name():
+    with pytest.raises(RenderError, match=r"db\.adb\.segStorageType: only cloud_essd"):
+        render_stack("staging", {"db.adb.segStorageType": "cloud_efficiency"})
+
+
+# --- the installed provider -----------------------------------------------------------------
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _init_parameters(type_token: str) -> dict[str, inspect.Parameter]:
+    _, module, name = type_token.split(":")
+    cls = getattr(getattr(pulumi_alicloud, module.split("/")[0]), name)
+    return dict(inspect.signature(cls._internal_init).parameters)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_argument_exists_in_the_installed_provider_with_its_scalar_type(stack):
+    for resource in rendered(stack).resources:
+        if not resource.type.startswith("alicloud:"):
+            continue
+        parameters = _init_parameters(resource.type)
+        for key, value in resource.plain_inputs().items():
+            assert _snake(key) in parameters, f"{resource.type} has no argument {key}"
+            annotation = str(parameters[_snake(key)].annotation)
+            expected = {bool: "bool", int: "int", str: "str"}.get(type(value))
+            assert expected is None or expected in annotation, \
+                f"{resource.type}.{key} is {type(value).__name__}, provider wants {annotation}"
 
 
 # --- protection, tags, determinism, outputs --------------------------------------------------
@@ -297,9 +336,7 @@ def test_prod_protects_its_stateful_resources_and_dev_does_not():
 
 
 def _takes_tags(type_token: str) -> bool:
-    _, module, name = type_token.split(":")
-    cls = getattr(getattr(pulumi_alicloud, module.split("/")[0]), name)
-    return "tags" in inspect.signature(cls._internal_init).parameters
+    return "tags" in _init_parameters(type_token)
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
