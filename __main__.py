@@ -11,16 +11,17 @@ from components.registry import Registry
 from components.storage import ModelStorage
 
 cfg = load_config()  # fails here, naming every bad key, before any resource is declared
-prefix = cfg.release
 
-network = Network(f"{prefix}-network", cfg)
-cluster = AckGpuCluster(f"{prefix}-cluster", cfg, network)
+# Logical names are fixed (not derived from config): renaming the release must never replace
+# the cluster or the stores; physical names carry the release and stack where it matters.
+network = Network("network", cfg)
+cluster = AckGpuCluster("cluster", cfg, network)
 k8s = cluster.k8s_provider
-namespace = ReleaseNamespace(f"{prefix}-namespace", cfg, k8s)
-storage = ModelStorage(f"{prefix}-storage", cfg, network, k8s, namespace.name)
-database = VectorDatabase(f"{prefix}-vectors", cfg, network, k8s, namespace.name) \
+namespace = ReleaseNamespace("release", cfg, k8s)
+storage = ModelStorage("storage", cfg, network, k8s, namespace.name)
+database = VectorDatabase("vectors", cfg, network, k8s, namespace.name) \
     if cfg.db.db_type == "adb" else None
-registry = Registry(f"{prefix}-registry", cfg)
+registry = Registry("registry", cfg)
 
 # --- workloads (issue 4) ------------------------------------------------------------------
 # LlmWorkload, ChatWorkload and NetworkSecurity are wired here, from: cfg, k8s (provider),

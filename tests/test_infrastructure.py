@@ -277,7 +277,7 @@ def test_nas_admits_only_the_vpc_cidr():
     assert [r.inputs["sourceCidrIp"] for r in rules] == [rendering.config.network.vpc_cidr]
     target = rendering.one("alicloud:nas/mountTarget:MountTarget")
     first_zone = rendering.one("alicloud:vpc/switch:Switch",
-                               f"chatchat-network-vswitch-{rendering.config.zones[0]}")
+                               f"network-vswitch-{rendering.config.zones[0]}")
     assert target.property_dependencies["vswitchId"] == [first_zone.urn]
     assert target.inputs["networkType"] == "Vpc"
 
@@ -348,6 +348,13 @@ def test_every_taggable_alibaba_resource_carries_the_stack_tags(stack):
     assert len(taggable) >= 8
     for resource in taggable:
         assert resource.inputs.get("tags") == expected, resource.name
+
+
+def test_renaming_the_release_keeps_every_cloud_resource():
+    renamed = variant("dev", release="rag")
+    cloud = {r.urn for r in rendered("dev").resources if r.type.startswith("alicloud:")}
+    assert cloud == {r.urn for r in renamed.resources if r.type.startswith("alicloud:")}
+    assert renamed.outputs["portForward"] == "kubectl port-forward -n rag svc/chat-rag 8501:8501"
 
 
 def test_rendering_prod_twice_gives_identical_resources():
