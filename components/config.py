@@ -206,6 +206,8 @@ class GpuPool(_Model):
     min_size: int = Field(0, ge=0, le=100)
     max_size: int = Field(1, ge=0, le=100)
     spot: bool = False
+    # Highest hourly price (CNY) to bid per spot instance; unset: up to the pay-as-you-go price.
+    spot_price_limit: float | None = Field(None, gt=0)
     labels: dict[str, str] = {}
     taints: list[Taint] = []
     driver_version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)*$")
@@ -309,6 +311,8 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         if pool.name == "system":  # the CPU pool's chatchat.io/node-pool label value
             problems.append((f"{path}.name", "'system' is the system pool's name; pick another"))
         seen.add(pool.name)
+        if pool.spot_price_limit is not None and not pool.spot:
+            problems.append((f"{path}.spotPriceLimit", "only applies with spot: true"))
         if pool.min_size > pool.max_size:
             problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
         for j, itype in enumerate(pool.instance_types):

@@ -26,6 +26,8 @@ NOTES = {
     "tags.owner": "tag on every taggable resource, with `project` and `stack`",
     "cluster.gpuPools[].instanceTypes": "V100 (`ecs.gn6v-*`, `ecs.gn6e-*`) or A10 (`ecs.gn7i-*`)"
                                         "; T4 and vGPU refused",
+    "cluster.gpuPools[].spotPriceLimit": "hourly bid cap (CNY) per spot instance; unset: up to "
+                                         "the pay-as-you-go price",
     "llm.model": "chart value; one of: " + ", ".join(f"`{m}`" for m in MODELS),
     "llm.load8bit": "chart value; int8 weights (forced off for open-source qwen)",
     "llm.modelPVC": "chart value; existing PVC with the models (default: the stack makes one)",

@@ -87,9 +87,9 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
     "alicloud:gpdb/database:Database": ("", lambda n, i, id_: {}),
     "alicloud:cr/namespace:Namespace": ("", lambda n, i, id_: {}),
     "alicloud:cr/repo:Repo": ("", lambda n, i, id_: {
-        "domainList": {"public": "registry.cn-hangzhou.aliyuncs.com",
-                       "internal": "registry-internal.cn-hangzhou.aliyuncs.com",
-                       "vpc": "registry-vpc.cn-hangzhou.aliyuncs.com"}}),
+        "domainLists": [{"public": "registry.cn-hangzhou.aliyuncs.com",
+                         "internal": "registry-internal.cn-hangzhou.aliyuncs.com",
+                         "vpc": "registry-vpc.cn-hangzhou.aliyuncs.com"}]}),
     "random:index/randomPassword:RandomPassword": ("", lambda n, i, id_: {
         "result": "Off1ine-" + _digest(n, "password", length=24),
         "bcryptHash": "$2a$10$" + _digest(n, "bcrypt", length=53)}),

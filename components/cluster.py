@@ -1,0 +1,162 @@
+"""The ACK managed Pro cluster, its addons and node pools, and the Kubernetes provider for it.
+
+Node pools: a CPU `system` pool for everything that needs no GPU, and one pool per configured GPU
+pool, tainted `nvidia.com/gpu=true:NoSchedule` and labelled with its GPU family and memory so
+that only the llm workload (which tolerates the taint and selects the labels) lands there. ACK
+GPU node images ship the NVIDIA driver and device plugin; a pool pins the driver by the
+`ack.aliyun.com/nvidia-driver-version` label when configured.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.catalog import gpu_family_of
+from components.config import GpuPool, StackConfig
+from components.network import Network
+
+LABEL_POOL = "chatchat.io/node-pool"
+LABEL_GPU_FAMILY = "chatchat.io/gpu-family"
+LABEL_GPU_MEMORY = "chatchat.io/gpu-memory-gib"
+LABEL_DRIVER = "ack.aliyun.com/nvidia-driver-version"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+
+# Terway, not Flannel: Flannel on ACK does not enforce NetworkPolicy, and the release relies on
+# NetworkPolicies to keep the llm API reachable from chat only. Terway gives pods addresses in
+# the node vSwitches (one per zone here), so `network.podCidr` is not used.
+TERWAY = {"name": "terway-eniip", "config": json.dumps(
+    {"IPVlan": "false", "NetworkPolicy": "true", "ENITrunking": "false"}, sort_keys=True)}
+# Cluster `addons` apply at create only: the network plugin and the CSI storage drivers (OSS,
+# NAS, disk static and dynamic volumes) must exist before the first pod. The ingress controller
+# is not needed: the UI is reached by port-forward or an internal Service.
+CREATE_TIME_ADDONS = [TERWAY, {"name": "csi-plugin"}, {"name": "csi-provisioner"},
+                      {"name": "nginx-ingress-controller", "disabled": True}]
+# Day-2 addons, managed as resources so that a config change installs or removes them later.
+NODE_PROBLEM_DETECTOR = "ack-node-problem-detector"
+# Password-free pulls from the stack's private Container Registry (same account).
+ACR_CREDENTIAL_HELPER = "aliyun-acr-credential-helper"
+VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
+
+
+class AckGpuCluster(pulumi.ComponentResource):
+    """ACK Pro cluster with a system pool and GPU pools; exposes a Kubernetes provider."""
+
+    cluster_id: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    k8s_provider: k8s.Provider
+    node_pools: dict[str, alicloud.cs.NodePool]
+
+    def __init__(self, name: str, cfg: StackConfig, network: Network,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:cluster:AckGpuCluster", name, None, opts)
+        for i, pool in enumerate(cfg.cluster.gpu_pools):
+            families = {gpu_family_of(t) for t in pool.instance_types}
+            if len(families) != 1 or not all(f and f.supported for f in families):
+                raise ValueError(f"cluster.gpuPools[{i}].instanceTypes: {pool.instance_types} "
+                                 "must all be of one supported GPU family (gn6v, gn6e, gn7i)")
+
+        self._cfg, self._network = cfg, network
+        tags = cfg.resource_tags()
+        cluster = alicloud.cs.ManagedKubernetes(
+            f"{name}-ack",
+            name_prefix=f"{cfg.release}-{cfg.stack}-",
+            cluster_spec=cfg.cluster.cluster_spec,
+            version=cfg.cluster.version,
+            vswitch_ids=network.vswitch_ids,
+            pod_vswitch_ids=network.vswitch_ids,
+            service_cidr=cfg.network.service_cidr,
+            security_group_id=network.security_group_id,
+            new_nat_gateway=False,  # the Network component owns the NAT gateway
+            slb_internet_enabled=cfg.cluster.api_server_public,
+            deletion_protection=cfg.production,
+            proxy_mode="ipvs",
+            addons=CREATE_TIME_ADDONS,
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=cfg.production,
+                # Create-time only: later edits would show a diff that never applies.
+                ignore_changes=["addons"]))
+        self.cluster_id = cluster.id
+
+        day2 = [NODE_PROBLEM_DETECTOR, ACR_CREDENTIAL_HELPER]
+        day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
+        for addon in day2:
+            alicloud.cs.KubernetesAddon(
+                f"{name}-addon-{addon}", cluster_id=cluster.id, name=addon,
+                cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
+                opts=pulumi.ResourceOptions(parent=self))
+
+        system_labels = {LABEL_POOL: "system"}
+        self.node_pools = {"system": self._node_pool(
+            f"{name}-system", "system", cluster.id,
+            instance_types=cfg.cluster.system_pool.instance_types,
+            desired_size=str(cfg.cluster.system_pool.size),
+            system_disk_size=cfg.cluster.system_pool.system_disk_gib,
+            labels=[{"key": k, "value": v} for k, v in sorted(system_labels.items())])}
+        for pool in cfg.cluster.gpu_pools:
+            self.node_pools[pool.name] = self._gpu_pool(name, pool, cluster.id)
+
+        credential = alicloud.cs.get_cluster_credential_output(
+            cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self))
+        self.kubeconfig = pulumi.Output.secret(credential.kube_config)
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True, delete_unreachable=False,
+            # Objects need nodes to run on (CSI, DNS): wait for the system pool, not the GPU
+            # pools; workloads that need a GPU depend on `node_pools` themselves.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pools["system"]]))
+        self.register_outputs({"clusterId": self.cluster_id, "kubeconfig": self.kubeconfig})
+
+    def _gpu_pool(self, name: str, pool: GpuPool, cluster_id: pulumi.Output[str]):
+        family = gpu_family_of(pool.instance_types[0])
+        labels = {**pool.labels, LABEL_POOL: pool.name, LABEL_GPU_FAMILY: family.label,
+                  LABEL_GPU_MEMORY: str(family.gpu_memory_gib)}
+        if pool.driver_version:
+            labels[LABEL_DRIVER] = pool.driver_version
+        taints = [GPU_TAINT] + [t.model_dump() for t in pool.taints if t.key != GPU_TAINT["key"]]
+        spot: dict = {"spot_strategy": "NoSpot"}
+        if pool.spot:
+            # Without a price limit, bid up to the pay-as-you-go price (never pay more than it).
+            spot = {"spot_strategy": "SpotAsPriceGo", "spot_instance_remedy": True,
+                    "compensate_with_on_demand": True, "multi_az_policy": "COST_OPTIMIZED"}
+            if pool.spot_price_limit is not None:
+                spot["spot_strategy"] = "SpotWithPriceLimit"
+                spot["spot_price_limits"] = [
+                    {"instance_type": t, "price_limit": f"{pool.spot_price_limit:.4f}"}
+                    for t in pool.instance_types]
+        return self._node_pool(
+            f"{name}-gpu-{pool.name}", pool.name, cluster_id,
+            instance_types=pool.instance_types, system_disk_size=pool.system_disk_gib,
+            scaling_config={"enable": True, "min_size": pool.min_size,
+                            "max_size": pool.max_size, "type": "gpu"},
+            labels=[{"key": k, "value": v} for k, v in sorted(labels.items())],
+            taints=taints, **spot)
+
+    def _node_pool(self, resource_name: str, pool_name: str, cluster_id: pulumi.Output[str],
+                   **args) -> alicloud.cs.NodePool:
+        """One node pool; its ACK name carries a random suffix so a replacement never collides
+        with the pool it replaces (create-before-replace keeps GPU capacity during the swap)."""
+        cfg, network = self._cfg, self._network
+        suffix = random.RandomId(
+            f"{resource_name}-suffix", byte_length=3,
+            # A new suffix when a new cluster or security group forces a new pool.
+            keepers={"clusterId": cluster_id, "securityGroupId": network.security_group_id},
+            opts=pulumi.ResourceOptions(parent=self))
+        return alicloud.cs.NodePool(
+            resource_name,
+            cluster_id=cluster_id,
+            node_pool_name=suffix.hex.apply(lambda h: f"{pool_name}-{h}"),
+            vswitch_ids=network.vswitch_ids,
+            security_group_ids=[network.security_group_id],
+            image_type="AliyunLinux3",
+            system_disk_category="cloud_essd",
+            install_cloud_monitor=True,
+            management={"enable": True, "auto_repair": True, "max_unavailable": 1},
+            tags=cfg.resource_tags(),
+            **args,
+            opts=pulumi.ResourceOptions(parent=self))

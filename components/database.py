@@ -1,0 +1,99 @@
+"""AnalyticDB for PostgreSQL with vector engine optimisation: the knowledge-base vector store
+when `db.dbType: adb`. Reachable from the stack's VPC only; the chat pod reads the connection
+from a Kubernetes Secret (`PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PASSWORD`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.config import StackConfig
+from components.network import Network
+
+MIN_CORES, MIN_MEMORY_GIB = 4, 16  # vector engine optimisation needs at least 4C16G segments
+PG_PORT = "5432"
+
+
+class VectorDatabase(pulumi.ComponentResource):
+    """ADB PostgreSQL instance (vector optimised), account, database and the PG_* Secret."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+
+    def __init__(self, name: str, cfg: StackConfig, network: Network,
+                 provider: k8s.Provider, namespace: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:database:VectorDatabase", name, None, opts)
+        adb = cfg.db.adb
+        if cfg.db.db_type != "adb":
+            raise ValueError(f"db.dbType is {cfg.db.db_type}; VectorDatabase needs adb")
+        match = re.fullmatch(r"(\d+)C(\d+)G", adb.instance_spec)
+        if not match or int(match[1]) < MIN_CORES or int(match[2]) < MIN_MEMORY_GIB:
+            raise ValueError(f"db.adb.instanceSpec: {adb.instance_spec} is below "
+                             f"{MIN_CORES}C{MIN_MEMORY_GIB}G, the vector optimisation minimum")
+        # Storage-elastic segments come in steps: 4 (HighAvailability, production) or 2 (Basic).
+        step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
+        if adb.seg_node_num < step or adb.seg_node_num % step:
+            raise ValueError(f"db.adb.segNodeNum: {adb.seg_node_num} must be a multiple of {step} "
+                             f"for a {category} instance")
+        if adb.seg_storage_type != "cloud_essd":
+            # The provider refuses anything else since 1.233.1 (storage-elastic mode).
+            raise ValueError("db.adb.segStorageType: only cloud_essd can be created")
+
+        child = pulumi.ResourceOptions(parent=self)
+        instance = alicloud.gpdb.Instance(
+            f"{name}-adb",
+            engine="gpdb",
+            engine_version=adb.engine_version,
+            db_instance_mode="StorageElastic",
+            db_instance_category=category,
+            instance_spec=adb.instance_spec,
+            seg_node_num=adb.seg_node_num,
+            seg_storage_type=adb.seg_storage_type,
+            storage_size=adb.storage_size,
+            vector_configuration_status="enabled",
+            payment_type="PayAsYouGo",
+            instance_network_type="VPC",
+            vpc_id=network.vpc_id,
+            vswitch_id=network.vswitch_ids[0],
+            zone_id=network.zones[0],
+            # The VPC only: nodes and (Terway) pods have VPC addresses; nothing outside it.
+            ip_whitelists=[{"ip_group_name": "vpc", "security_ip_list": network.vpc_cidr}],
+            ssl_enabled=1 if cfg.production else 0,  # the API takes 0/1
+            create_sample_data=False,
+            description=f"chatchat {cfg.stack} knowledge-base vectors",
+            tags=cfg.resource_tags(),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+
+        password = random.RandomPassword(
+            f"{name}-password", length=32, special=True, override_special="!#%^*-_+=",
+            min_lower=2, min_upper=2, min_numeric=2, min_special=2, opts=child)
+        account = alicloud.gpdb.Account(
+            f"{name}-account", db_instance_id=instance.id, account_name=adb.account_name,
+            account_password=password.result, account_type="Normal",
+            account_description="chatchat application", opts=child)
+        database = alicloud.gpdb.Database(
+            f"{name}-database", db_instance_id=instance.id, database_name=adb.database_name,
+            owner=account.account_name, character_set_name="UTF8",
+            description="chatchat knowledge-base vectors", opts=child)
+
+        self.instance_id = instance.id
+        self.host = instance.connection_string
+        self.port = instance.port.apply(lambda p: str(p or PG_PORT))
+        secret = k8s.core.v1.Secret(
+            f"{name}-pg",
+            metadata={"name": f"{cfg.release}-pg", "namespace": namespace},
+            string_data={"PG_HOST": self.host, "PG_PORT": self.port,
+                         "PG_DATABASE": database.database_name, "PG_USER": account.account_name,
+                         "PG_PASSWORD": pulumi.Output.secret(password.result)},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider))
+        self.secret_name = secret.metadata["name"]
+        self.register_outputs({"host": self.host, "port": self.port,
+                               "secretName": self.secret_name})

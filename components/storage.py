@@ -1,0 +1,202 @@
+"""Where the models and the knowledge-base files live, and the PVCs the workloads mount.
+
+Models: an OSS bucket (mounted through ossfs by the OSS CSI driver with a read-only RAM identity)
+or a NAS file system (NFS, reachable only from the VPC). Either way two static PVs point at the
+model prefix: one read-only (the llm at /llm-model) and one read-write (only the conversion Job).
+Knowledge base: a dynamic ESSD disk (ReadWriteOnce) or a NAS subdirectory (ReadWriteMany).
+A user's `llm.modelPVC` / `chat.kbPVC` replaces what the stack would make.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.config import StackConfig
+from components.network import Network
+
+OSS_DRIVER = "ossplugin.csi.alibabacloud.com"
+NAS_DRIVER = "nasplugin.csi.alibabacloud.com"
+DISK_STORAGE_CLASS = "alicloud-disk-essd"  # ACK's built-in ESSD class
+NAS_MOUNT_OPTIONS = ["nolock,tcp,noresvport", "vers=3"]  # ACK's recommended NFSv3 options
+READ_ACTIONS = ["oss:GetObject", "oss:GetObjectMeta", "oss:ListObjects", "oss:GetBucketInfo"]
+WRITE_ACTIONS = ["oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload",
+                 "oss:ListParts", "oss:ListMultipartUploads"]
+
+
+def oss_policy(bucket: str, prefix: str, write: bool) -> str:
+    """RAM policy reaching one bucket: listing under `prefix`, objects under `prefix/` only."""
+    objects = f"acs:oss:*:*:{bucket}/{prefix}/*" if prefix else f"acs:oss:*:*:{bucket}/*"
+    return json.dumps({"Version": "1", "Statement": [
+        {"Effect": "Allow", "Action": ["oss:ListObjects", "oss:GetBucketInfo"],
+         "Resource": [f"acs:oss:*:*:{bucket}"]},
+        {"Effect": "Allow", "Action": READ_ACTIONS + (WRITE_ACTIONS if write else []),
+         "Resource": [objects]},
+    ]}, sort_keys=True)
+
+
+class ModelStorage(pulumi.ComponentResource):
+    """Model store (OSS or NAS) with read-only and writer PVCs, and the knowledge-base PVC."""
+
+    store_id: pulumi.Output[str]
+    bucket_name: pulumi.Output[str] | None
+    model_pvc_name: pulumi.Output[str]
+    model_writer_pvc_name: pulumi.Output[str]
+    kb_pvc_name: pulumi.Output[str]
+
+    def __init__(self, name: str, cfg: StackConfig, network: Network,
+                 provider: k8s.Provider, namespace: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:storage:ModelStorage", name, None, opts)
+        store, kb = cfg.model_store, cfg.chat.kb
+        self._name, self._cfg, self._network = name, cfg, network
+        self._namespace = namespace
+        self._k8s = pulumi.ResourceOptions(parent=self, provider=provider)
+        self._tags = cfg.resource_tags()
+        self.bucket_name = None
+
+        needs_nas = (store.type == "nas" and not cfg.llm.model_pvc) or \
+            (kb.storage == "nas" and not cfg.chat.kb_pvc)
+        nas_id, mount_domain = self._nas() if needs_nas else (None, None)
+
+        if cfg.llm.model_pvc:
+            self.model_pvc_name = self.model_writer_pvc_name = pulumi.Output.from_input(
+                cfg.llm.model_pvc)
+            self.store_id = pulumi.Output.from_input(cfg.llm.model_pvc)
+        elif store.type == "oss":
+            self._oss()
+        else:
+            self.store_id = nas_id
+            self.model_pvc_name = self._nas_pvc("model", mount_domain, read_only=True)
+            self.model_writer_pvc_name = self._nas_pvc("model-writer", mount_domain, False)
+
+        if cfg.chat.kb_pvc:
+            self.kb_pvc_name = pulumi.Output.from_input(cfg.chat.kb_pvc)
+        elif kb.storage == "nas":
+            self.kb_pvc_name = self._nas_pvc("kb", mount_domain, read_only=False,
+                                             path="/chatchat-kb", size=kb.size)
+        else:  # config refuses ReadWriteMany on a disk
+            self.kb_pvc_name = self._claim("kb", kb.size, kb.effective_access_mode,
+                                           DISK_STORAGE_CLASS)
+        self.register_outputs({
+            "storeId": self.store_id, "modelPvcName": self.model_pvc_name,
+            "modelWriterPvcName": self.model_writer_pvc_name, "kbPvcName": self.kb_pvc_name})
+
+    # --- OSS --------------------------------------------------------------------------------
+    def _oss(self) -> None:
+        name, cfg, store = self._name, self._cfg, self._cfg.model_store
+        child = pulumi.ResourceOptions(parent=self)
+        suffix = random.RandomId(f"{name}-bucket-suffix", byte_length=4, opts=child)
+        bucket = alicloud.oss.Bucket(
+            f"{name}-bucket",
+            bucket=suffix.hex.apply(lambda h: f"{store.bucket_prefix}-{cfg.stack}-{h}"),
+            acl="private",
+            server_side_encryption_rule={"sse_algorithm": "AES256"},
+            versioning={"status": "Enabled"} if cfg.production else None,
+            redundancy_type="ZRS" if cfg.production else "LRS",
+            force_destroy=not cfg.production,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+        self.bucket_name = bucket.bucket
+        self.store_id = bucket.bucket
+        self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
+        self.model_writer_pvc_name = self._oss_pvc("model-writer", bucket, write=True)
+
+    def _oss_pvc(self, role: str, bucket: alicloud.oss.Bucket, write: bool) -> pulumi.Output:
+        name, cfg, prefix = self._name, self._cfg, self._cfg.model_store.prefix.strip("/")
+        child = pulumi.ResourceOptions(parent=self)
+        user = alicloud.ram.User(
+            f"{name}-{role}-user", name=f"{cfg.release}-{cfg.stack}-{role}",
+            comments=f"ossfs identity of the {role} PVC: one bucket, prefix {prefix or '/'}",
+            force=True, tags=self._tags, opts=child)
+        policy = alicloud.ram.Policy(
+            f"{name}-{role}-policy", policy_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
+            policy_document=bucket.bucket.apply(lambda b: oss_policy(b, prefix, write)),
+            description=f"{'read-write' if write else 'read-only'} on one model bucket",
+            force=True, tags=self._tags, opts=child)
+        attachment = alicloud.ram.UserPolicyAttachment(
+            f"{name}-{role}-attachment", policy_name=policy.policy_name, policy_type="Custom",
+            user_name=user.name, opts=child)
+        key = alicloud.ram.AccessKey(
+            f"{name}-{role}-key", user_name=user.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+        secret = k8s.core.v1.Secret(
+            f"{name}-{role}-oss-credentials",
+            metadata={"name": f"{cfg.release}-{role}-oss", "namespace": self._namespace},
+            string_data={"akId": key.id, "akSecret": pulumi.Output.secret(key.secret)},
+            opts=self._k8s)
+        options = "-o allow_other -o umask=022" + ("" if write else " -o ro")
+        return self._static_pvc(role, OSS_DRIVER, "ReadWriteMany" if write else "ReadOnlyMany", {
+            "bucket": bucket.bucket, "url": bucket.intranet_endpoint, "path": f"/{prefix}",
+            "otherOpts": options}, read_only=not write, secret=secret)
+
+    # --- NAS --------------------------------------------------------------------------------
+    def _nas(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The NAS file system and the domain of its mount target in the first zone."""
+        name, cfg, network = self._name, self._cfg, self._network
+        child = pulumi.ResourceOptions(parent=self)
+        file_system = alicloud.nas.FileSystem(
+            f"{name}-nas", protocol_type="NFS", storage_type=cfg.model_store.nas_storage_type,
+            file_system_type="standard", encrypt_type=1, zone_id=network.zones[0],
+            description=f"chatchat {cfg.stack}: models and knowledge base", tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+        group = alicloud.nas.AccessGroup(
+            f"{name}-nas-access", access_group_name=f"{cfg.release}-{cfg.stack}-vpc",
+            access_group_type="Vpc", file_system_type="standard",
+            description="the stack's VPC only", opts=child)
+        alicloud.nas.AccessRule(
+            f"{name}-nas-access-vpc", access_group_name=group.access_group_name,
+            source_cidr_ip=network.vpc_cidr, rw_access_type="RDWR", user_access_type="no_squash",
+            priority=1, file_system_type="standard", opts=child)
+        target = alicloud.nas.MountTarget(
+            f"{name}-nas-mount", file_system_id=file_system.id,
+            access_group_name=group.access_group_name, network_type="Vpc",
+            vpc_id=network.vpc_id, vswitch_id=network.vswitch_ids[0],
+            security_group_id=network.security_group_id, opts=child)
+        return file_system.id, target.mount_target_domain
+
+    def _nas_pvc(self, role: str, server: pulumi.Output[str], read_only: bool,
+                 path: str | None = None, size: str | None = None) -> pulumi.Output[str]:
+        path = path or f"/{self._cfg.model_store.prefix.strip('/')}"
+        mode = "ReadOnlyMany" if read_only else "ReadWriteMany"
+        return self._static_pvc(role, NAS_DRIVER, mode, {"server": server, "path": path,
+                                                         "vers": "3"},
+                                read_only=read_only, size=size, mount_options=NAS_MOUNT_OPTIONS)
+
+    # --- Kubernetes -------------------------------------------------------------------------
+    def _static_pvc(self, role: str, driver: str, mode: str, attributes: dict,
+                    read_only: bool, secret: k8s.core.v1.Secret | None = None,
+                    size: str | None = None, mount_options: list[str] | None = None):
+        cfg = self._cfg
+        size = size or cfg.model_store.size
+        pv_name = f"{cfg.release}-{cfg.stack}-{role}"  # PVs are cluster-scoped: stack in name
+        csi = {"driver": driver, "volumeHandle": pv_name, "readOnly": read_only,
+               "volumeAttributes": attributes}
+        if secret is not None:
+            csi["nodePublishSecretRef"] = {"name": secret.metadata["name"],
+                                           "namespace": secret.metadata["namespace"]}
+        volume = k8s.core.v1.PersistentVolume(
+            f"{self._name}-{role}-pv",
+            metadata={"name": pv_name, "labels": {"alicloud-pvname": pv_name}},
+            spec={"capacity": {"storage": size}, "accessModes": [mode],
+                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                  "mountOptions": mount_options, "csi": csi},
+            opts=self._k8s)
+        return self._claim(role, size, mode, "", volume_name=volume.metadata["name"])
+
+    def _claim(self, role: str, size: str, mode: str, storage_class: str,
+               volume_name: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+        # A dynamic disk may bind only when its first pod is scheduled: do not wait for Bound.
+        annotations = {"pulumi.com/skipAwait": "true"} if storage_class else None
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{self._name}-{role}-pvc",
+            metadata={"name": f"{self._cfg.release}-{role}", "namespace": self._namespace,
+                      "annotations": annotations},
+            spec={"accessModes": [mode], "storageClassName": storage_class,
+                  "volumeName": volume_name, "resources": {"requests": {"storage": size}}},
+            opts=self._k8s)
+        return claim.metadata["name"]
