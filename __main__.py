@@ -2,11 +2,14 @@
 
 import pulumi
 
+from components.chat_workload import ChatWorkload
 from components.cluster import AckGpuCluster
 from components.config import load_config
 from components.database import VectorDatabase
+from components.llm_workload import LlmWorkload
 from components.namespace import ReleaseNamespace
 from components.network import Network
+from components.network_security import NetworkSecurity
 from components.registry import Registry
 from components.storage import ModelStorage
 
@@ -23,12 +26,19 @@ database = VectorDatabase("vectors", cfg, network, k8s, namespace.name) \
     if cfg.db.db_type == "adb" else None
 registry = Registry("registry", cfg)
 
-# --- workloads (issue 4) ------------------------------------------------------------------
-# LlmWorkload, ChatWorkload and NetworkSecurity are wired here, from: cfg, k8s (provider),
-# namespace.name, storage.model_pvc_name / .model_writer_pvc_name / .kb_pvc_name,
-# database.secret_name (None for faiss), registry.llm_image / .chat_image,
-# cluster.node_pools (depends_on, so pods wait for GPU nodes).
-# -------------------------------------------------------------------------------------------
+security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.name)
+# The workloads wait for the node pools: an llm rollout that starts before its GPU pool exists
+# would spend Pulumi's readiness timeout waiting for a node.
+on_nodes = pulumi.ResourceOptions(depends_on=list(cluster.node_pools.values()))
+llm = LlmWorkload(
+    "llm", cfg, provider=k8s, namespace=namespace.name, image=registry.llm_image,
+    model_pvc_name=storage.model_pvc_name, model_writer_pvc_name=storage.model_writer_pvc_name,
+    api_key_secret_name=security.api_key_secret_name, opts=on_nodes)
+chat = ChatWorkload(
+    "chat", cfg, provider=k8s, namespace=namespace.name, image=registry.chat_image,
+    model_pvc_name=storage.model_pvc_name, kb_pvc_name=storage.kb_pvc_name,
+    api_key_secret_name=security.api_key_secret_name, llm_service_name=llm.service_name,
+    db_secret_name=database.secret_name if database else None, opts=on_nodes)
 
 pulumi.export("release", cfg.release)
 pulumi.export("llmModel", cfg.llm.model)
@@ -41,5 +51,9 @@ pulumi.export("chatImage", registry.chat_image)
 pulumi.export("llmImage", registry.llm_image)
 pulumi.export("chatRepository", registry.chat_repository)
 pulumi.export("llmRepository", registry.llm_repository)
+pulumi.export("chatApiKey", security.chat_api_key)  # secret
+pulumi.export("chatWebUrl", chat.web_url)
+pulumi.export("chatApiUrl", chat.api_url)
+pulumi.export("llmEndpoint", llm.endpoint)
 pulumi.export("portForward", namespace.name.apply(
     lambda ns: f"kubectl port-forward -n {ns} svc/chat-{cfg.release} 8501:8501"))

@@ -38,7 +38,9 @@ class ChatWorkload(pulumi.ComponentResource):
             raise ValueError(f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
                              "when the vectors live in ADB")
         placement = wp.placement(cfg, "chat")
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Children do not inherit the component's depends_on (the node pools): pass it on.
+        child = pulumi.ResourceOptions(parent=self, provider=provider,
+                                       depends_on=opts.depends_on if opts else None)
         release_name = wp.workload_name(cfg, "chat")
         account = wp.service_account(f"{name}-account", cfg, "chat", namespace, child)
 

@@ -49,7 +49,9 @@ class LlmWorkload(pulumi.ComponentResource):
         if cfg.llm.pod.instance_type == "eci" and model.is_aiacc:
             raise ConfigError([("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model "
                                 f"{model.name}; use instanceType ecs or {model.source_model}")])
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Children do not inherit the component's depends_on (the node pools): pass it on.
+        child = pulumi.ResourceOptions(parent=self, provider=provider,
+                                       depends_on=opts.depends_on if opts else None)
         release_name = wp.workload_name(cfg, "llm")
         account = wp.service_account(f"{name}-account", cfg, "llm", namespace, child)
         placement = wp.placement(cfg, "llm")
