@@ -59,7 +59,7 @@ def tiny_engine(root: Path, cls: type[Engine] = TransformersEngine) -> Engine:
 
 
 def start_server(engine: Engine, settings: Settings, wait_ready: bool = True) -> RunningServer:
-    app = create_app(engine, settings, MODEL)
+    app = create_app(engine, settings, settings.llm_model)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                            timeout_graceful_shutdown=5))

@@ -63,7 +63,8 @@ def test_unknown_model_names_the_known_ones(tmp_path):
 
 
 def test_missing_model_directory_is_named(tmp_path):
-    with pytest.raises(LaunchError, match=r"Qwen-7B-Chat for LLM_MODEL=qwen-7b-chat does not exist"):
+    expected = r"Qwen-7B-Chat for LLM_MODEL=qwen-7b-chat does not exist"
+    with pytest.raises(LaunchError, match=expected):
         plan_launch(Settings(llm_model="qwen-7b-chat", llm_model_root=tmp_path), has_gpu=False)
 
 
