@@ -52,6 +52,6 @@ class Admission:
         """Wait until no generation runs (graceful shutdown); False on timeout."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin on 3.10 (the vendor base image)
             return False
         return True
