@@ -38,10 +38,10 @@ class IncrementalDecoder:
         self._ids: list[int] = []
         self._emitted = ""
 
-    def push(self, token_ids: list[int]) -> str:
+    def push(self, token_ids: list[int], final: bool = False) -> str:
         self._ids.extend(token_ids)
         text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a multi-byte character is not complete yet
+        if text.endswith("\ufffd") and not final:  # a multi-byte character is incomplete
             return ""
         delta = text[len(self._emitted) :]
         self._emitted = text

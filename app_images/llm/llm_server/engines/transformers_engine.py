@@ -93,19 +93,26 @@ class TransformersEngine(Engine):
         produced = 0
         pending_tokens = 0
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, Exception):
-                    raise item
-                produced += len(item)
-                pending_tokens += len(item)
-                text = decoder.push(item)
-                if text:
+            ended = False
+            while not ended:
+                items = [await queue.get()]
+                while not queue.empty():  # a slow reader gets the backlog in one chunk
+                    items.append(queue.get_nowait())
+                ids: list[int] = []
+                for item in items:
+                    if isinstance(item, Exception):
+                        raise item
+                    if item is _END:
+                        ended = True
+                    else:
+                        ids.extend(item)
+                produced += len(ids)
+                pending_tokens += len(ids)
+                text = decoder.push(ids, final=ended)
+                if text and not ended:
                     yield Chunk(text=text, tokens=pending_tokens)
                     pending_tokens = 0
             reason = "length" if produced >= options.max_tokens else "stop"
-            yield Chunk(text="", tokens=pending_tokens, finish_reason=reason)
+            yield Chunk(text=text, tokens=pending_tokens, finish_reason=reason)
         finally:
             cancelled.set()  # client gone or stop string hit: the thread ends at the next token
