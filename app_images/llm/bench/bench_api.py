@@ -7,7 +7,9 @@ Both sides run the same engine class on the same model with the same greedy, fix
 generations (ignore_eos), one after the other so they never share the CPU/GPU. The API side
 runs the real launcher in a child process (as in the pod) and streams over HTTP with httpx.
 The server's concurrency limit is raised above the highest level so the ratio measures API
-overhead, not the queueing policy. Results: printed table and a JSON file.
+overhead, not the queueing policy. Direct and API runs alternate, round after round, and the
+medians are reported, because other processes may share the machine. Results: printed table
+and a JSON file.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ async def bench(args) -> tuple[list[dict], list[dict], list[dict]]:
             await direct_request(engine, PROMPT, args.max_tokens)  # warm-up
             await api_request(http, args.model, args.max_tokens)
             for c in args.concurrency:
-                n = args.requests or max(8, 2 * c)
+                n = args.requests or max(2, c)
                 rounds = []
                 for _ in range(args.rounds):
                     wall, res = await run_level(
@@ -175,13 +177,21 @@ def main() -> None:
     parser.add_argument("--model", default="qwen-7b-chat", help="catalog name to serve")
     parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm"])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, help="requests per level (default max(8, 2x))")
+    parser.add_argument("--requests", type=int, help="requests per round (default: one wave)")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per level")
-    parser.add_argument("--hidden", type=int, default=256, help="tiny model width")
-    parser.add_argument("--layers", type=int, default=4, help="tiny model depth")
+    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds per level")
+    parser.add_argument("--hidden", type=int, default=512, help="tiny model width")
+    parser.add_argument("--layers", type=int, default=8, help="tiny model depth")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads per side; more than the free cores makes OpenMP "
+                        "spin-waits of the two processes fight and swamps the measurement")
     parser.add_argument("--out", type=Path, default=APP_DIR / ".bench-out" / "bench_api.json")
     args = parser.parse_args()
+    if args.engine == "transformers":
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)  # inherited by the server
+        torch.set_num_threads(args.torch_threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.model_root is None:
@@ -198,6 +208,7 @@ def main() -> None:
               f"{r['direct_ttft_p50_ms_median']:>13}ms {r['api_ttft_p50_ms_median']:>10}ms")
     report = {
         "engine": args.engine, "model": args.model, "max_tokens": args.max_tokens,
+        "rounds": args.rounds, "torch_threads": args.torch_threads,
         "tiny_model": {"hidden": args.hidden, "layers": args.layers}
         if str(args.model_root).startswith(tempfile.gettempdir()) else None,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),

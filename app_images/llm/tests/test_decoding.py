@@ -25,3 +25,12 @@ def test_final_push_flushes_an_incomplete_character(model_root):
     decoder = IncrementalDecoder(tokenizer)
     assert decoder.push(ids[:1]) == ""
     assert decoder.push([], final=True) != ""
+
+
+def test_invalid_bytes_are_not_held_back_forever(model_root):
+    tokenizer = AutoTokenizer.from_pretrained(model_root / "Qwen-7B-Chat")
+    lone = tokenizer("好", add_special_tokens=False)["input_ids"][:1]  # a dangling lead byte
+    decoder = IncrementalDecoder(tokenizer)
+    outputs = [decoder.push(lone) for _ in range(IncrementalDecoder.MAX_CHAR_TOKENS)]
+    assert outputs[:-1] == [""] * (IncrementalDecoder.MAX_CHAR_TOKENS - 1)
+    assert "\ufffd" in outputs[-1]

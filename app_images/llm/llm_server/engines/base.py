@@ -33,16 +33,23 @@ class Chunk:
 class IncrementalDecoder:
     """Turns a growing list of token ids into text deltas without splitting UTF-8 characters."""
 
+    MAX_CHAR_TOKENS = 4  # a UTF-8 character is at most 4 bytes, so 4 byte-level tokens
+
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
         self._ids: list[int] = []
         self._emitted = ""
+        self._held = 0
 
     def push(self, token_ids: list[int], final: bool = False) -> str:
         self._ids.extend(token_ids)
         text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        if text.endswith("\ufffd") and not final:  # a multi-byte character is incomplete
+        self._held += len(token_ids)
+        # Hold back a possibly incomplete character, but no longer than one can be: past that
+        # the replacement character is an invalid byte the model produced, not a split one.
+        if text.endswith("\ufffd") and not final and self._held < self.MAX_CHAR_TOKENS:
             return ""
+        self._held = 0
         delta = text[len(self._emitted) :]
         self._emitted = text
         return delta
