@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -205,7 +206,7 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             raise ApiError(429, f"Too many requests: {exc}; retry later.",
                            type="rate_limit_error", code="queue_full") from exc
 
-    async def run(params: GenerationParams, prompt: str, chat: bool) -> Any:
+    async def run(request: Request, params: GenerationParams, prompt: str, chat: bool) -> Any:
         arrived = time.monotonic()
         prompt_tokens, options = plan(params, prompt)
         await admit()
@@ -220,7 +221,9 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
                 shutdown_grace_period=settings.llm_shutdown_grace_s,
             )
         try:
-            text, completion_tokens, reason = await _collect(state, chunks, arrived)
+            text, completion_tokens, reason = await _unless_disconnected(
+                request, _collect(state, chunks, arrived)
+            )
         finally:
             state.admission.release()
         usage = _usage(prompt_tokens, completion_tokens)
@@ -234,13 +237,13 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
                 "choices": [choice], "usage": usage}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(require_key)])
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
         messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-        return await run(body, engine.render_chat(messages), chat=True)
+        return await run(request, body, engine.render_chat(messages), chat=True)
 
     @app.post("/v1/completions", dependencies=[Depends(require_key)])
-    async def completions(body: CompletionRequest) -> Any:
-        return await run(body, body.prompt_text, chat=False)
+    async def completions(request: Request, body: CompletionRequest) -> Any:
+        return await run(request, body, body.prompt_text, chat=False)
 
     app.add_middleware(_CountingMiddleware, state=state)
     return app
@@ -284,19 +287,38 @@ async def _generate(
         await source.aclose()
 
 
+async def _unless_disconnected(request: Request, work: Any) -> Any:
+    """Await ``work``, cancelling it (and so the generation) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ApiError(499, "client closed the request", code="client_closed_request")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def _collect(
     state: ServerState, chunks: AsyncIterator[Chunk], arrived: float
 ) -> tuple[str, int, str]:
     parts: list[str] = []
     tokens = 0
     reason = "stop"
-    async for chunk in chunks:
-        if tokens == 0 and chunk.tokens:
-            state.metrics.time_to_first_token.observe(time.monotonic() - arrived)
-        tokens += chunk.tokens
-        parts.append(chunk.text)
-        reason = chunk.finish_reason or reason
-    state.metrics.completion_tokens.inc(tokens)
+    try:
+        async for chunk in chunks:
+            if tokens == 0 and chunk.tokens:
+                state.metrics.time_to_first_token.observe(time.monotonic() - arrived)
+            tokens += chunk.tokens
+            parts.append(chunk.text)
+            reason = chunk.finish_reason or reason
+    finally:
+        state.metrics.completion_tokens.inc(tokens)
     return "".join(parts), tokens, reason
 
 

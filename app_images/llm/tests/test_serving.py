@@ -157,3 +157,39 @@ def test_sigterm_lets_a_running_stream_finish(model_root):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_non_streamed_request_is_cancelled_when_the_client_gives_up(server):
+    body = {"model": MODEL, "prompt": "Hello", "max_tokens": 2000, "ignore_eos": True}
+    before = metric(server.url, "llm_completion_tokens_total")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/completions", json=body, headers=HEADERS, timeout=1.0)
+    deadline = time.monotonic() + 10
+    while metric(server.url, "llm_requests_in_flight") > 0:
+        assert time.monotonic() < deadline, "generation kept its slot after the client left"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert 0 < metric(server.url, "llm_completion_tokens_total") - before < 2000
+    assert not [t for t in threading.enumerate() if t.name == "generate"]
+
+
+class FailingLoadEngine(TransformersEngine):
+    def load(self) -> None:
+        raise OSError("weights file is truncated")
+
+
+def test_load_failure_turns_health_red_with_the_reason(model_root):
+    running = start_server(tiny_engine(model_root, FailingLoadEngine), make_settings(model_root),
+                           wait_ready=False)
+    try:
+        deadline = time.monotonic() + 10
+        while (health := httpx.get(f"{running.url}/health")).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert health.status_code == 503
+        assert "weights file is truncated" in health.json()["load_error"]
+        models = httpx.get(f"{running.url}/v1/models")
+        assert models.status_code == 503
+        assert "weights file is truncated" in models.json()["error"]["message"]
+    finally:
+        stop_server(running)
