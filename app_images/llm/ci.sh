@@ -15,5 +15,6 @@ echo "== hadolint"
 "$VENV/bin/hadolint" Dockerfile Dockerfile.aiacc
 echo "== ruff"
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q "$@"

@@ -45,8 +45,12 @@ def summarise(label: str, concurrency: int, wall: float, results: list[tuple[flo
     tokens = sum(n for _, n in results)
     ttfts = sorted(t for t, _ in results)
     return {
-        "mode": label, "concurrency": concurrency, "requests": len(results),
-        "tokens": tokens, "wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1),
+        "mode": label,
+        "concurrency": concurrency,
+        "requests": len(results),
+        "tokens": tokens,
+        "wall_s": round(wall, 3),
+        "tokens_per_s": round(tokens / wall, 1),
         "ttft_p50_ms": round(statistics.median(ttfts) * 1000, 1),
         "ttft_max_ms": round(ttfts[-1] * 1000, 1),
     }
@@ -77,8 +81,15 @@ async def direct_request(engine, prompt: str, max_tokens: int) -> tuple[float, i
 
 
 async def api_request(http: httpx.AsyncClient, model: str, max_tokens: int) -> tuple[float, int]:
-    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
-            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": model,
+        "prompt": PROMPT,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     started = time.perf_counter()
     ttft = None
     tokens = 0
@@ -102,11 +113,23 @@ def free_port() -> int:
 
 
 def start_api(args, port: int) -> subprocess.Popen:
-    env = {**os.environ, "LLM_MODEL": args.model, "LLM_MODEL_ROOT": str(args.model_root),
-           "LLM_ENGINE": args.engine, "LLM_PORT": str(port), "LLM_HOST": "127.0.0.1",
-           "LLM_MAX_CONCURRENCY": str(max(args.concurrency) * 2), "LLM_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "llm_server.launcher"], cwd=APP_DIR, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "LLM_MODEL": args.model,
+        "LLM_MODEL_ROOT": str(args.model_root),
+        "LLM_ENGINE": args.engine,
+        "LLM_PORT": str(port),
+        "LLM_HOST": "127.0.0.1",
+        "LLM_MAX_CONCURRENCY": str(max(args.concurrency) * 2),
+        "LLM_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_server.launcher"],
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -123,8 +146,9 @@ def start_api(args, port: int) -> subprocess.Popen:
 
 async def bench(args) -> tuple[list[dict], list[dict], list[dict]]:
     """Alternate direct and API runs per level, several rounds, so noise hits both alike."""
-    settings = Settings(llm_model=args.model, llm_model_root=args.model_root,
-                        llm_engine=args.engine)
+    settings = Settings(
+        llm_model=args.model, llm_model_root=args.model_root, llm_engine=args.engine
+    )
     engine = build_engine(plan_launch(settings), settings)
     await asyncio.to_thread(engine.load)
     port = free_port()
@@ -132,8 +156,9 @@ async def bench(args) -> tuple[list[dict], list[dict], list[dict]]:
     direct_rows, api_rows, ratio_rows = [], [], []
     try:
         limits = httpx.Limits(max_connections=max(args.concurrency) + 4)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600,
-                                     limits=limits) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=600, limits=limits
+        ) as http:
             # /v1/completions sends the prompt as is, so both sides generate from the same text
             await direct_request(engine, PROMPT, args.max_tokens)  # warm-up
             await api_request(http, args.model, args.max_tokens)
@@ -142,28 +167,36 @@ async def bench(args) -> tuple[list[dict], list[dict], list[dict]]:
                 rounds = []
                 for _ in range(args.rounds):
                     wall, res = await run_level(
-                        lambda: direct_request(engine, PROMPT, args.max_tokens), c, n)
+                        lambda: direct_request(engine, PROMPT, args.max_tokens), c, n
+                    )
                     direct = summarise("direct", c, wall, res)
                     wall, res = await run_level(
-                        lambda: api_request(http, args.model, args.max_tokens), c, n)
+                        lambda: api_request(http, args.model, args.max_tokens), c, n
+                    )
                     api = summarise("api", c, wall, res)
                     rounds.append((direct, api))
                 direct_rows += [d for d, _ in rounds]
                 api_rows += [a for _, a in rounds]
                 per_round = [a["tokens_per_s"] / d["tokens_per_s"] for d, a in rounds]
-                ratio_rows.append({
-                    "concurrency": c,
-                    "direct_tokens_per_s_median": statistics.median(
-                        d["tokens_per_s"] for d, _ in rounds),
-                    "api_tokens_per_s_median": statistics.median(
-                        a["tokens_per_s"] for _, a in rounds),
-                    "api_over_direct_median": round(statistics.median(per_round), 3),
-                    "api_over_direct_rounds": [round(r, 3) for r in per_round],
-                    "direct_ttft_p50_ms_median": statistics.median(
-                        d["ttft_p50_ms"] for d, _ in rounds),
-                    "api_ttft_p50_ms_median": statistics.median(
-                        a["ttft_p50_ms"] for _, a in rounds),
-                })
+                ratio_rows.append(
+                    {
+                        "concurrency": c,
+                        "direct_tokens_per_s_median": statistics.median(
+                            d["tokens_per_s"] for d, _ in rounds
+                        ),
+                        "api_tokens_per_s_median": statistics.median(
+                            a["tokens_per_s"] for _, a in rounds
+                        ),
+                        "api_over_direct_median": round(statistics.median(per_round), 3),
+                        "api_over_direct_rounds": [round(r, 3) for r in per_round],
+                        "direct_ttft_p50_ms_median": statistics.median(
+                            d["ttft_p50_ms"] for d, _ in rounds
+                        ),
+                        "api_ttft_p50_ms_median": statistics.median(
+                            a["ttft_p50_ms"] for _, a in rounds
+                        ),
+                    }
+                )
     finally:
         proc.terminate()
         proc.wait(60)
@@ -182,9 +215,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=11, help="alternating rounds per level")
     parser.add_argument("--hidden", type=int, default=512, help="tiny model width")
     parser.add_argument("--layers", type=int, default=8, help="tiny model depth")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="CPU threads per side; more than the free cores makes OpenMP "
-                        "spin-waits of the two processes fight and swamps the measurement")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="CPU threads per side; more than the free cores makes OpenMP "
+        "spin-waits of the two processes fight and swamps the measurement",
+    )
     parser.add_argument("--out", type=Path, default=APP_DIR / ".bench-out" / "bench_api.json")
     args = parser.parse_args()
     if args.engine == "transformers":
@@ -200,20 +237,33 @@ def main() -> None:
             build_tiny_model(target, hidden=args.hidden, layers=args.layers)
         direct, api, ratios = asyncio.run(bench(args))
 
-    print(f"{'conc':>4} {'direct tok/s':>12} {'api tok/s':>10} {'ratio':>6} "
-          f"{'direct ttft p50':>15} {'api ttft p50':>12}   (medians of {args.rounds} rounds)")
+    print(
+        f"{'conc':>4} {'direct tok/s':>12} {'api tok/s':>10} {'ratio':>6} "
+        f"{'direct ttft p50':>15} {'api ttft p50':>12}   (medians of {args.rounds} rounds)"
+    )
     for r in ratios:
-        print(f"{r['concurrency']:>4} {r['direct_tokens_per_s_median']:>12} "
-              f"{r['api_tokens_per_s_median']:>10} {r['api_over_direct_median']:>6} "
-              f"{r['direct_ttft_p50_ms_median']:>13}ms {r['api_ttft_p50_ms_median']:>10}ms")
+        print(
+            f"{r['concurrency']:>4} {r['direct_tokens_per_s_median']:>12} "
+            f"{r['api_tokens_per_s_median']:>10} {r['api_over_direct_median']:>6} "
+            f"{r['direct_ttft_p50_ms_median']:>13}ms {r['api_ttft_p50_ms_median']:>10}ms"
+        )
     report = {
-        "engine": args.engine, "model": args.model, "max_tokens": args.max_tokens,
-        "rounds": args.rounds, "torch_threads": args.torch_threads,
+        "engine": args.engine,
+        "model": args.model,
+        "max_tokens": args.max_tokens,
+        "rounds": args.rounds,
+        "torch_threads": args.torch_threads,
         "tiny_model": {"hidden": args.hidden, "layers": args.layers}
-        if str(args.model_root).startswith(tempfile.gettempdir()) else None,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
-        "direct": direct, "api": api, "ratios": ratios,
+        if str(args.model_root).startswith(tempfile.gettempdir())
+        else None,
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "direct": direct,
+        "api": api,
+        "ratios": ratios,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

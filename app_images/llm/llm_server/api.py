@@ -35,17 +35,32 @@ class ApiError(Exception):
     """An error answered in OpenAI's shape: {"error": {message, type, param, code}}."""
 
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error",
-        param: str | None = None, code: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = (
-            status, message, type, param, code,
+            status,
+            message,
+            type,
+            param,
+            code,
         )
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type,
-                          "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status)
@@ -100,9 +115,14 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             return
         state.loaded = True
         state.metrics.model_loaded.set(1)
-        log_event(logger, "model_loaded", model=served_model, engine=engine.kind,
-                  seconds=round(time.monotonic() - started, 2),
-                  context_length=engine.context_length)
+        log_event(
+            logger,
+            "model_loaded",
+            model=served_model,
+            engine=engine.kind,
+            seconds=round(time.monotonic() - started, 2),
+            context_length=engine.context_length,
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -147,19 +167,28 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
 
     def require_ready() -> None:
         if state.draining:
-            raise ApiError(503, "The server is shutting down.", type="server_error",
-                           code="shutting_down")
+            raise ApiError(
+                503, "The server is shutting down.", type="server_error", code="shutting_down"
+            )
         if not state.loaded:
             detail = f": {state.load_error}" if state.load_error else "; try again shortly"
-            raise ApiError(503, f"Model {served_model} is not loaded yet{detail}",
-                           type="server_error", code="model_not_ready")
+            raise ApiError(
+                503,
+                f"Model {served_model} is not loaded yet{detail}",
+                type="server_error",
+                code="model_not_ready",
+            )
 
     @app.get("/health")
     async def health() -> JSONResponse:
         status = 503 if state.load_error else 200
         return JSONResponse(
-            {"status": "error" if state.load_error else "ok", "model_loaded": state.loaded,
-             "load_error": state.load_error}, status_code=status,
+            {
+                "status": "error" if state.load_error else "ok",
+                "model_loaded": state.loaded,
+                "load_error": state.load_error,
+            },
+            status_code=status,
         )
 
     @app.get("/metrics")
@@ -170,16 +199,28 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         require_ready()
-        return {"object": "list", "data": [{
-            "id": served_model, "object": "model", "created": state.created,
-            "owned_by": "chatchat", "max_model_len": engine.context_length,
-        }]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": served_model,
+                    "object": "model",
+                    "created": state.created,
+                    "owned_by": "chatchat",
+                    "max_model_len": engine.context_length,
+                }
+            ],
+        }
 
     def plan(params: GenerationParams, prompt: str) -> tuple[int, SamplingOptions]:
         require_ready()
         if params.model != served_model:
-            raise ApiError(404, f"The model `{params.model}` does not exist; this server "
-                           f"serves `{served_model}`.", param="model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"The model `{params.model}` does not exist; this server serves `{served_model}`.",
+                param="model",
+                code="model_not_found",
+            )
         prompt_tokens = engine.count_tokens(prompt)
         room = engine.context_length - prompt_tokens
         wanted = params.requested_max_tokens
@@ -191,11 +232,14 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
                 f"However, you requested {prompt_tokens + asked} tokens ({prompt_tokens} in "
                 f"the prompt, {asked} in the completion). Please reduce the prompt or "
                 "max_tokens.",
-                param="max_tokens", code="context_length_exceeded",
+                param="max_tokens",
+                code="context_length_exceeded",
             )
         max_tokens = wanted if wanted is not None else min(settings.llm_default_max_tokens, room)
         return prompt_tokens, SamplingOptions(
-            max_tokens=max_tokens, temperature=params.temperature, top_p=params.top_p,
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
             ignore_eos=params.ignore_eos,
         )
 
@@ -203,8 +247,12 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
         try:
             await state.admission.acquire()
         except QueueFullError as exc:
-            raise ApiError(429, f"Too many requests: {exc}; retry later.",
-                           type="rate_limit_error", code="queue_full") from exc
+            raise ApiError(
+                429,
+                f"Too many requests: {exc}; retry later.",
+                type="rate_limit_error",
+                code="queue_full",
+            ) from exc
 
     async def run(request: Request, params: GenerationParams, prompt: str, chat: bool) -> Any:
         arrived = time.monotonic()
@@ -217,7 +265,8 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             events = _sse_events(state, rid, chat, params, prompt_tokens, chunks, arrived)
             first = await anext(events)  # started now, so its `finally` always releases the slot
             return EventSourceResponse(
-                _prepend(first, events), sep="\n",
+                _prepend(first, events),
+                sep="\n",
                 shutdown_grace_period=settings.llm_shutdown_grace_s,
             )
         try:
@@ -228,13 +277,22 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             state.admission.release()
         usage = _usage(prompt_tokens, completion_tokens)
         if chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                      "logprobs": None, "finish_reason": reason}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": reason,
+            }
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
-        return {"id": rid, "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()), "model": served_model,
-                "choices": [choice], "usage": usage}
+        return {
+            "id": rid,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": served_model,
+            "choices": [choice],
+            "usage": usage,
+        }
 
     @app.post("/v1/chat/completions", dependencies=[Depends(require_key)])
     async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
@@ -259,8 +317,11 @@ async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 async def _generate(
@@ -281,7 +342,7 @@ async def _generate(
                 yield Chunk(held, chunk.tokens, chunk.finish_reason)
                 return
             emit = held[: len(held) - hold] if hold else held
-            held = held[len(emit):]
+            held = held[len(emit) :]
             yield Chunk(emit, chunk.tokens)
     finally:
         await source.aclose()
@@ -323,15 +384,25 @@ async def _collect(
 
 
 async def _sse_events(
-    state: ServerState, rid: str, chat: bool, params: GenerationParams,
-    prompt_tokens: int, chunks: AsyncIterator[Chunk], arrived: float,
+    state: ServerState,
+    rid: str,
+    chat: bool,
+    params: GenerationParams,
+    prompt_tokens: int,
+    chunks: AsyncIterator[Chunk],
+    arrived: float,
 ) -> AsyncIterator[dict[str, str]]:
     created = int(time.time())
     obj = "chat.completion.chunk" if chat else "text_completion"
 
     def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict:
-        payload: dict[str, Any] = {"id": rid, "object": obj, "created": created,
-                                   "model": state.served_model, "choices": choices}
+        payload: dict[str, Any] = {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": state.served_model,
+            "choices": choices,
+        }
         if params.include_usage:
             payload["usage"] = usage
         return {"data": json.dumps(payload)}

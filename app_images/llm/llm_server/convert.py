@@ -47,11 +47,16 @@ class Converter:
         dash = "--" if self.name == "huggingface_model_convert" else "-"
         return [
             self.executable,
-            f"{dash}in_file", str(source),
-            f"{dash}saved_dir", str(out),
-            f"{dash}infer_gpu_num", "1",
-            f"{dash}weight_data_type", "fp16",
-            f"{dash}model_name", model_name,
+            f"{dash}in_file",
+            str(source),
+            f"{dash}saved_dir",
+            str(out),
+            f"{dash}infer_gpu_num",
+            "1",
+            f"{dash}weight_data_type",
+            "fp16",
+            f"{dash}model_name",
+            model_name,
         ]
 
 
@@ -99,23 +104,39 @@ def convert(entry: ModelEntry, root: Path, source: Path | None = None) -> Path:
         raise ConversionError(f"{entry.name} is not an aiacc model; nothing to convert", 2)
     target = entry.path(root)
     if is_complete(target):
-        log_event(logger, "conversion_skipped", model=entry.name, target=str(target),
-                  reason="already converted")
+        log_event(
+            logger,
+            "conversion_skipped",
+            model=entry.name,
+            target=str(target),
+            reason="already converted",
+        )
         return target
     source = source or resolve_model(entry.source_model).path(root)
     check_model_dir(source)
     converter = find_converter(entry)
     if target.exists():
-        log_event(logger, "conversion_half_written", logging.WARNING, target=str(target),
-                  action="removing and converting again")
+        log_event(
+            logger,
+            "conversion_half_written",
+            logging.WARNING,
+            target=str(target),
+            action="removing and converting again",
+        )
         shutil.rmtree(target)
     for stale in root.glob(f".{entry.directory}.converting-*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = root / f".{entry.directory}.converting-{os.getpid()}"
     work.mkdir(parents=True)
     command = converter.command(source, work, entry.converter_model_name)
-    log_event(logger, "conversion_started", model=entry.name, source=str(source),
-              converter=converter.name, command=command)
+    log_event(
+        logger,
+        "conversion_started",
+        model=entry.name,
+        source=str(source),
+        converter=converter.name,
+        command=command,
+    )
     started = time.monotonic()
     try:
         _run_converter(command)
@@ -126,8 +147,13 @@ def convert(entry: ModelEntry, root: Path, source: Path | None = None) -> Path:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    log_event(logger, "conversion_finished", model=entry.name, target=str(target),
-              seconds=round(time.monotonic() - started, 1))
+    log_event(
+        logger,
+        "conversion_finished",
+        model=entry.name,
+        target=str(target),
+        seconds=round(time.monotonic() - started, 1),
+    )
     return target
 
 
@@ -148,8 +174,16 @@ def _write_marker(
 ) -> None:
     marker = work / MARKER
     with marker.open("w") as handle:
-        json.dump({"model": entry.name, "source": str(source), "converter": converter.name,
-                   "seconds": round(seconds, 1), "finished_at": time.time()}, handle)
+        json.dump(
+            {
+                "model": entry.name,
+                "source": str(source),
+                "converter": converter.name,
+                "seconds": round(seconds, 1),
+                "finished_at": time.time(),
+            },
+            handle,
+        )
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -110,8 +110,15 @@ def main() -> None:
         log_event(logger, "launch_failed", logging.ERROR, error=str(exc))
         print(f"llm launcher: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
-    log_event(logger, "launching", model=plan.entry.name, engine=plan.engine,
-              model_dir=str(plan.model_dir), load_8bit=plan.load_8bit, port=settings.llm_port)
+    log_event(
+        logger,
+        "launching",
+        model=plan.entry.name,
+        engine=plan.engine,
+        model_dir=str(plan.model_dir),
+        load_8bit=plan.load_8bit,
+        port=settings.llm_port,
+    )
 
     import uvicorn
 
@@ -119,7 +126,9 @@ def main() -> None:
 
     uvicorn.run(
         create_app(engine, settings, plan.entry.name),
-        host=settings.llm_host, port=settings.llm_port, log_config=None,
+        host=settings.llm_host,
+        port=settings.llm_port,
+        log_config=None,
         timeout_graceful_shutdown=int(settings.llm_shutdown_grace_s) + 5,
     )
 

@@ -9,8 +9,10 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "llm_requests", "HTTP requests by endpoint and status code",
-            ["endpoint", "status"], registry=self.registry,
+            "llm_requests",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "status"],
+            registry=self.registry,
         )
         self.prompt_tokens = Counter(
             "llm_prompt_tokens", "Prompt tokens processed", registry=self.registry
@@ -19,7 +21,8 @@ class ServerMetrics:
             "llm_completion_tokens", "Completion tokens generated", registry=self.registry
         )
         self.time_to_first_token = Histogram(
-            "llm_time_to_first_token_seconds", "Time from admission to the first token",
+            "llm_time_to_first_token_seconds",
+            "Time from admission to the first token",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )

@@ -48,8 +48,13 @@ class RunningServer:
 
 
 def make_settings(root: Path, **overrides) -> Settings:
-    values = {"llm_model": MODEL, "llm_model_root": root, "llm_engine": "transformers",
-              "llm_api_key": API_KEY, "llm_shutdown_grace_s": 5.0}
+    values = {
+        "llm_model": MODEL,
+        "llm_model_root": root,
+        "llm_engine": "transformers",
+        "llm_api_key": API_KEY,
+        "llm_shutdown_grace_s": 5.0,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -61,8 +66,11 @@ def tiny_engine(root: Path, cls: type[Engine] = TransformersEngine) -> Engine:
 def start_server(engine: Engine, settings: Settings, wait_ready: bool = True) -> RunningServer:
     app = create_app(engine, settings, settings.llm_model)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=5
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

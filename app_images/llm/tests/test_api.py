@@ -20,7 +20,9 @@ def test_models_lists_the_served_model(client):
 
 def test_chat_completion_returns_text_and_usage(client):
     reply = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8,
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=8,
         extra_body={"ignore_eos": True},
     )
     assert reply.choices[0].message.role == "assistant"
@@ -33,8 +35,12 @@ def test_chat_completion_returns_text_and_usage(client):
 
 def test_chat_stream_sends_deltas_then_usage(client):
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=6,
-        stream=True, stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -46,23 +52,30 @@ def test_chat_stream_sends_deltas_then_usage(client):
 
 
 def test_stream_text_equals_non_stream_text_with_greedy_decoding(client):
-    kwargs = dict(model=MODEL, prompt="The quick brown fox", max_tokens=12, temperature=0,
-                  extra_body={"ignore_eos": True})
+    kwargs = dict(
+        model=MODEL,
+        prompt="The quick brown fox",
+        max_tokens=12,
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
     whole = client.completions.create(**kwargs).choices[0].text
     streamed = "".join(c.choices[0].text for c in client.completions.create(stream=True, **kwargs))
     assert streamed == whole
 
 
 def test_completion_endpoint_counts_tokens(client):
-    reply = client.completions.create(model=MODEL, prompt="Kubernetes schedules", max_tokens=4,
-                                      extra_body={"ignore_eos": True})
+    reply = client.completions.create(
+        model=MODEL, prompt="Kubernetes schedules", max_tokens=4, extra_body={"ignore_eos": True}
+    )
     assert reply.object == "text_completion"
     assert reply.usage.completion_tokens == 4
 
 
 def test_stop_string_cuts_the_output(client):
-    kwargs = dict(model=MODEL, prompt="Hello", max_tokens=30, temperature=0,
-                  extra_body={"ignore_eos": True})
+    kwargs = dict(
+        model=MODEL, prompt="Hello", max_tokens=30, temperature=0, extra_body={"ignore_eos": True}
+    )
     full = client.completions.create(**kwargs).choices[0].text
     stop = full[5:8]
     assert stop and stop.strip()

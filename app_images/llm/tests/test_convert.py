@@ -44,8 +44,11 @@ def make_hf_dir(path: Path) -> Path:
 def env(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_CONVERTER_LOG": str(tmp_path / "calls.jsonl"), "bin": bin_dir}
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_CONVERTER_LOG": str(tmp_path / "calls.jsonl"),
+        "bin": bin_dir,
+    }
 
 
 def install(env: dict, name: str, dash: str) -> None:
@@ -57,8 +60,12 @@ def install(env: dict, name: str, dash: str) -> None:
 def run_convert(env: dict, root: Path, model: str = "qwen-7b-chat-aiacc", *extra: str):
     environ = {**os.environ, **{k: str(v) for k, v in env.items() if k != "bin"}}
     return subprocess.run(
-        [sys.executable, "-m", "llm_server.convert", "--model", model, "--root", str(root),
-         *extra], cwd=APP_DIR, env=environ, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "llm_server.convert", "--model", model, "--root", str(root), *extra],
+        cwd=APP_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -76,8 +83,15 @@ def test_converts_once_then_skips(env, tmp_path):
     target = root / "qwen-7b-chat-aiacc"
     assert (target / "1-gpu" / "weights.bin").read_bytes() == b"converted"
     assert json.loads((target / MARKER).read_text())["model"] == "qwen-7b-chat-aiacc"
-    assert calls(env) == [{"in_file": str(root / "Qwen-7B-Chat"), "saved_dir": calls(env)[0][
-        "saved_dir"], "infer_gpu_num": "1", "weight_data_type": "fp16", "model_name": "qwen-7b"}]
+    assert calls(env) == [
+        {
+            "in_file": str(root / "Qwen-7B-Chat"),
+            "saved_dir": calls(env)[0]["saved_dir"],
+            "infer_gpu_num": "1",
+            "weight_data_type": "fp16",
+            "model_name": "qwen-7b",
+        }
+    ]
     assert "converting layer 2/2" in first.stdout  # converter progress relayed to the log
     second = run_convert(env, root)
     assert second.returncode == 0
@@ -131,11 +145,14 @@ def test_old_qwen_converter_refuses_other_families(env, tmp_path):
     assert "huggingface_model_convert" in result.stderr
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    ({"model.safetensors": b"w"}, "no config.json"),
-    ({"config.json": b"{}"}, "no weight files"),
-    ({}, "no config.json"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ({"model.safetensors": b"w"}, "no config.json"),
+        ({"config.json": b"{}"}, "no weight files"),
+        ({}, "no config.json"),
+    ],
+)
 def test_input_that_is_not_a_model_directory_fails_clearly(env, tmp_path, content, reason):
     install(env, "huggingface_model_convert", "--")
     root = tmp_path / "models"

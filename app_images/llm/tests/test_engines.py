@@ -44,8 +44,13 @@ class FakeAsyncLLMEngine:
             done = i == len(words)
             yield SimpleNamespace(
                 finished=done,
-                outputs=[SimpleNamespace(text="".join(words[:i]), token_ids=list(range(i)),
-                                         finish_reason="length" if done else None)],
+                outputs=[
+                    SimpleNamespace(
+                        text="".join(words[:i]),
+                        token_ids=list(range(i)),
+                        finish_reason="length" if done else None,
+                    )
+                ],
             )
 
     async def abort(self, request_id: str) -> None:
@@ -112,8 +117,9 @@ class FakeQwenModel:
     loaded: list[dict] = []
 
     def __init__(self, model_dir, gpu_id, gpu_num, precision) -> None:
-        FakeQwenModel.loaded.append({"dir": model_dir, "gpu_id": gpu_id, "gpu_num": gpu_num,
-                                     "precision": precision})
+        FakeQwenModel.loaded.append(
+            {"dir": model_dir, "gpu_id": gpu_id, "gpu_num": gpu_num, "precision": precision}
+        )
 
     def generate(self, prompts, max_generated_length, top_k, top_p, temperature, streaming):
         assert streaming is True and len(prompts) == 1
@@ -147,11 +153,20 @@ def test_deepgpu_adapter_serves_the_openai_api(fake_deepgpu, aiacc_root):
     running = start_server(engine, settings)
     try:
         client = openai.OpenAI(base_url=f"{running.url}/v1", api_key=API_KEY, max_retries=0)
-        assert FakeQwenModel.loaded == [{"dir": str(aiacc_root / "qwen-7b-chat-aiacc"),
-                                         "gpu_id": "0", "gpu_num": 1, "precision": "int8"}]
+        assert FakeQwenModel.loaded == [
+            {
+                "dir": str(aiacc_root / "qwen-7b-chat-aiacc"),
+                "gpu_id": "0",
+                "gpu_num": 1,
+                "precision": "int8",
+            }
+        ]
         stream = client.chat.completions.create(
-            model="qwen-7b-chat-aiacc", messages=[{"role": "user", "content": "hi"}],
-            stream=True, max_tokens=4, stream_options={"include_usage": True},
+            model="qwen-7b-chat-aiacc",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            max_tokens=4,
+            stream_options={"include_usage": True},
         )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

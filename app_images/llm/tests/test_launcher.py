@@ -80,8 +80,14 @@ def test_aiacc_without_the_vendor_package_is_a_clear_error(tmp_path):
 def test_launcher_process_exits_2_with_the_reason_for_aiacc_without_vendor(tmp_path):
     (tmp_path / "chatglm2-6b-aiacc").mkdir()
     env = {**os.environ, "LLM_MODEL": "chatglm2-6b-aiacc", "LLM_MODEL_ROOT": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "llm_server.launcher"], cwd=APP_DIR, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_server.launcher"],
+        cwd=APP_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "'deepgpu_llm'" in result.stderr and "chatglm2-6b-aiacc" in result.stderr
 
@@ -92,5 +98,8 @@ def test_settings_read_the_chart_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LLM_MODEL_ROOT", str(tmp_path))
     settings = Settings()
     assert (settings.llm_model, settings.load_8bit, settings.llm_model_root) == (
-        "baichuan2-7b-chat", False, tmp_path)
+        "baichuan2-7b-chat",
+        False,
+        tmp_path,
+    )
     assert settings.llm_port == 8888

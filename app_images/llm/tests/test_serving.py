@@ -60,15 +60,19 @@ def metric(url: str, name: str) -> float:
 
 def test_models_is_503_until_the_model_is_loaded(model_root):
     GatedLoadEngine.gate.clear()
-    running = start_server(tiny_engine(model_root, GatedLoadEngine), make_settings(model_root),
-                           wait_ready=False)
+    running = start_server(
+        tiny_engine(model_root, GatedLoadEngine), make_settings(model_root), wait_ready=False
+    )
     try:
         early = httpx.get(f"{running.url}/v1/models")
         assert early.status_code == 503
         assert early.json()["error"]["code"] == "model_not_ready"
         assert httpx.get(f"{running.url}/health").status_code == 200  # process is up
-        chat = httpx.post(f"{running.url}/v1/chat/completions", headers=HEADERS,
-                          json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]})
+        chat = httpx.post(
+            f"{running.url}/v1/chat/completions",
+            headers=HEADERS,
+            json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+        )
         assert chat.status_code == 503
         GatedLoadEngine.gate.set()
         deadline = time.monotonic() + 30
@@ -82,8 +86,9 @@ def test_models_is_503_until_the_model_is_loaded(model_root):
 def test_requests_past_the_queue_get_429(model_root):
     engine = tiny_engine(model_root, GatedGenerateEngine)
     engine.open_flag = threading.Event()
-    running = start_server(engine, make_settings(model_root, llm_max_concurrency=1,
-                                                 llm_max_queue=1))
+    running = start_server(
+        engine, make_settings(model_root, llm_max_concurrency=1, llm_max_queue=1)
+    )
     body = {"model": MODEL, "prompt": "Hello", "max_tokens": 3}
 
     async def scenario() -> list[int]:
@@ -105,8 +110,13 @@ def test_requests_past_the_queue_get_429(model_root):
 
 
 def test_client_disconnect_cancels_the_generation(server):
-    body = {"model": MODEL, "prompt": "Hello", "max_tokens": 2000, "ignore_eos": True,
-            "stream": True}
+    body = {
+        "model": MODEL,
+        "prompt": "Hello",
+        "max_tokens": 2000,
+        "ignore_eos": True,
+        "stream": True,
+    }
     before = metric(server.url, "llm_completion_tokens_total")
     with httpx.stream("POST", f"{server.url}/v1/completions", json=body, headers=HEADERS) as r:
         lines = r.iter_lines()
@@ -125,11 +135,24 @@ def test_client_disconnect_cancels_the_generation(server):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
 def test_sigterm_lets_a_running_stream_finish(model_root):
     port = free_port()
-    env = {**os.environ, "LLM_MODEL": MODEL, "LLM_MODEL_ROOT": str(model_root),
-           "LLM_ENGINE": "auto", "LLM_PORT": str(port), "LLM_HOST": "127.0.0.1",
-           "LLM_SHUTDOWN_GRACE_S": "20", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "llm_server.launcher"], cwd=APP_DIR, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "LLM_MODEL": MODEL,
+        "LLM_MODEL_ROOT": str(model_root),
+        "LLM_ENGINE": "auto",
+        "LLM_PORT": str(port),
+        "LLM_HOST": "127.0.0.1",
+        "LLM_SHUTDOWN_GRACE_S": "20",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_server.launcher"],
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -142,8 +165,14 @@ def test_sigterm_lets_a_running_stream_finish(model_root):
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        body = {"model": MODEL, "prompt": "Hello", "max_tokens": 400, "ignore_eos": True,
-                "stream": True, "stream_options": {"include_usage": True}}
+        body = {
+            "model": MODEL,
+            "prompt": "Hello",
+            "max_tokens": 400,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as response:
             lines = response.iter_lines()
             next(lines)
@@ -179,8 +208,9 @@ class FailingLoadEngine(TransformersEngine):
 
 
 def test_load_failure_turns_health_red_with_the_reason(model_root):
-    running = start_server(tiny_engine(model_root, FailingLoadEngine), make_settings(model_root),
-                           wait_ready=False)
+    running = start_server(
+        tiny_engine(model_root, FailingLoadEngine), make_settings(model_root), wait_ready=False
+    )
     try:
         deadline = time.monotonic() + 10
         while (health := httpx.get(f"{running.url}/health")).status_code == 200:

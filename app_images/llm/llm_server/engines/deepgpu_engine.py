@@ -46,8 +46,14 @@ class DeepGpuEngine(Engine):
     kind = "deepgpu"
 
     def __init__(
-        self, model_dir: Path, model_name: str, context_length: int, load_8bit: bool,
-        *, family: str, tokenizer_dir: Path | None = None,
+        self,
+        model_dir: Path,
+        model_name: str,
+        context_length: int,
+        load_8bit: bool,
+        *,
+        family: str,
+        tokenizer_dir: Path | None = None,
     ) -> None:
         super().__init__(model_dir, model_name, context_length, load_8bit)
         if family not in FAMILY_CLASSES:
@@ -80,14 +86,19 @@ class DeepGpuEngine(Engine):
 
     def _vendor_model(self) -> Any:
         return self._model_class(
-            str(self.model_dir), gpu_id="0", gpu_num=1,
+            str(self.model_dir),
+            gpu_id="0",
+            gpu_num=1,
             precision="int8" if self.load_8bit else "fp16",
         )
 
     def _vendor_generate(self, prompt: str, options: SamplingOptions) -> Iterable[Any]:
         return self.model.generate(
-            [prompt], max_generated_length=options.max_tokens, top_k=0 if options.temperature
-            else 1, top_p=options.top_p, temperature=max(options.temperature, 1e-5),
+            [prompt],
+            max_generated_length=options.max_tokens,
+            top_k=0 if options.temperature else 1,
+            top_p=options.top_p,
+            temperature=max(options.temperature, 1e-5),
             streaming=True,
         )
 
@@ -117,7 +128,7 @@ class DeepGpuEngine(Engine):
                     break
                 if isinstance(item, Exception):
                     raise item
-                delta = item[len(emitted):] if item.startswith(emitted) else item
+                delta = item[len(emitted) :] if item.startswith(emitted) else item
                 emitted = item if item.startswith(emitted) else emitted + item
                 total = self.count_tokens(emitted)  # vendor reports text; usage needs tokens
                 yield Chunk(text=delta, tokens=total - counted)
