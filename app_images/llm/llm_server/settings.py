@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineChoice = Literal["auto", "transformers", "vllm", "deepgpu"]
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     llm_default_max_tokens: int = Field(512, ge=1, description="max_tokens when none is given")
     llm_shutdown_grace_s: float = Field(30.0, ge=0, description="time streams get to finish")
     llm_log_level: str = "info"
+
+    @field_validator("llm_api_key", mode="before")
+    @classmethod
+    def _empty_key_means_none(cls, value: object) -> object:
+        # A Secret mounted as an empty env var must not lock everyone out with key "".
+        return None if value == "" else value
 
 
 def load_settings() -> Settings:

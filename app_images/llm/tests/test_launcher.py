@@ -103,3 +103,10 @@ def test_settings_read_the_chart_environment(monkeypatch, tmp_path):
         tmp_path,
     )
     assert settings.llm_port == 8888
+
+
+def test_empty_api_key_env_means_no_key(monkeypatch):
+    monkeypatch.setenv("LLM_API_KEY", "")
+    assert Settings().llm_api_key is None
+    monkeypatch.setenv("LLM_API_KEY", "s3cret")
+    assert Settings().llm_api_key.get_secret_value() == "s3cret"
