@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Test entry of the llm image: venv, pinned deps, hadolint, ruff, pytest. Works from any cwd.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+VENV="$HERE/.venv"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  -r requirements-dev.txt -c constraints.txt
+
+echo "== hadolint"
+"$VENV/bin/hadolint" Dockerfile Dockerfile.aiacc
+echo "== ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+echo "== pytest"
+"$VENV/bin/python" -m pytest -q "$@"
