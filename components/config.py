@@ -180,11 +180,19 @@ class Chat(_Model):
 class Adb(_Model):
     engine_version: Literal["6.0", "7.0"] = "6.0"
     instance_spec: str = "4C16G"  # per segment
+    # Storage-elastic segments come in steps: 4 (HighAvailability, production) or 2 (Basic).
     seg_node_num: int = Field(4, ge=2, le=512)
-    seg_storage_type: Literal["cloud_essd", "cloud_efficiency"] = "cloud_essd"
+    # The provider creates only cloud_essd segments since 1.233.1 (storage-elastic mode).
+    seg_storage_type: Literal["cloud_essd"] = "cloud_essd"
     storage_size: int = Field(50, ge=50, le=4000)  # GB per segment
     database_name: str = Field("chatchat", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     account_name: str = Field("chatchat", pattern=r"^[a-z][a-z0-9_]{1,15}$")
+
+    @field_validator("engine_version", mode="before")
+    @classmethod
+    def _version_text(cls, version: Any) -> Any:
+        # `engineVersion: 7.0` in YAML (or `--set db.adb.engineVersion=7.0`) is a number.
+        return f"{version:.1f}" if isinstance(version, int | float) else version
 
 
 class Db(_Model):
@@ -377,6 +385,11 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         elif int(match.group(1)) < 4 or int(match.group(2)) < 16:
             problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is below 4C16G, "
                              "the minimum for vector engine optimisation"))
+        step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
+        if cfg.db.adb.seg_node_num % step:
+            problems.append(("db.adb.segNodeNum", f"{cfg.db.adb.seg_node_num} must be a multiple "
+                             f"of {step} for a {category} (production: {cfg.production}) "
+                             "instance"))
 
     problems += _network_problems(cfg)
     for side in ("llm", "chat"):

@@ -5,8 +5,6 @@ from a Kubernetes Secret (`PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PA
 
 from __future__ import annotations
 
-import re
-
 import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
@@ -15,7 +13,6 @@ import pulumi_random as random
 from components.config import StackConfig
 from components.network import Network
 
-MIN_CORES, MIN_MEMORY_GIB = 4, 16  # vector engine optimisation needs at least 4C16G segments
 PG_PORT = "5432"
 
 
@@ -34,18 +31,8 @@ class VectorDatabase(pulumi.ComponentResource):
         adb = cfg.db.adb
         if cfg.db.db_type != "adb":
             raise ValueError(f"db.dbType is {cfg.db.db_type}; VectorDatabase needs adb")
-        match = re.fullmatch(r"(\d+)C(\d+)G", adb.instance_spec)
-        if not match or int(match[1]) < MIN_CORES or int(match[2]) < MIN_MEMORY_GIB:
-            raise ValueError(f"db.adb.instanceSpec: {adb.instance_spec} is below "
-                             f"{MIN_CORES}C{MIN_MEMORY_GIB}G, the vector optimisation minimum")
-        # Storage-elastic segments come in steps: 4 (HighAvailability, production) or 2 (Basic).
-        step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
-        if adb.seg_node_num < step or adb.seg_node_num % step:
-            raise ValueError(f"db.adb.segNodeNum: {adb.seg_node_num} must be a multiple of {step} "
-                             f"for a {category} instance")
-        if adb.seg_storage_type != "cloud_essd":
-            # The provider refuses anything else since 1.233.1 (storage-elastic mode).
-            raise ValueError("db.adb.segStorageType: only cloud_essd can be created")
+        # Sizing (>= 4C16G, segment steps, ESSD) is validated with the rest of the config.
+        category = "HighAvailability" if cfg.production else "Basic"
 
         child = pulumi.ResourceOptions(parent=self)
         instance = alicloud.gpdb.Instance(

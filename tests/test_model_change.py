@@ -188,11 +188,7 @@ def test_unknown_stack_is_exit_1(capsys):
     assert code == 1 and "no stack file" in out and "dev, prod, staging" in out
 
 
-# --- the shipped stacks (meaningful once the cloud components and workloads are merged) -------
-
-PENDING = pytest.mark.xfail(
-    strict=False, reason="needs the cloud components (issue 3) and the workloads (issue 4), not "
-                         "on the diff branch; the integrator removes this mark after merging")
+# --- the shipped stacks ------------------------------------------------------------------------
 
 
 def _diff(stack: str, overrides: dict, model_scope: bool):
@@ -200,7 +196,6 @@ def _diff(stack: str, overrides: dict, model_scope: bool):
     return compare(rendered(stack), after, model_scope=model_scope)
 
 
-@PENDING
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_shipped_model_switch_changes_exactly_the_llm_workload(stack, capsys):
     diff = _diff(stack, {"llm.model": "qwen-14b-chat-aiacc"}, model_scope=True)
@@ -219,7 +214,6 @@ def test_shipped_model_switch_changes_exactly_the_llm_workload(stack, capsys):
     assert code == 0
 
 
-@PENDING
 def test_shipped_db_type_adb_adds_the_database_resources(capsys):
     diff = _diff("dev", {"db.dbType": "adb"}, model_scope=False)
     created = {c.type for c in diff.by_op("create")}
@@ -229,7 +223,6 @@ def test_shipped_db_type_adb_adds_the_database_resources(capsys):
     assert code == 0 and "alicloud:gpdb/instance:Instance" in out
 
 
-@PENDING
 def test_shipped_adb_replacement_is_dangerous_exit_2(capsys):
     code, out = run(diff_main, ["--stack", "staging", "--set", "db.adb.engineVersion=7.0"],
                     capsys)

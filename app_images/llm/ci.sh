@@ -17,4 +17,4 @@ echo "== ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 echo "== pytest"
-"$VENV/bin/python" -m pytest -q "$@"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider ${JUNIT_XML:+--junitxml="$JUNIT_XML"} "$@"
