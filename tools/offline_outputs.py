@@ -60,9 +60,10 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": i.get("vpcId", "vpc-offline"),
         "securityGroupId": i.get("securityGroupId", f"sg-{_digest(n, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(n, 'slb')}",
-        "connections": {"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
-                        "apiServerInternet": "", "masterPublicIp": "",
-                        "serviceDomain": "cluster.local"},
+        # pulumi-alicloud 4.x types `connections` as a list of one block.
+        "connections": [{"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
+                         "apiServerInternet": "", "masterPublicIp": "",
+                         "serviceDomain": "cluster.local"}],
         "workerRamRoleName": f"KubernetesWorkerRole-{_digest(n, 'role', length=8)}",
         "clusterDomain": "cluster.local"}),
     "alicloud:cs/nodePool:NodePool": ("np", lambda n, i, id_: {
