@@ -139,9 +139,10 @@ def _validate_image(args: ResourceValidationArgs, report: ReportViolation) -> No
             continue
         tag = image_tag(image)
         if tag is None or tag == "latest":
-            report(f"{who}: container {container.get('name')} image {image or '(none)'} is "
-                   f"{'untagged' if tag is None else 'latest'}. Fix: pin a version tag "
-                   f"(e.g. :0.1.0) or a digest (@sha256:...).")
+            problem = "has no tag" if tag is None else "uses the latest tag"
+            report(f"{who}: container {container.get('name')} image {image or '(none)'} "
+                   f"{problem}. Fix: pin a version tag (e.g. :0.1.0) or a digest "
+                   f"(@sha256:...).")
 
 
 k8s_image_pinned = ResourceValidationPolicy(
