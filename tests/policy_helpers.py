@@ -178,7 +178,8 @@ def _workloads(shape: Shape) -> None:
                    if shape.llm_tolerates_gpu else [])
     llm = _container("llm", shape.llm_image, gpu=shape.llm_gpu_limit,
                      requests=shape.llm_requests, privileged=shape.llm_privileged,
-                     env=[{"name": "LLM_MODEL", "value": "qwen-7b-chat-aiacc"}, api_key])
+                     env=[{"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
+                          api_key])
     _deployment("llm", 1, pod_labels, annotations, {
         "containers": [llm], "nodeSelector": dict(shape.llm_selector),
         "tolerations": tolerations})
@@ -218,3 +219,32 @@ def check(shape: Shape = GOOD, stack: str = "prod",
 
 def of(policy: str, violations: list[Violation]) -> list[Violation]:
     return [v for v in violations if v.policy == policy]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One policy's failing resource set (and the passing set it is measured against)."""
+
+    id: str
+    policy: str
+    broken: Shape
+    names: str  # what the message must name: the resource
+    fix: str  # a piece of the fix the message must give
+    passing: Shape = GOOD
+    stack: str = "prod"
+    config: dict[str, Any] | None = None
+
+
+def assert_passes(case: Case) -> None:
+    found = of(case.policy, check(case.passing, case.stack, case.config))
+    assert found == [], [v.message for v in found]
+
+
+def assert_caught(case: Case) -> None:
+    found = of(case.policy, check(case.broken, case.stack, case.config))
+    assert found, f"{case.policy} did not report {case.id}"
+    for violation in found:
+        assert case.names in violation.message, violation.message
+        assert "Fix:" in violation.message and case.fix in violation.message, violation.message
+        # A stack-wide violation (no URN) names its resources in the message instead.
+        assert violation.urn is None or violation.urn.startswith(f"urn:pulumi:{case.stack}::")

@@ -62,7 +62,9 @@ def _instance_types(resource_type: str, props: Mapping[str, Any]) -> list[str]:
 
 
 def _validate_gpu_family(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    what = describe(args.resource_type, args.name)
+    template = pod_template(args.resource_type, args.props)
+    what = (k8s_name(args.resource_type, args.props, args.name) if template
+            else describe(args.resource_type, args.name))
     for itype in _instance_types(args.resource_type, args.props):
         family = gpu_family_of(itype)
         if family is not None and not family.supported:
@@ -73,12 +75,11 @@ def _validate_gpu_family(args: ResourceValidationArgs, report: ReportViolation) 
         if mode:
             report(f"{what}: label {SHARED_GPU_LABEL}={mode} turns on shared-GPU scheduling. "
                    f"Fix: remove the label; every llm pod gets whole cards.")
-    template = pod_template(args.resource_type, args.props)
     if template:
         for container in containers(template[1]):
             for resource in SHARED_GPU_RESOURCES:
                 if resource_quantity(container, resource):
-                    report(f"{k8s_name(args.resource_type, args.props, args.name)}: container "
+                    report(f"{what}: container "
                            f"{container.get('name')} requests shared GPU {resource}. "
                            f"Fix: request whole cards with nvidia.com/gpu.")
 
