@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SHIPPED_STACKS, rendered
 from tests.policy_helpers import GOOD, POLICIES, render
-from tools.policy_check import MARKDOWN_MARKER, check_rendering, main
+from tools.policy_check import CONFIG_DIR, MARKDOWN_MARKER, check_rendering, main, settings_for
 from tools.render import Rendering
 
 # Each broken variant of the issue: the Shape knob that breaks it and the policy that must catch it.
@@ -184,3 +184,27 @@ def test_sarif_report_for_code_scanning(tmp_path):
     assert results["production-chat-replicas"]["level"] == "warning"
     assert len({r["partialFingerprints"]["chatchatPolicyViolation/v1"]
                 for r in run["results"]}) == len(run["results"])
+
+
+# --- per-stack policy config --------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_shipped_policy_config_of_each_stack_is_valid(stack):
+    settings = settings_for(stack, POLICIES)
+    assert (CONFIG_DIR / f"{stack}.json").is_file()
+    assert settings.properties["gpu-node-cap"]["maxGpuNodes"] >= 1
+
+
+def test_stack_policy_config_file_is_used_without_config_flag(tmp_path, capsys):
+    program = _program(tmp_path, "pool_max=3")
+    cap = json.loads((CONFIG_DIR / "dev.json").read_text())["gpu-node-cap"]["maxGpuNodes"]
+    assert cap < 3
+    assert main(["--stack", "dev", "--program", program]) == 0
+    assert f"over maxGpuNodes={cap}" in capsys.readouterr().out
+
+
+def test_broken_policy_config_file_is_named(tmp_path, capsys):
+    path = tmp_path / "cfg.json"
+    path.write_text("{not json", encoding="utf-8")
+    assert main(["--stack", "dev", "--config", str(path)]) == 2
+    assert str(path) in capsys.readouterr().err

@@ -64,6 +64,7 @@ from tools.render import (
 )
 
 PACK_DIR = REPO / "policies"
+CONFIG_DIR = PACK_DIR / "config"
 PACK_DEFAULT_LEVEL = EnforcementLevel.ADVISORY  # as in policies/__main__.py
 FORMATS = ("table", "markdown", "sarif")
 MARKDOWN_MARKER = "<!-- chatchat-policy-check -->"
@@ -171,6 +172,29 @@ def parse_policy_config(raw: Mapping[str, Any], policies: Sequence[Policy]) -> P
         raise PolicyConfigError(f"unknown policy name(s) {', '.join(unknown_policies)}; the pack "
                                 f"has: {', '.join(sorted(by_name))}")
     return PolicySettings(levels, properties)
+
+
+def _default_level(policy: Policy) -> EnforcementLevel:
+    return policy.enforcement_level or PACK_DEFAULT_LEVEL
+
+
+def settings_for(stack: str, policies: Sequence[Policy],
+                 explicit: Path | None = None) -> PolicySettings:
+    """The policy config of a stack: `explicit`, else `policies/config/<stack>.json` if any (the
+    file CI also hands `pulumi preview --policy-pack-config`), else the pack's defaults."""
+    path = explicit or CONFIG_DIR / f"{stack}.json"
+    if explicit is None and not path.is_file():
+        return parse_policy_config({}, policies)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PolicyConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PolicyConfigError(f"{path}: must be a JSON object of policy name -> config")
+    try:
+        return parse_policy_config(raw, policies)
+    except PolicyConfigError as exc:
+        raise PolicyConfigError(f"{path}: {exc}") from None
 
 
 # --- engine stand-in ------------------------------------------------------------------------
@@ -358,8 +382,7 @@ _SARIF_LEVEL = {"mandatory": "error", "advisory": "warning", "disabled": "none",
                 "remediate": "error"}
 
 
-def format_sarif(reports: Iterable[Report], policies: Sequence[Policy],
-                 settings: PolicySettings) -> str:
+def format_sarif(reports: Iterable[Report], policies: Sequence[Policy]) -> str:
     """SARIF 2.1.0: one run, a rule per policy, a result per violation located at the stack file
     (code scanning needs a file) and, logically, at the resource's URN."""
     rule_index = {p.name: i for i, p in enumerate(policies)}
@@ -368,8 +391,8 @@ def format_sarif(reports: Iterable[Report], policies: Sequence[Policy],
         "name": "".join(part.title() for part in p.name.split("-")),
         "shortDescription": {"text": p.description},
         "fullDescription": {"text": p.description},
-        "defaultConfiguration": {"level": _SARIF_LEVEL[settings.levels[p.name].value]},
-        "properties": {"enforcementLevel": settings.levels[p.name].value,
+        "defaultConfiguration": {"level": _SARIF_LEVEL[_default_level(p).value]},
+        "properties": {"enforcementLevel": _default_level(p).value,
                        "kind": "stack" if isinstance(p, StackValidationPolicy) else "resource"},
     } for p in policies]
     results = []
@@ -441,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, help="write the report here (default: stdout)")
     parser.add_argument("--config", type=Path,
-                        help="policy config JSON, as for pulumi preview --policy-pack-config")
+                        help="policy config JSON for every stack checked, as for pulumi preview "
+                             "--policy-pack-config (default: policies/config/<stack>.json where "
+                             "it exists)")
     parser.add_argument("--program", type=Path,
                         help="check this Pulumi program file (e.g. resources declared by hand) "
                              "instead of __main__.py, under each stack's config")
@@ -450,24 +475,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     policies = load_policies()
+    stacks = stack_names() if args.all else args.stack
     try:
-        raw = json.loads(args.config.read_text(encoding="utf-8")) if args.config else {}
-        if not isinstance(raw, dict):
-            raise PolicyConfigError("the policy config must be a JSON object")
-        settings = parse_policy_config(raw, policies)
+        settings = {s: settings_for(s, policies, args.config) for s in stacks}
         overrides = _parse_set(args.set)
-    except (OSError, json.JSONDecodeError, PolicyConfigError) as exc:
+    except PolicyConfigError as exc:
         print(f"policy config: {exc}", file=sys.stderr)
         return 2
 
-    stacks = stack_names() if args.all else args.stack
     try:
-        reports = [check_stack(s, policies, settings, overrides, args.program) for s in stacks]
+        reports = [check_stack(s, policies, settings[s], overrides, args.program)
+                   for s in stacks]
     except PolicyCrash as exc:
         print(f"policy pack error: {exc}", file=sys.stderr)
         return 2
     if args.format == "sarif":
-        text = format_sarif(reports, policies, settings)
+        text = format_sarif(reports, policies)
     elif args.format == "markdown":
         text = format_markdown(reports)
     else:
