@@ -46,6 +46,7 @@ class Shape:
     namespace_eci: bool = False
     # chat workload
     chat_replicas: int = 2
+    chat_eci: bool = False
     chat_service_annotations: tuple[tuple[str, str], ...] = (
         ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),)
     network_policy_namespace: str | None = NAMESPACE
@@ -183,9 +184,13 @@ def _workloads(shape: Shape) -> None:
     _deployment("llm", 1, pod_labels, annotations, {
         "containers": [llm], "nodeSelector": dict(shape.llm_selector),
         "tolerations": tolerations})
-    chat_labels = {**pod_labels, "app.kubernetes.io/component": "chat"}
+    chat_labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/instance": NAMESPACE,
+                   "app.kubernetes.io/component": "chat"}
+    if shape.chat_eci:
+        chat_labels["alibabacloud.com/eci"] = "true"
     chat = _container("chat", IMAGE.format("chat"),
                       env=[{"name": "CHAT_API_KEY", "valueFrom": secret_ref},
+                           {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
                            {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"}])
     _deployment("chat", shape.chat_replicas, chat_labels, {}, {"containers": [chat]})
     k8s.core.v1.Service("chat", metadata={

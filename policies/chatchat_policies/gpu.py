@@ -219,13 +219,16 @@ llm_model_fits_gpu = StackValidationPolicy(
 
 
 def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
+    """A pod that serves a DeepGPU-LLM model: by its annotations, or by LLM_MODEL on a container
+    that takes a GPU (the chat pod names the same model in LLM_MODEL but only calls the llm)."""
     annotations = mapping(pod_metadata.get("annotations"))
     if annotations.get("chatchat.io/model-kind") == "aiacc":
         return True
     if str(annotations.get("chatchat.io/model") or "").endswith("-aiacc"):
         return True
     return any(env.get("name") == "LLM_MODEL" and str(env.get("value") or "").endswith("-aiacc")
-               for c in containers(pod_spec) for env in map(mapping, items(c.get("env"))))
+               for c in containers(pod_spec) if resource_quantity(c, "nvidia.com/gpu")
+               for env in map(mapping, items(c.get("env"))))
 
 
 def _validate_aiacc_eci(args: StackValidationArgs, report: ReportViolation) -> None:
