@@ -1,9 +1,11 @@
 """The pack as a whole: every policy tested, levels as the issue sets them, and the offline runner
-agreeing with the pack's real analyzer server (`policies/__main__.py` under `pulumi.policy`, the
-way `pulumi preview --policy-pack policies` starts it), spoken to over its gRPC protocol."""
+agreeing with the pack's real analyzer server (`policies/__main__.py` under `pulumi.policy` in the
+pack's own virtualenv, the way `pulumi preview --policy-pack policies` starts it), spoken to over
+its gRPC protocol."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -73,10 +75,23 @@ def test_policy_config_can_make_an_advisory_policy_mandatory_and_disable_another
 
 # --- the real analyzer server ---------------------------------------------------------------
 
+def pack_python() -> str:
+    """The pack's own virtualenv (PulumiPolicy.yaml: `.venv`), made from policies/requirements.txt
+    alone: the pack must load without the Pulumi program's packages."""
+    venv = PACK_DIR / ".venv"
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", "-r", str(PACK_DIR / "requirements.txt")],
+                       check=True)
+    return str(python)
+
+
 @pytest.fixture(scope="module")
 def analyzer():
     """Start the pack exactly as the Pulumi CLI's python policy analyzer does."""
-    process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."],
+    process = subprocess.Popen([pack_python(), "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."],
                                cwd=PACK_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
@@ -154,3 +169,15 @@ def test_offline_runner_agrees_with_the_configured_analyzer_server(analyzer):
         assert _diagnostics(analyzer, render(BROKEN)) == _offline(check(BROKEN, config=raw))
     finally:
         analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest())
+
+
+def test_pack_imports_neither_the_program_nor_the_tools():
+    for path in PACK_DIR.rglob("*.py"):
+        if ".venv" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+        assert not imported & {"components", "tools", "tests"}, path
