@@ -1,8 +1,10 @@
 """Storage and access policies: private encrypted OSS, scoped RAM, NAS rules not open."""
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tests.policy_helpers import GOOD, POLICIES, Case, assert_caught, assert_passes, of, render
+from tools.policy_check import check_rendering
 
 CASES = [
     Case("public-bucket", "oss-bucket-private", GOOD.but(bucket_acl="public-read"),
@@ -34,3 +36,17 @@ def test_passing_resource_set_is_not_reported(case):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_violation_names_resource_and_fix(case):
     assert_caught(case)
+
+
+def test_separate_encryption_is_matched_while_the_bucket_name_is_unknown():
+    """During a real preview a new bucket's name is computed: the policy matches the
+    BucketServerSideEncryption to its bucket through the property dependency instead."""
+    rendering = render(GOOD.but(bucket_sse=False, separate_sse=True))
+    for r in rendering.resources:
+        if r.type in ("alicloud:oss/bucket:Bucket",
+                      "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption"):
+            r.inputs["bucket"] = UNKNOWN_STRING_VALUE
+            r.outputs["bucket"] = UNKNOWN_STRING_VALUE
+    violations = check_rendering(rendering, POLICIES)
+    assert of("oss-bucket-encrypted", violations) == []
+    assert not [v for v in violations if "during preview" in v.message]

@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema
+from pulumi_policy.proxy import UnknownValueError
+
+UNKNOWN = object()  # a value the engine cannot know during preview
 
 DEFAULT_PRODUCTION_STACKS = ["prod", "production"]
 
@@ -47,6 +50,15 @@ def dig(value: Any, *path: str) -> Any:
     for key in path:
         value = mapping(value).get(key)
     return value
+
+
+def known(value: Any, *path: str) -> Any:
+    """`dig`, but UNKNOWN instead of raising for a value computed during preview. Stack policies
+    use it so that one unknown id does not stop the check of every other resource."""
+    try:
+        return dig(value, *path)
+    except UnknownValueError:
+        return UNKNOWN
 
 
 def stack_of(urn: str) -> str:
@@ -100,7 +112,9 @@ def k8s_name(resource_type: str, props: Mapping[str, Any], fallback: str) -> str
 
 
 def namespace_of(props: Mapping[str, Any]) -> str:
-    return str(mapping(props.get("metadata")).get("namespace") or "default")
+    """The object's namespace; `(unknown)` while a new Namespace's name is computed."""
+    namespace = known(props, "metadata", "namespace")
+    return "(unknown)" if namespace is UNKNOWN else str(namespace or "default")
 
 
 def pod_template(resource_type: str, props: Mapping[str, Any]) -> tuple[Mapping, Mapping] | None:

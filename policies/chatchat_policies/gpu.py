@@ -21,6 +21,7 @@ from .common import (
     dig,
     items,
     k8s_name,
+    known,
     mapping,
     namespace_of,
     node_pool_labels,
@@ -125,7 +126,7 @@ def _card_gib(instance_type: str) -> int:
 
 
 def _eci_namespaces(resources: list[PolicyResource]) -> set[str]:
-    return {str(dig(r.props, "metadata", "name")) for r in resources
+    return {str(known(r.props, "metadata", "name")) for r in resources
             if r.resource_type == NAMESPACE
             and str(mapping(dig(r.props, "metadata", "labels")).get(ECI_LABEL)) == "true"}
 

@@ -215,7 +215,7 @@ def _validate_network_policy(args: StackValidationArgs, report: ReportViolation)
         if r.resource_type in WORKLOAD_TYPES:
             first.setdefault(namespace_of(r.props), r)
     for namespace, r in sorted(first.items()):
-        if namespace not in covered and namespace not in exempt:
+        if namespace not in covered | exempt | {"(unknown)"}:
             report(f"namespace {namespace} runs {k8s_name(r.resource_type, r.props, r.name)} but "
                    f"has no NetworkPolicy. Fix: add a default-deny NetworkPolicy plus the allowed "
                    f"flows (chat -> llm, ingress to chat) in {namespace}.", r.urn)

@@ -16,7 +16,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .common import describe, items, mapping
+from .common import UNKNOWN, describe, items, known, mapping
 
 BUCKET = "alicloud:oss/bucket:Bucket"
 BUCKET_ACL = "alicloud:oss/bucketAcl:BucketAcl"
@@ -60,9 +60,11 @@ def _validate_encrypted(args: StackValidationArgs, report: ReportViolation) -> N
         rule = mapping(bucket.props.get("serverSideEncryptionRule"))
         if rule.get("sseAlgorithm") in SSE_ALGORITHMS:
             continue
-        name = bucket.props.get("bucket")
+        # The bucket name is computed for a new bucket: match by dependency first, then by name.
+        name = known(bucket.props, "bucket")
         if any(bucket.urn in [d.urn for d in s.property_dependencies.get("bucket", [])]
-               or (name and s.props.get("bucket") == name) for s in sse):
+               or (name not in (None, UNKNOWN) and known(s.props, "bucket") == name)
+               for s in sse):
             continue
         report(f"{describe(bucket.resource_type, bucket.name)} has no server-side encryption. "
                f"Fix: set server_side_encryption_rule sse_algorithm=\"AES256\" (or KMS), or add "
