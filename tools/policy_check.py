@@ -348,7 +348,7 @@ def format_table(reports: Iterable[Report]) -> str:
                       for i in range(3)]
             lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(
                 ("LEVEL", "POLICY", "RESOURCE"), widths, strict=True)) + "  MESSAGE")
-            for row in sorted(rows):
+            for row in sorted(rows, key=lambda row: (row[0] != "MANDATORY", row[1:])):
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(
                     row[:3], widths, strict=True)) + "  " + row[3])
         lines.append("")
@@ -421,7 +421,6 @@ def format_sarif(reports: Iterable[Report], policies: Sequence[Policy]) -> str:
         "runs": [{
             "tool": {"driver": {"name": "chatchat-policy-pack", "version": _pack_version(),
                                 "rules": rules}},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": REPO.as_uri() + "/"}},
             "results": results,
             "invocations": [{"executionSuccessful": not any(r.error for r in reports),
                              "toolExecutionNotifications": [
