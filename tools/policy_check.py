@@ -114,7 +114,7 @@ class Report:
 def load_policies() -> list[Policy]:
     """The pack's policy objects, imported as `pulumi preview` imports them (pack dir on path)."""
     if str(PACK_DIR) not in sys.path:
-        sys.path.insert(0, str(PACK_DIR))
+        sys.path.append(str(PACK_DIR))
     return list(importlib.import_module("chatchat_policies").all_policies)
 
 
