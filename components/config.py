@@ -306,6 +306,8 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         path = f"cluster.gpuPools[{i}]"
         if pool.name in seen:
             problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
+        if pool.name == "system":  # the CPU pool's chatchat.io/node-pool label value
+            problems.append((f"{path}.name", "'system' is the system pool's name; pick another"))
         seen.add(pool.name)
         if pool.min_size > pool.max_size:
             problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
@@ -339,6 +341,16 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {cfg.llm.model} "
                              f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
 
+    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
+    for i, toleration in enumerate(cfg.chat.pod.tolerations):
+        if toleration.key in ("nvidia.com/gpu", None):
+            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
+                             "nvidia.com/gpu: GPU nodes are kept for the llm"))
+    chat_resources = cfg.chat.pod.resources or Resources()
+    if "nvidia.com/gpu" in {**chat_resources.requests, **chat_resources.limits}:
+        problems.append(("chat.pod.resources", "nvidia.com/gpu: chat runs on the CPU system pool; "
+                         "GPU nodes are kept for the llm"))
+
     kb_mode = cfg.chat.kb.effective_access_mode
     if cfg.chat.kb.storage == "disk" and cfg.chat.kb.access_mode == "ReadWriteMany" \
             and not cfg.chat.kb_pvc:
@@ -347,7 +359,12 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot share a "
                          f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
                          "(ReadWriteMany)"))
+    elif cfg.chat.pod.replicas > 1 and cfg.db.db_type == "faiss":
+        # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
+        problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot write one "
+                         "faiss index (single writer); use db.dbType adb, or 1 replica"))
 
+    problems += _label_problems(cfg)
     if cfg.db.db_type == "adb":
         match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
         if not match:
@@ -362,6 +379,43 @@ def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
         service: Service = getattr(cfg, side).service
         if service.allow_public and service.type != "LoadBalancer":
             problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
+    return problems
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _label_key_error(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if not name or not _LABEL_NAME.match(name) or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+        return f"{key!r} is not a valid Kubernetes label key"
+    return None
+
+
+def _label_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Kubernetes label keys and values, node taints and Alibaba Cloud tag keys."""
+    maps: list[tuple[str, dict[str, str], bool]] = [
+        (f"{side}.pod.{kind}", getattr(getattr(cfg, side).pod, kind), kind != "annotations")
+        for side in ("llm", "chat") for kind in ("labels", "annotations", "node_selector")]
+    maps += [(f"cluster.gpuPools[{i}].labels", p.labels, True)
+             for i, p in enumerate(cfg.cluster.gpu_pools)]
+    problems = []
+    for path, mapping, check_values in maps:
+        path = path.replace("node_selector", "nodeSelector")
+        for key, value in mapping.items():
+            if error := _label_key_error(key):
+                problems.append((f"{path}.{key}", error))
+            elif check_values and (len(value) > 63 or not _LABEL_NAME.match(value)):
+                problems.append((f"{path}.{key}", f"{value!r} is not a valid label value"))
+    for i, pool in enumerate(cfg.cluster.gpu_pools):
+        for j, taint in enumerate(pool.taints):
+            if error := _label_key_error(taint.key):
+                problems.append((f"cluster.gpuPools[{i}].taints[{j}].key", error))
+    for key in cfg.resource_tags():
+        if key.startswith(("aliyun", "acs:")) or len(key) > 128:
+            problems.append((f"tags.extra.{key}", "Alibaba Cloud tag keys cannot start with "
+                             "aliyun or acs: and are at most 128 characters"))
     return problems
 
 

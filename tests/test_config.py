@@ -157,3 +157,32 @@ def test_config_models_are_immutable():
     with pytest.raises(ValidationError):
         cfg.llm.model = "qwen-14b-chat-aiacc"
     assert isinstance(cfg, StackConfig)
+
+
+@pytest.mark.parametrize(("raw", "key", "says"), [
+    (with_(MINIMAL, chat__pod={"replicas": 2}, chat__kb={"storage": "nas"}), "chat.pod.replicas",
+     "cannot write one faiss index"),
+    (with_(MINIMAL, llm__pod={"labels": {"bad key!": "x"}}), "llm.pod.labels.bad key!",
+     "not a valid Kubernetes label key"),
+    (with_(MINIMAL, chat__pod={"nodeSelector": {"pool": "a b"}}), "chat.pod.nodeSelector.pool",
+     "not a valid label value"),
+    (with_(MINIMAL, tags={"owner": "me", "extra": {"aliyun-x": "1"}}), "tags.extra.aliyun-x",
+     "cannot start with aliyun"),
+    (with_(MINIMAL, cluster__gpuPools=[{"name": "a", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"],
+                                        "taints": [{"key": "-bad"}]}]),
+     "cluster.gpuPools[0].taints[0].key", "not a valid Kubernetes label key"),
+])
+def test_more_invalid_config_is_rejected_naming_the_key(raw, key, says):
+    problems = problems_of(raw)
+    assert key in problems, f"expected a problem at {key}, got {problems}"
+    assert says in problems[key]
+
+
+def test_several_chat_replicas_on_adb_and_nas_are_fine():
+    raw = with_(MINIMAL, chat__pod={"replicas": 3}, chat__kb={"storage": "nas"}, db__dbType="adb")
+    assert parse_config(raw, "dev").chat.pod.replicas == 3
+
+
+def test_annotation_values_are_free_text():
+    raw = with_(MINIMAL, llm__pod={"annotations": {"example.com/note": "any text, with spaces"}})
+    assert parse_config(raw, "dev").llm.pod.annotations

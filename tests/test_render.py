@@ -171,3 +171,18 @@ def test_malformed_stack_file_is_an_invalid_config(tmp_path, monkeypatch, capsys
 def test_stack_file_without_config_mapping(tmp_path, monkeypatch, capsys):
     code, err = _plan_of_file("encryptionsalt: abc\n", tmp_path, monkeypatch, capsys)
     assert code == 1 and "config:" in err
+
+
+def test_invokes_and_cluster_outputs_have_the_providers_shapes():
+    import pulumi_alicloud as alicloud
+
+    def program() -> None:
+        cluster = alicloud.cs.ManagedKubernetes("ack", cluster_spec="ack.pro.small",
+                                                worker_vswitch_ids=["vsw-1"])
+        credential = alicloud.cs.get_cluster_credential_output(cluster_id=cluster.id)
+        pulumi.export("kubeconfig", pulumi.Output.secret(credential.kube_config))
+        pulumi.export("apiServer", cluster.connections[0].api_server_intranet)
+
+    rendering = render_program(program, read_stack_file("dev"), "dev")
+    assert "kind: Config" in rendering.outputs["kubeconfig"].value
+    assert rendering.outputs["apiServer"].endswith(".vpc.cs.aliyuncs.com:6443")

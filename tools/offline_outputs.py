@@ -60,7 +60,6 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": i.get("vpcId", "vpc-offline"),
         "securityGroupId": i.get("securityGroupId", f"sg-{_digest(n, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(n, 'slb')}",
-        # pulumi-alicloud 4.x types `connections` as a list of one block.
         "connections": [{"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
                          "apiServerInternet": "", "masterPublicIp": "",
                          "serviceDomain": "cluster.local"}],
@@ -149,7 +148,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         # The Kubernetes provider auto-names objects without metadata.name: <name>-<8 chars>.
         metadata.setdefault("name", f"{name}-{_digest(typ, name, length=8)}")
         cluster_scoped = typ.split(":")[-1] in {"Namespace", "PersistentVolume", "StorageClass",
-                                                "ClusterRole", "ClusterRoleBinding"}
+                                                "ClusterRole", "ClusterRoleBinding",
+                                                "PriorityClass"}
         if not cluster_scoped:
             metadata.setdefault("namespace", "default")
         metadata.setdefault("uid", _digest(typ, name, "uid", length=32))
@@ -162,9 +162,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
                                                             f"{metadata['name']}"
         return object_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         handler = INVOKES.get(args.token)
         if handler is None:
             raise NotImplementedError(f"offline renderer has no mock for invoke {args.token}; "
                                       "add one to tools/offline_outputs.py")
-        return handler(dict(args.args)), None
+        return handler(dict(args.args)), []  # no failures (the SDK iterates this list)

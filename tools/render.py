@@ -224,7 +224,7 @@ def _mock_monitor_class():
             raw = MessageToDict(request)
             options = {k: raw[k] for k in (
                 "protect", "deleteBeforeReplace", "ignoreChanges", "replaceOnChanges",
-                "aliases", "aliasSpecs", "provider", "additionalSecretOutputs",
+                "aliases", "aliasURNs", "aliasSpecs", "provider", "additionalSecretOutputs",
                 "customTimeouts", "retainOnDelete", "deletedWith", "version",
             ) if k in raw}
             state = self.resources[response.urn].state if response.urn in self.resources else {}

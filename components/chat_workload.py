@@ -1,0 +1,108 @@
+"""The chat workload: the RAG web UI (8501) and API (7861), on the CPU system pool (or ECI).
+
+Unlike the chart, the container starts without `init_database.py --recreate-vs`: the knowledge
+base (faiss files on the KB volume, or vectors in ADB) survives restarts and rollouts.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import workload_pod as wp
+from components.catalog import MODEL_ROOT
+from components.config import StackConfig
+
+WEB_PORT = 8501
+API_PORT = 7861
+KB_ROOT = "/kb"
+PG_KEYS = ("PG_HOST", "PG_PORT", "PG_DATABASE", "PG_USER", "PG_PASSWORD")
+
+
+class ChatWorkload(pulumi.ComponentResource):
+    """ServiceAccount, Deployment, Service and PDB of the chat application."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    web_url: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+
+    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
+                 namespace: pulumi.Input[str], image: pulumi.Input[str],
+                 model_pvc_name: pulumi.Input[str], kb_pvc_name: pulumi.Input[str],
+                 api_key_secret_name: pulumi.Input[str], llm_service_name: pulumi.Input[str],
+                 db_secret_name: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:chat_workload:ChatWorkload", name, None, opts)
+        if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
+            raise ValueError(f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
+                             "when the vectors live in ADB")
+        placement = wp.placement(cfg, "chat")
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        release_name = wp.workload_name(cfg, "chat")
+        account = wp.service_account(f"{name}-account", cfg, "chat", namespace, child)
+
+        env = [{"name": "LLM_MODEL", "value": cfg.llm.model},
+               {"name": "LLM_HOST", "value": llm_service_name},
+               {"name": "LLM_PORT", "value": "8888"},
+               wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
+               wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
+               {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
+               {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
+               {"name": "MODEL_ROOT", "value": MODEL_ROOT},
+               {"name": "KB_ROOT", "value": KB_ROOT}, wp.HOME_ENV]
+        if db_secret_name is not None:
+            env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
+        probes = cfg.chat.probes
+        app = {
+            "name": "chat", "image": image, "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "webui", "containerPort": WEB_PORT, "protocol": "TCP"},
+                      {"name": "api", "containerPort": API_PORT, "protocol": "TCP"}],
+            "env": env,
+            "resources": wp.resources(cfg, "chat"),
+            "startupProbe": wp.http_probe(probes.startup, "/health", API_PORT),
+            "readinessProbe": wp.http_probe(probes.readiness, "/health", API_PORT),
+            "livenessProbe": wp.http_probe(probes.liveness, "/health", API_PORT),
+            "securityContext": wp.container_security(),
+            "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT,
+                             {"name": "kb", "mountPath": KB_ROOT}],
+        }
+        # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
+        # KB disk attaches to one node, and a faiss index has a single writer.
+        overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
+                                                               "maxUnavailable": 0}} \
+            if overlap else {"type": "Recreate"}
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": release_name, "namespace": namespace,
+                      "labels": wp.component_labels(cfg, "chat")},
+            spec={
+                "replicas": cfg.chat.pod.replicas,
+                "selector": {"matchLabels": wp.component_labels(cfg, "chat")},
+                "strategy": strategy,
+                "template": {
+                    "metadata": wp.pod_metadata(cfg, "chat", "chat", {}),
+                    "spec": wp.pod_spec(
+                        service_account=release_name, containers=[app],
+                        volumes=[wp.model_volume(model_pvc_name),
+                                 {"name": "kb", "persistentVolumeClaim": {
+                                     "claimName": kb_pvc_name}}],
+                        **placement),
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                depends_on=[account])))
+        service = wp.service(f"{name}-service", cfg, "chat", namespace,
+                             {"webui": WEB_PORT, "api": API_PORT}, child)
+        wp.disruption_budget(f"{name}-pdb", cfg, "chat", namespace, child)
+
+        self.deployment_name = deployment.metadata["name"]
+        self.service_name = service.metadata["name"]
+        self.web_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
+                                            str(WEB_PORT))
+        self.api_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
+                                            str(API_PORT))
+        self.register_outputs({"deploymentName": self.deployment_name,
+                               "serviceName": self.service_name, "webUrl": self.web_url,
+                               "apiUrl": self.api_url})

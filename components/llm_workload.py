@@ -1,0 +1,173 @@
+"""The llm workload: OpenAI-compatible inference on 8888, on a GPU pool whose card holds the
+model (or on ECI), plus the DeepGPU-LLM conversion Job for `*-aiacc` models.
+
+Conversion, exactly when needed: offline we cannot look into the model store, so the Job exists
+exactly when the model is an `-aiacc` model. It is idempotent (`llm_server.convert` exits 0 when
+the converted directory carries its completion marker), so on a store that already holds the
+converted weights it finishes in seconds. Its name carries the model, so switching models makes a
+new Job. The Deployment is declared after the Job has completed (Pulumi awaits Jobs), which also
+keeps the Job and the llm pod from competing for a single GPU node; an init container waits for
+the completion marker, so a pod that starts without that ordering (`pulumi up --target`, a
+converted directory removed by hand) never loads half-written weights.
+
+The Job's pods run at a higher PriorityClass than the llm: on a pool with no free GPU (dev has one
+node) the scheduler evicts an llm pod of the old model for the conversion instead of leaving the
+Job pending until Pulumi times out; the Deployment rolls to the new model once the Job is done.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import workload_pod as wp
+from components.catalog import MODEL_ROOT
+from components.config import ConfigError, StackConfig
+
+PORT = 8888
+# Written last by `python -m llm_server.convert` (app_images/llm/llm_server/convert.py: MARKER).
+CONVERSION_MARKER = ".aiacc-conversion-complete.json"
+CONVERSION_TIMEOUT = "90m"  # a 13B conversion from network storage
+CONVERSION_PRIORITY = 1000  # above the llm pods' default 0, far below system-critical
+
+
+class LlmWorkload(pulumi.ComponentResource):
+    """ServiceAccount, conversion Job (aiacc models), Deployment, Service and PDB of the llm."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    conversion_job_name: pulumi.Output[str] | None
+
+    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
+                 namespace: pulumi.Input[str], image: pulumi.Input[str],
+                 model_pvc_name: pulumi.Input[str], model_writer_pvc_name: pulumi.Input[str],
+                 api_key_secret_name: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:llm_workload:LlmWorkload", name, None, opts)
+        model = cfg.llm.catalog_entry
+        if cfg.llm.pod.instance_type == "eci" and model.is_aiacc:
+            raise ConfigError([("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model "
+                                f"{model.name}; use instanceType ecs or {model.source_model}")])
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        release_name = wp.workload_name(cfg, "llm")
+        account = wp.service_account(f"{name}-account", cfg, "llm", namespace, child)
+        placement = wp.placement(cfg, "llm")
+
+        job = None
+        if model.is_aiacc:
+            job = self._conversion_job(name, cfg, namespace, image, model_writer_pvc_name,
+                                       account, placement, child)
+        annotations = {
+            "chatchat.io/model": model.name,
+            "chatchat.io/model-kind": model.kind,
+            "chatchat.io/gpu-memory-required-gib": str(model.required_gpu_gib(cfg.llm.load8bit)),
+            "chatchat.io/load8bit": str(cfg.llm.effective_load8bit).lower(),
+        }
+        probes = cfg.llm.probes
+        server = {
+            "name": "llm", "image": image, "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "api", "containerPort": PORT, "protocol": "TCP"}],
+            "env": [{"name": "LLM_MODEL", "value": model.name},
+                    {"name": "LOAD_8BIT", "value": str(cfg.llm.effective_load8bit).lower()},
+                    {"name": "LLM_MODEL_ROOT", "value": MODEL_ROOT},
+                    {"name": "LLM_PORT", "value": str(PORT)}, wp.HOME_ENV,
+                    wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key")],
+            "resources": wp.resources(cfg, "llm"),
+            # Loading (or a first conversion) of a 13B model takes minutes: only the startup
+            # probe waits that long; readiness answers once the model is loaded.
+            "startupProbe": wp.http_probe(probes.startup, "/v1/models", PORT),
+            "readinessProbe": wp.http_probe(probes.readiness, "/v1/models", PORT),
+            "livenessProbe": wp.http_probe(probes.liveness, "/health", PORT),
+            "securityContext": wp.container_security(),
+            "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
+        }
+        init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": release_name, "namespace": namespace,
+                      "labels": wp.component_labels(cfg, "llm")},
+            spec={
+                "replicas": cfg.llm.pod.replicas,
+                "selector": {"matchLabels": wp.component_labels(cfg, "llm")},
+                # Never ask for an extra GPU during a rollout: replace pods one at a time.
+                "strategy": {"type": "RollingUpdate",
+                             "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+                "template": {
+                    "metadata": wp.pod_metadata(cfg, "llm", "llm", annotations),
+                    "spec": wp.pod_spec(service_account=release_name, containers=[server],
+                                        init_containers=init,
+                                        volumes=[wp.model_volume(model_pvc_name)], **placement),
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                depends_on=[account, *([job] if job else [])])))
+        service = wp.service(f"{name}-service", cfg, "llm", namespace, {"api": PORT}, child)
+        wp.disruption_budget(f"{name}-pdb", cfg, "llm", namespace, child)
+
+        self.deployment_name = deployment.metadata["name"]
+        self.service_name = service.metadata["name"]
+        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ":", str(PORT))
+        self.conversion_job_name = job.metadata["name"] if job else None
+        self.register_outputs({"deploymentName": self.deployment_name,
+                               "serviceName": self.service_name, "endpoint": self.endpoint,
+                               "conversionJobName": self.conversion_job_name})
+
+    @staticmethod
+    def _wait_for_conversion(directory: str, image: pulumi.Input[str]) -> dict:
+        marker = f"{MODEL_ROOT}/{directory}/{CONVERSION_MARKER}"
+        return {
+            "name": "wait-for-conversion", "image": image, "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", f'until [ -f "{marker}" ]; do echo "waiting for {marker}"; '
+                                    "sleep 15; done"],
+            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                          "limits": {"cpu": "100m", "memory": "64Mi"}},
+            "securityContext": wp.container_security(),
+            "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
+        }
+
+    @staticmethod
+    def _conversion_job(name: str, cfg: StackConfig, namespace: pulumi.Input[str],
+                        image: pulumi.Input[str], writer_pvc: pulumi.Input[str],
+                        account: k8s.core.v1.ServiceAccount, placement: dict,
+                        child: pulumi.ResourceOptions) -> k8s.batch.v1.Job:
+        """The vendor converter on a fitting GPU node, the model store mounted writable."""
+        model = cfg.llm.catalog_entry
+        labels = wp.component_labels(cfg, "llm-convert")
+        priority = k8s.scheduling.v1.PriorityClass(
+            f"{name}-conversion-priority",
+            metadata={"name": f"{cfg.release}-model-conversion", "labels": labels},
+            value=CONVERSION_PRIORITY, global_default=False,
+            preemption_policy="PreemptLowerPriority",
+            description="DeepGPU-LLM conversion may evict an llm pod of the previous model",
+            opts=child)
+        converter = {
+            "name": "convert", "image": image, "imagePullPolicy": "IfNotPresent",
+            "command": ["python", "-m", "llm_server.convert", "--model", model.name,
+                        "--root", MODEL_ROOT],
+            "env": [wp.HOME_ENV],
+            "resources": wp.resources(cfg, "llm"),
+            "securityContext": wp.container_security(),
+            "volumeMounts": [wp.model_mount(read_only=False), wp.TMP_MOUNT],
+        }
+        return k8s.batch.v1.Job(
+            f"{name}-convert-{model.name}",
+            metadata={"name": f"convert-{model.name}", "namespace": namespace, "labels": labels},
+            spec={
+                "backoffLimit": 2,
+                # No ttlSecondsAfterFinished: a Job the cluster deletes is recreated by the next
+                # `pulumi up --refresh`, and its GPU request would evict the serving llm. The
+                # finished Job holds no resources and goes when the model changes.
+                "template": {
+                    "metadata": {"labels": labels,
+                                 "annotations": {"chatchat.io/model": model.name}},
+                    "spec": wp.pod_spec(
+                        service_account=wp.workload_name(cfg, "llm"), containers=[converter],
+                        restart_policy="Never", priorityClassName=priority.metadata["name"],
+                        volumes=[wp.model_volume(writer_pvc, read_only=False)], **placement),
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                depends_on=[account],
+                custom_timeouts=pulumi.CustomTimeouts(create=CONVERSION_TIMEOUT,
+                                                      update=CONVERSION_TIMEOUT))))

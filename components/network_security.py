@@ -1,0 +1,109 @@
+"""The release namespace locked down: default-deny NetworkPolicies with the few flows the
+workloads need, and the generated API keys of the chat and llm APIs.
+
+Flows allowed (everything else in the namespace is denied, in and out):
+- every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
+  on 53/UDP+TCP;
+- chat -> llm on 8888;
+- allowed CIDRs (`chat.allowedCidrs`) -> chat on 8501 and 7861 (and -> llm on 8888 only when the
+  llm Service is a LoadBalancer);
+- chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
+The model store and the KB volume are mounted by the CSI drivers on the node, so neither the llm
+nor the conversion Job needs any egress of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import workload_pod as wp
+from components.config import StackConfig
+
+ADB_PORT = 5432
+NODE_LOCAL_DNS = "169.254.20.10/32"  # ack-node-local-dns: pods resolve through this address
+API_KEY_LENGTH = 40
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def _cidrs(cidrs: list[str]) -> list[dict[str, Any]]:
+    return [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]
+
+
+def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
+    """Role -> NetworkPolicy spec. A table so tests can check every selector against the pods."""
+    chat, llm = wp.component_labels(cfg, "chat"), wp.component_labels(cfg, "llm")
+    dns_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                      "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    llm_sources = [{"podSelector": {"matchLabels": chat}}]
+    if cfg.llm.service.type == "LoadBalancer":
+        llm_sources += _cidrs(cfg.chat.allowed_cidrs)
+    chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(8888)}]
+    if cfg.db.db_type == "adb":
+        chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
+    return {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+            "to": [dns_peer, *_cidrs([NODE_LOCAL_DNS])], "ports": [{"protocol": "UDP", "port": 53},
+                                        {"protocol": "TCP", "port": 53}]}]},
+        "llm-ingress": {"podSelector": {"matchLabels": llm}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": llm_sources, "ports": _tcp(8888)}]},
+        "chat-ingress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Ingress"],
+                         "ingress": [{"from": _cidrs(cfg.chat.allowed_cidrs),
+                                      "ports": _tcp(8501, 7861)}]},
+        "chat-egress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Egress"],
+                        "egress": chat_egress},
+    }
+
+
+class NetworkSecurity(pulumi.ComponentResource):
+    """NetworkPolicies of the release namespace and the Secret holding both API keys."""
+
+    api_key_secret_name: pulumi.Output[str]
+    chat_api_key: pulumi.Output[str]
+    llm_api_key: pulumi.Output[str]
+    policy_names: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
+                 namespace: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chatchat:network_security:NetworkSecurity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        mine = pulumi.ResourceOptions(parent=self)
+
+        # Two keys: users get the chat key; only chat and llm know the llm key.
+        keys = {side: random.RandomPassword(f"{name}-{side}-api-key", length=API_KEY_LENGTH,
+                                            special=False, opts=mine)
+                for side in ("chat", "llm")}
+        secret = k8s.core.v1.Secret(
+            f"{name}-api-keys",
+            metadata={"name": f"{cfg.release}-api-keys", "namespace": namespace,
+                      "labels": {"app.kubernetes.io/name": wp.APP_NAME,
+                                 "app.kubernetes.io/instance": cfg.release}},
+            type="Opaque",
+            string_data={"chat-api-key": keys["chat"].result, "llm-api-key": keys["llm"].result},
+            opts=child)
+
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{role}",
+                metadata={"name": f"{cfg.release}-{role}", "namespace": namespace,
+                          "labels": {"app.kubernetes.io/name": wp.APP_NAME,
+                                     "app.kubernetes.io/instance": cfg.release}},
+                spec=spec, opts=child)
+            for role, spec in network_policies(cfg).items()
+        ]
+
+        self.api_key_secret_name = secret.metadata["name"]
+        self.chat_api_key = pulumi.Output.secret(keys["chat"].result)
+        self.llm_api_key = pulumi.Output.secret(keys["llm"].result)
+        self.policy_names = [p.metadata["name"] for p in policies]
+        self.register_outputs({"apiKeySecretName": self.api_key_secret_name,
+                               "chatApiKey": self.chat_api_key, "llmApiKey": self.llm_api_key})

@@ -1,0 +1,219 @@
+"""Pod building shared by the llm and chat workloads: labels, placement (GPU pools or ECI),
+resources, probes, the locked-down security context, and the Service and PodDisruptionBudget
+that every workload gets. One function per concern, parameterised by the workload's side.
+
+Objects are plain dicts under Kubernetes' own (camelCase) field names, so what the tests validate
+with kubernetes-validate is exactly what the provider sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.catalog import MODEL_ROOT, gpu_family_of
+from components.config import ConfigError, Pod, Probe, StackConfig
+
+Side = Literal["llm", "chat"]
+
+APP_NAME = "chatchat"
+RUN_AS_UID = 10001  # the images' non-root user (INTERFACES.md)
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+NODE_POOL_LABEL = "chatchat.io/node-pool"
+SYSTEM_POOL = "system"
+ECI_LABEL = "alibabacloud.com/eci"
+ECI_SPECS_ANNOTATION = "k8s.aliyun.com/eci-use-specs"
+ECI_STORAGE_ANNOTATION = "k8s.aliyun.com/eci-extra-ephemeral-storage"
+SLB_ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+
+# The chart's default resources; `<side>.pod.resources` overrides key by key.
+DEFAULT_RESOURCES: dict[Side, dict[str, str]] = {
+    "llm": {"cpu": "2", "memory": "6Gi", GPU_RESOURCE: "1"},
+    "chat": {"cpu": "4", "memory": "8Gi"},
+}
+# Single-card ECI GPU specs (V100 16/32 GB, A10 24 GB); the llm gets those whose card fits.
+ECI_GPU_SPECS = ("ecs.gn7i-c8g1.2xlarge", "ecs.gn7i-c16g1.4xlarge", "ecs.gn6v-c8g1.2xlarge",
+                 "ecs.gn6e-c12g1.3xlarge")
+
+
+def component_labels(cfg: StackConfig, component: str) -> dict[str, str]:
+    """The selector labels of one workload (also what the NetworkPolicies select on)."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": cfg.release,
+            "app.kubernetes.io/component": component}
+
+
+def workload_name(cfg: StackConfig, side: Side) -> str:
+    """`llm-<release>` / `chat-<release>`: the chart's Deployment and Service names."""
+    return f"{side}-{cfg.release}"
+
+
+def side_pod(cfg: StackConfig, side: Side) -> Pod:
+    return getattr(cfg, side).pod
+
+
+def resources(cfg: StackConfig, side: Side) -> dict[str, dict[str, str]]:
+    """Chart defaults as requests and limits; a request given without a limit sets both."""
+    override = side_pod(cfg, side).resources
+    requests = {**DEFAULT_RESOURCES[side], **(override.requests if override else {})}
+    limits = {**DEFAULT_RESOURCES[side], **(override.requests if override else {}),
+              **(override.limits if override else {})}
+    return {"requests": requests, "limits": limits}
+
+
+def eci_specs(cfg: StackConfig, side: Side) -> list[str]:
+    """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload."""
+    pod = side_pod(cfg, side)
+    if pod.eci_specs:
+        return list(pod.eci_specs)
+    if side == "llm":
+        model = cfg.llm.catalog_entry
+        fitting = [s for s in ECI_GPU_SPECS
+                   if (f := gpu_family_of(s)) and model.fits(f, cfg.llm.load8bit)]
+        if not fitting:
+            raise ConfigError([("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name}"
+                                f" ({model.required_gpu_gib(cfg.llm.load8bit)} GiB)")])
+        return fitting
+    requests = resources(cfg, side)["requests"]
+    cpu, memory = requests["cpu"], requests["memory"]
+    if not cpu.isdigit() or not memory.endswith("Gi"):
+        raise ConfigError([(f"{side}.pod.eciSpecs", f"cannot derive an ECI spec from cpu {cpu} "
+                            f"and memory {memory}; list specs such as 4-8Gi or ecs.c7.xlarge")])
+    return [f"{cpu}-{memory}"]
+
+
+def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
+    """Pod spec fields that choose nodes: ECI virtual node, for the llm a GPU pool whose card
+    fits the model, for chat the system pool. Config tolerations and nodeSelector are merged in
+    (config wins on a shared nodeSelector key)."""
+    pod = side_pod(cfg, side)
+    # config refuses a GPU toleration on chat (components.config), so none is merged in here
+    tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
+    if pod.instance_type == "eci":
+        selector = {"type": "virtual-kubelet"}
+        tolerations.append({"key": "virtual-kubelet.io/provider", "operator": "Exists",
+                            "effect": "NoSchedule"})
+        fields: dict[str, Any] = {}
+    elif side == "llm":
+        pools = sorted(p.name for p in cfg.gpu_pools_fitting_llm())
+        selector = {}
+        tolerations.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
+        fields = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": NODE_POOL_LABEL, "operator": "In", "values": pools}]}]}}}}
+    else:
+        selector = {NODE_POOL_LABEL: SYSTEM_POOL}
+        fields = {}
+    if selector or pod.node_selector:
+        fields["nodeSelector"] = {**selector, **pod.node_selector}
+    if tolerations:
+        fields["tolerations"] = tolerations
+    return fields
+
+
+def pod_metadata(cfg: StackConfig, side: Side, component: str,
+                 annotations: dict[str, str]) -> dict[str, Any]:
+    """Template labels and annotations: the config's, then ours (the policy pack reads ours, so
+    config cannot override them), with the ECI ones in eci mode."""
+    pod = side_pod(cfg, side)
+    labels = {**pod.labels, **component_labels(cfg, component)}
+    extra = dict(annotations)
+    if pod.instance_type == "eci":
+        labels[ECI_LABEL] = "true"
+        extra[ECI_SPECS_ANNOTATION] = ",".join(eci_specs(cfg, side))
+        extra[ECI_STORAGE_ANNOTATION] = f"{pod.eci_ephemeral_storage_gib}Gi"
+    return {"labels": labels, "annotations": {**pod.annotations, **extra}}
+
+
+def http_probe(probe: Probe, path: str, port: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port},
+            **probe.model_dump(by_alias=True)}
+
+
+def container_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
+            "allowPrivilegeEscalation": False, "privileged": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_spec(*, service_account: str, containers: list[dict[str, Any]],
+             volumes: list[dict[str, Any]], init_containers: list[dict[str, Any]] | None = None,
+             restart_policy: str = "Always", **fields: Any) -> dict[str, Any]:
+    """A non-root pod with no service-account token, a writable /tmp and read-only roots."""
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,  # no *_SERVICE_HOST variables next to our own env
+        "restartPolicy": restart_policy,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID,
+                            "runAsGroup": RUN_AS_UID, "fsGroup": RUN_AS_UID,
+                            # a recursive chown of a large model store would take hours
+                            "fsGroupChangePolicy": "OnRootMismatch",
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": containers,
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *volumes],
+        **fields,
+    }
+    if init_containers:
+        spec["initContainers"] = init_containers
+    return spec
+
+
+def model_volume(pvc_name: pulumi.Input[str], *, read_only: bool = True) -> dict[str, Any]:
+    return {"name": "llm-model",
+            "persistentVolumeClaim": {"claimName": pvc_name, "readOnly": read_only}}
+
+
+def model_mount(*, read_only: bool = True) -> dict[str, Any]:
+    return {"name": "llm-model", "mountPath": MODEL_ROOT, "readOnly": read_only}
+
+
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+# The root filesystem is read-only: caches (Hugging Face, torch, pip) go to the /tmp emptyDir.
+HOME_ENV = {"name": "HOME", "value": "/tmp"}
+
+
+def secret_env(name: str, secret: pulumi.Input[str], key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def service_account(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.ServiceAccount:
+    return k8s.core.v1.ServiceAccount(
+        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
+                        "labels": component_labels(cfg, side)},
+        automount_service_account_token=False, opts=opts)
+
+
+def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
+            ports: dict[str, int], opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """ClusterIP by default; a LoadBalancer is an internal SLB limited to the allowed CIDRs
+    unless `<side>.service.allowPublic`."""
+    config = getattr(cfg, side).service
+    annotations, spec = {}, {}
+    if config.type == "LoadBalancer":
+        annotations[SLB_ADDRESS_TYPE] = "internet" if config.allow_public else "intranet"
+        # Local keeps the client address, so the NetworkPolicy's ipBlock can judge it.
+        spec = {"loadBalancerSourceRanges": list(cfg.chat.allowed_cidrs),
+                "externalTrafficPolicy": "Local"}
+    return k8s.core.v1.Service(
+        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
+                        "labels": component_labels(cfg, side), "annotations": annotations},
+        spec={"type": config.type, "selector": component_labels(cfg, side),
+              "ports": [{"name": port_name, "port": port, "targetPort": port_name,
+                         "protocol": "TCP"} for port_name, port in ports.items()], **spec},
+        opts=opts)
+
+
+def disruption_budget(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
+                      opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget | None:
+    """With more than one replica, a node drain may take only one pod at a time."""
+    if side_pod(cfg, side).replicas <= 1:
+        return None
+    return k8s.policy.v1.PodDisruptionBudget(
+        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
+                        "labels": component_labels(cfg, side)},
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": component_labels(cfg, side)}},
+        opts=opts)
