@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import SHIPPED_STACKS, rendered
 from tests.policy_helpers import GOOD, POLICIES, render
+from tests.test_policies_workloads import _workloads_on_agreed_pools
 from tools.policy_check import CONFIG_DIR, MARKDOWN_MARKER, check_rendering, main, settings_for
-from tools.render import Rendering
+from tools.render import Rendering, read_stack_file, render_program
 
 # Each broken variant of the issue: the Shape knob that breaks it and the policy that must catch it.
 BROKEN_VARIANTS = {
@@ -99,13 +100,20 @@ BREAKERS = {
 }
 
 
-@pytest.mark.parametrize("source", ["hand-declared", *SHIPPED_STACKS])
+def _source(source: str) -> Rendering:
+    if source == "hand-declared":
+        return render(GOOD)
+    if source == "workload-components":  # the merged workloads on the agreed GPU pools
+        return render_program(_workloads_on_agreed_pools, read_stack_file("prod"), "prod")
+    return rendered(source)
+
+
+@pytest.mark.parametrize("source", ["hand-declared", "workload-components", *SHIPPED_STACKS])
 @pytest.mark.parametrize("variant", BREAKERS)
 def test_broken_variant_of_a_rendered_stack_is_caught(variant, source):
-    rendering = render(GOOD) if source == "hand-declared" else rendered(source)
+    rendering = _source(source)
     type_token, change, policy, where = BREAKERS[variant]
-    if variant == "eci-aiacc" and source != "hand-declared" and not rendering.config.llm \
-            .catalog_entry.is_aiacc:
+    if variant == "eci-aiacc" and not rendering.config.llm.catalog_entry.is_aiacc:
         pytest.skip(f"stack {source} runs an open-source model")
     violations = check_rendering(_flip(rendering, type_token, change, where), POLICIES)
     assert any(v.policy == policy and v.level == "mandatory" for v in violations), violations
