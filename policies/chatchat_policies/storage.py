@@ -1,0 +1,155 @@
+"""Storage and access policies: private encrypted OSS, scoped RAM, NAS not open to the world."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from .common import UNKNOWN, describe, items, known, mapping
+
+BUCKET = "alicloud:oss/bucket:Bucket"
+BUCKET_ACL = "alicloud:oss/bucketAcl:BucketAcl"
+BUCKET_SSE = "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption"
+RAM_POLICY = "alicloud:ram/policy:Policy"
+RAM_ATTACHMENTS = (
+    "alicloud:ram/userPolicyAttachment:UserPolicyAttachment",
+    "alicloud:ram/rolePolicyAttachment:RolePolicyAttachment",
+    "alicloud:ram/groupPolicyAttachment:GroupPolicyAttachment",
+)
+NAS_ACCESS_RULE = "alicloud:nas/accessRule:AccessRule"
+SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
+OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0", "::/0"}
+_OSS_EVERYTHING = re.compile(r"^acs:oss:[^:]*:[^:]*:\*$")
+# System policies that grant OSS actions on every bucket.
+_BROAD_SYSTEM_POLICIES = re.compile(r"^(AdministratorAccess|AliyunOSS\w*Access)$")
+
+
+def _validate_private(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in (BUCKET, BUCKET_ACL):
+        return
+    acl = args.props.get("acl")
+    if acl not in (None, "", "private"):
+        report(f"{describe(args.resource_type, args.name)}: acl is {acl}, anyone can read the "
+               f"model files. Fix: set acl=\"private\" and reach the bucket through RAM "
+               f"credentials.")
+
+
+oss_bucket_private = ResourceValidationPolicy(
+    name="oss-bucket-private",
+    description="OSS buckets are private (acl private on the bucket and on any BucketAcl).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_private,
+)
+
+
+def _validate_encrypted(args: StackValidationArgs, report: ReportViolation) -> None:
+    sse = [r for r in args.resources if r.resource_type == BUCKET_SSE
+           and r.props.get("sseAlgorithm") in SSE_ALGORITHMS]
+    for bucket in (r for r in args.resources if r.resource_type == BUCKET):
+        rule = mapping(bucket.props.get("serverSideEncryptionRule"))
+        if rule.get("sseAlgorithm") in SSE_ALGORITHMS:
+            continue
+        # The bucket name is computed for a new bucket: match by dependency first, then by name.
+        name = known(bucket.props, "bucket")
+        if any(bucket.urn in [d.urn for d in s.property_dependencies.get("bucket", [])]
+               or (name not in (None, UNKNOWN) and known(s.props, "bucket") == name)
+               for s in sse):
+            continue
+        report(f"{describe(bucket.resource_type, bucket.name)} has no server-side encryption. "
+               f"Fix: set server_side_encryption_rule sse_algorithm=\"AES256\" (or KMS), or add "
+               f"an oss.BucketServerSideEncryption for it.", bucket.urn)
+
+
+oss_bucket_encrypted = StackValidationPolicy(
+    name="oss-bucket-encrypted",
+    description="OSS buckets have server-side encryption (on the bucket or a "
+                "BucketServerSideEncryption resource).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_encrypted,
+)
+
+
+def _statements(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found: list[Mapping[str, Any]] = []
+    for key in ("policyDocument", "document"):
+        raw = props.get(key)
+        document = json.loads(raw) if isinstance(raw, str) and raw.strip() else mapping(raw)
+        statement = mapping(document).get("Statement")
+        found += [statement] if isinstance(statement, Mapping) else list(
+            map(mapping, items(statement)))
+    for s in map(mapping, items(props.get("statements"))):  # deprecated inline form
+        found.append({"Effect": s.get("effect"), "Action": s.get("actions"),
+                      "Resource": s.get("resources")})
+    return found
+
+
+def _oss_wildcards(statement: Mapping[str, Any]) -> list[str]:
+    if str(statement.get("Effect", "Allow")) != "Allow":
+        return []
+    actions = [str(a) for a in items(statement.get("Action"))]
+    if not any(a == "*" or a.lower().startswith("oss:") for a in actions):
+        return []
+    return [str(r) for r in items(statement.get("Resource"))
+            if str(r) == "*" or _OSS_EVERYTHING.match(str(r))]
+
+
+def _validate_ram(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    what = describe(args.resource_type, args.name)
+    if args.resource_type in RAM_ATTACHMENTS:
+        name = str(args.props.get("policyName") or "")
+        if args.props.get("policyType") == "System" and _BROAD_SYSTEM_POLICIES.match(name):
+            report(f"{what}: attaches system policy {name}, which grants OSS on every bucket. "
+                   f"Fix: attach a custom ram.Policy scoped to the model bucket.")
+        return
+    if args.resource_type != RAM_POLICY:
+        return
+    try:
+        statements = _statements(args.props)
+    except json.JSONDecodeError as exc:
+        report(f"{what}: policyDocument is not JSON ({exc}). Fix: pass json.dumps(document).")
+        return
+    for statement in statements:
+        for resource in _oss_wildcards(statement):
+            actions = ", ".join(str(a) for a in items(statement.get("Action")))
+            report(f"{what}: allows {actions} on Resource {resource}, every bucket. Fix: name "
+                   f"the bucket, e.g. acs:oss:*:*:<bucket> and acs:oss:*:*:<bucket>/*.")
+
+
+ram_oss_scoped = ResourceValidationPolicy(
+    name="ram-oss-scoped",
+    description="RAM policies grant OSS actions on named buckets only: no `*` resource, no "
+                "broad system OSS policies.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_ram,
+)
+
+
+def _validate_nas(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != NAS_ACCESS_RULE:
+        return
+    for key in ("sourceCidrIp", "ipv6SourceCidrIp"):
+        cidr = args.props.get(key)
+        if cidr in OPEN_TO_ALL:
+            report(f"{describe(args.resource_type, args.name)}: {key} {cidr} lets every address "
+                   f"mount the file system. Fix: use the VPC CIDR of the cluster.")
+
+
+nas_access_not_open = ResourceValidationPolicy(
+    name="nas-access-not-open",
+    description="NAS access rules are never open to 0.0.0.0/0.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_nas,
+)
+
+POLICIES = [oss_bucket_private, oss_bucket_encrypted, ram_oss_scoped, nas_access_not_open]

@@ -1,0 +1,255 @@
+"""Hand-declared resource sets for the policy tests, rendered like the real program.
+
+`declare(shape)` declares a complete, well-formed chatchat stack with the real pulumi_alicloud and
+pulumi_kubernetes classes; each field of `Shape` is one knob a test turns to break one rule. The
+resources go through `tools.render.render_program`, so the policies see exactly the engine's
+property names, and through the offline runner's `check_rendering`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pulumi
+import pulumi_alicloud as alicloud
+import pulumi_kubernetes as k8s
+
+from tools.policy_check import Violation, check_rendering, load_policies, parse_policy_config
+from tools.render import Rendering, read_stack_file, render_program
+
+POLICIES = load_policies()
+NAMESPACE = "chatchat"
+IMAGE = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/{}:0.1.0"
+
+
+@dataclass(frozen=True)
+class Shape:
+    # GPU pool
+    pool_types: tuple[str, ...] = ("ecs.gn7i-c8g1.2xlarge",)
+    pool_max: int = 2
+    pool_labels: tuple[tuple[str, str], ...] = ()
+    # llm workload
+    llm_annotations: tuple[tuple[str, str], ...] = (
+        ("chatchat.io/model", "qwen-7b-chat-aiacc"), ("chatchat.io/model-kind", "aiacc"),
+        ("chatchat.io/gpu-memory-required-gib", "9.6"))
+    llm_selector: tuple[tuple[str, str], ...] = (("chatchat.io/node-pool", "a10"),)
+    llm_tolerates_gpu: bool = True
+    llm_eci: bool = False
+    llm_eci_specs: str | None = None
+    llm_gpu_limit: bool = True
+    llm_image: str = IMAGE.format("llm")
+    llm_privileged: bool = False
+    llm_requests: bool = True
+    llm_api_key_literal: bool = False
+    namespace_eci: bool = False
+    # chat workload
+    chat_replicas: int = 2
+    chat_eci: bool = False
+    chat_service_annotations: tuple[tuple[str, str], ...] = (
+        ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),)
+    network_policy_namespace: str | None = NAMESPACE
+    # storage and access
+    bucket_acl: str = "private"
+    bucket_sse: bool = True
+    separate_sse: bool = False
+    separate_acl: str | None = None
+    ram_resources: tuple[str, ...] = ("acs:oss:*:*:chatchat-models",
+                                      "acs:oss:*:*:chatchat-models/*")
+    ram_system_attachment: str | None = None
+    nas_cidr: str = "10.30.0.0/16"
+    sg_cidr: str = "10.30.0.0/16"
+    # ADB
+    adb_vector: str | None = "enabled"
+    adb_spec: str = "4C16G"
+    adb_whitelist: str = "10.30.0.0/16"
+    # production
+    zones: tuple[str, ...] = ("cn-hangzhou-j", "cn-hangzhou-k")
+    protect: bool = True
+    deletion_protection: bool = True
+    tags: dict[str, str] = field(default_factory=lambda: {
+        "project": "chatchat", "stack": "prod", "owner": "platform-team"})
+
+    def but(self, **changes: Any) -> Shape:
+        return replace(self, **changes)
+
+
+GOOD = Shape()
+
+
+def declare(shape: Shape) -> None:
+    """Declare the stack; call inside `render_program`."""
+    tags = shape.tags
+    vpc = alicloud.vpc.Network("vpc", vpc_name="chatchat", cidr_block="10.30.0.0/16", tags=tags)
+    switches = [alicloud.vpc.Switch(f"vsw-{i}", vpc_id=vpc.id, zone_id=zone, tags=tags,
+                                    cidr_block=f"10.30.{16 * i}.0/20")
+                for i, zone in enumerate(shape.zones)]
+    sg = alicloud.ecs.SecurityGroup("sg", vpc_id=vpc.id, tags=tags)
+    alicloud.ecs.SecurityGroupRule("sg-api", type="ingress", ip_protocol="tcp",
+                                   port_range="6443/6443", security_group_id=sg.id,
+                                   cidr_ip=shape.sg_cidr, policy="accept")
+    cluster = alicloud.cs.ManagedKubernetes(
+        "ack", cluster_spec="ack.pro.small", vswitch_ids=[s.id for s in switches],
+        deletion_protection=shape.deletion_protection, tags=tags)
+    alicloud.cs.NodePool(
+        "system", cluster_id=cluster.id, vswitch_ids=[s.id for s in switches],
+        instance_types=["ecs.g7.xlarge"], desired_size=2, tags=tags,
+        labels=[alicloud.cs.NodePoolLabelArgs(key="chatchat.io/node-pool", value="system")])
+    labels = {"chatchat.io/node-pool": "a10", "chatchat.io/gpu-family": "gn7i",
+              "chatchat.io/gpu-memory-gib": "24", **dict(shape.pool_labels)}
+    alicloud.cs.NodePool(
+        "gpu-a10", cluster_id=cluster.id, vswitch_ids=[s.id for s in switches],
+        instance_types=list(shape.pool_types), tags=tags,
+        scaling_config=alicloud.cs.NodePoolScalingConfigArgs(enable=True, min_size=0,
+                                                             max_size=shape.pool_max),
+        labels=[alicloud.cs.NodePoolLabelArgs(key=k, value=v) for k, v in labels.items()],
+        taints=[alicloud.cs.NodePoolTaintArgs(key="nvidia.com/gpu", value="true",
+                                              effect="NoSchedule")])
+    _storage(shape, vpc)
+    _workloads(shape)
+
+
+def _storage(shape: Shape, vpc: alicloud.vpc.Network) -> None:
+    tags, protect = shape.tags, pulumi.ResourceOptions(protect=shape.protect)
+    sse = (alicloud.oss.BucketServerSideEncryptionRuleArgs(sse_algorithm="AES256")
+           if shape.bucket_sse else None)
+    bucket = alicloud.oss.Bucket("models", bucket="chatchat-models", acl=shape.bucket_acl,
+                                 server_side_encryption_rule=sse, tags=tags, opts=protect)
+    if shape.separate_sse:
+        alicloud.oss.BucketServerSideEncryption("models-sse", bucket=bucket.bucket,
+                                                sse_algorithm="KMS")
+    if shape.separate_acl:
+        alicloud.oss.BucketAcl("models-acl", bucket=bucket.bucket, acl=shape.separate_acl)
+    document = {"Version": "1", "Statement": [{
+        "Effect": "Allow", "Action": ["oss:GetObject", "oss:ListObjects"],
+        "Resource": list(shape.ram_resources)}]}
+    policy = alicloud.ram.Policy("models-read", policy_name="chatchat-models-read",
+                                 policy_document=json.dumps(document), tags=tags)
+    user = alicloud.ram.User("models-reader", name="chatchat-models-reader")
+    alicloud.ram.UserPolicyAttachment("models-read", user_name=user.name,
+                                      policy_name=policy.policy_name, policy_type="Custom")
+    if shape.ram_system_attachment:
+        alicloud.ram.UserPolicyAttachment("models-system", user_name=user.name,
+                                          policy_name=shape.ram_system_attachment,
+                                          policy_type="System")
+    fs = alicloud.nas.FileSystem("kb", protocol_type="NFS", storage_type="Performance",
+                                 tags=tags, opts=protect)
+    group = alicloud.nas.AccessGroup("kb", access_group_name="chatchat-kb",
+                                     access_group_type="Vpc", file_system_type="standard")
+    alicloud.nas.AccessRule("kb-vpc", access_group_name=group.access_group_name,
+                            source_cidr_ip=shape.nas_cidr, rw_access_type="RDWR",
+                            user_access_type="no_squash", priority=1,
+                            opts=pulumi.ResourceOptions(depends_on=[fs]))
+    alicloud.gpdb.Instance(
+        "vectors", engine="gpdb", engine_version="6.0", db_instance_mode="StorageElastic",
+        db_instance_category="HighAvailability", payment_type="PayAsYouGo",
+        instance_spec=shape.adb_spec, seg_node_num=4, storage_size=50, zone_id="cn-hangzhou-j",
+        vpc_id=vpc.id, vswitch_id="vsw-0", vector_configuration_status=shape.adb_vector,
+        ip_whitelists=[alicloud.gpdb.InstanceIpWhitelistArgs(security_ip_list=shape.adb_whitelist)],
+        tags=tags, opts=protect)
+
+
+def _container(name: str, image: str, *, gpu: bool = False, requests: bool = True,
+               privileged: bool = False, env: list[dict] | None = None) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = {"cpu": "2", "memory": "8Gi"}
+    if gpu:
+        resources["limits"] = {"nvidia.com/gpu": "1"}
+    return {"name": name, "image": image, "resources": resources, "env": env or [],
+            "securityContext": {"privileged": privileged, "runAsNonRoot": True,
+                                "runAsUser": 10001}}
+
+
+def _workloads(shape: Shape) -> None:
+    ns_labels = {"alibabacloud.com/eci": "true"} if shape.namespace_eci else {}
+    k8s.core.v1.Namespace("ns", metadata={"name": NAMESPACE, "labels": ns_labels})
+    secret_ref = {"secretKeyRef": {"name": "chatchat-api-key", "key": "api-key"}}
+    api_key = ({"name": "LLM_API_KEY", "value": "sk-literal"} if shape.llm_api_key_literal
+               else {"name": "LLM_API_KEY", "valueFrom": secret_ref})
+    pod_labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/instance": NAMESPACE,
+                  "app.kubernetes.io/component": "llm"}
+    annotations = dict(shape.llm_annotations)
+    if shape.llm_eci:
+        pod_labels["alibabacloud.com/eci"] = "true"
+    if shape.llm_eci_specs:
+        annotations["k8s.aliyun.com/eci-use-specs"] = shape.llm_eci_specs
+    tolerations = ([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+                   if shape.llm_tolerates_gpu else [])
+    llm = _container("llm", shape.llm_image, gpu=shape.llm_gpu_limit,
+                     requests=shape.llm_requests, privileged=shape.llm_privileged,
+                     env=[{"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
+                          api_key])
+    _deployment("llm", 1, pod_labels, annotations, {
+        "containers": [llm], "nodeSelector": dict(shape.llm_selector),
+        "tolerations": tolerations})
+    chat_labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/instance": NAMESPACE,
+                   "app.kubernetes.io/component": "chat"}
+    if shape.chat_eci:
+        chat_labels["alibabacloud.com/eci"] = "true"
+    chat = _container("chat", IMAGE.format("chat"),
+                      env=[{"name": "CHAT_API_KEY", "valueFrom": secret_ref},
+                           {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
+                           {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"}])
+    _deployment("chat", shape.chat_replicas, chat_labels, {}, {"containers": [chat]})
+    k8s.core.v1.Service("chat", metadata={
+        "name": f"chat-{NAMESPACE}", "namespace": NAMESPACE,
+        "annotations": dict(shape.chat_service_annotations)},
+        spec={"type": "LoadBalancer", "selector": chat_labels,
+              "ports": [{"name": "web", "port": 8501}]})
+    if shape.network_policy_namespace:
+        k8s.networking.v1.NetworkPolicy("default-deny", metadata={
+            "name": "default-deny", "namespace": shape.network_policy_namespace},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]})
+
+
+def _deployment(role: str, replicas: int, labels: dict, annotations: dict, spec: dict) -> None:
+    k8s.apps.v1.Deployment(role, metadata={"name": f"{role}-{NAMESPACE}", "namespace": NAMESPACE},
+                           spec={"replicas": replicas, "selector": {"matchLabels": labels},
+                                 "template": {"metadata": {"labels": labels,
+                                                           "annotations": annotations},
+                                              "spec": spec}})
+
+
+def render(shape: Shape = GOOD, stack: str = "prod") -> Rendering:
+    return render_program(lambda: declare(shape), read_stack_file(stack), stack)
+
+
+def check(shape: Shape = GOOD, stack: str = "prod",
+          config: dict[str, Any] | None = None) -> list[Violation]:
+    settings = parse_policy_config(config or {}, POLICIES)
+    return check_rendering(render(shape, stack), POLICIES, settings)
+
+
+def of(policy: str, violations: list[Violation]) -> list[Violation]:
+    return [v for v in violations if v.policy == policy]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One policy's failing resource set (and the passing set it is measured against)."""
+
+    id: str
+    policy: str
+    broken: Shape
+    names: str  # what the message must name: the resource
+    fix: str  # a piece of the fix the message must give
+    passing: Shape = GOOD
+    stack: str = "prod"
+    config: dict[str, Any] | None = None
+
+
+def assert_passes(case: Case) -> None:
+    found = of(case.policy, check(case.passing, case.stack, case.config))
+    assert found == [], [v.message for v in found]
+
+
+def assert_caught(case: Case) -> None:
+    found = of(case.policy, check(case.broken, case.stack, case.config))
+    assert found, f"{case.policy} did not report {case.id}"
+    for violation in found:
+        assert case.names in violation.message, violation.message
+        assert "Fix:" in violation.message and case.fix in violation.message, violation.message
+        # A stack-wide violation (no URN) names its resources in the message instead.
+        assert violation.urn is None or violation.urn.startswith(f"urn:pulumi:{case.stack}::")

@@ -1,0 +1,51 @@
+"""Kubernetes workload policies."""
+
+import pytest
+
+from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes, check, of
+
+DIGEST = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/llm@sha256:" + "a" * 64
+
+CASES = [
+    Case("privileged", "k8s-no-privileged", GOOD.but(llm_privileged=True), "llm-chatchat",
+         "securityContext.privileged"),
+    Case("no-requests", "k8s-resource-requests", GOOD.but(llm_requests=False), "llm-chatchat",
+         "resources.requests.cpu"),
+    Case("gpu-pod-without-gpu", "k8s-gpu-request", GOOD.but(llm_gpu_limit=False),
+         "llm-chatchat", 'resources.limits["nvidia.com/gpu"]'),
+    Case("latest-tag", "k8s-image-pinned", GOOD.but(llm_image="chatchat/llm:latest"),
+         "llm-chatchat", "pin a version tag", passing=GOOD.but(llm_image=DIGEST)),
+    Case("untagged", "k8s-image-pinned",
+         GOOD.but(llm_image="registry.example:5000/chatchat/llm"), "llm-chatchat",
+         "pin a version tag"),
+    Case("public-load-balancer", "k8s-no-public-load-balancer",
+         GOOD.but(chat_service_annotations=()), "chat-chatchat", "intranet"),
+    Case("literal-api-key", "k8s-no-literal-secret-env", GOOD.but(llm_api_key_literal=True),
+         "llm-chatchat", "valueFrom.secretKeyRef"),
+    Case("no-network-policy", "k8s-network-policy", GOOD.but(network_policy_namespace=None),
+         "namespace chatchat", "default-deny NetworkPolicy"),
+    Case("network-policy-elsewhere", "k8s-network-policy",
+         GOOD.but(network_policy_namespace="default"), "namespace chatchat",
+         "default-deny NetworkPolicy"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_passing_resource_set_is_not_reported(case):
+    assert_passes(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_violation_names_resource_and_fix(case):
+    assert_caught(case)
+
+
+def test_public_load_balancer_allowed_by_policy_config():
+    config = {"k8s-no-public-load-balancer": {"allowPublicLoadBalancer": True}}
+    broken = GOOD.but(chat_service_annotations=())
+    assert of("k8s-no-public-load-balancer", check(broken, config=config)) == []
+
+
+def test_env_names_without_secret_words_may_be_literal():
+    violations = of("k8s-no-literal-secret-env", check(GOOD))
+    assert violations == []  # LLM_MODEL and EMBEDDING_MODEL are literal in GOOD

@@ -1,0 +1,38 @@
+"""Tags on taggable Alibaba Cloud resources, and the pack's list of taggable types."""
+
+import importlib
+
+import pulumi_alicloud
+import pytest
+
+from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tools.policy_check import load_policies
+
+load_policies()
+TAGS = importlib.import_module("chatchat_policies.tags")
+
+CASES = [
+    Case("no-owner", "required-tags", GOOD.but(tags={"project": "chatchat", "stack": "prod"}),
+         "lacks tag(s) owner", "cfg.resource_tags()"),
+    Case("configured-keys", "required-tags", GOOD, "lacks tag(s) cost-center", "resource_tags",
+         passing=GOOD.but(tags={"cost-center": "rag"}),
+         config={"required-tags": {"requiredTags": ["cost-center"]}}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_passing_resource_set_is_not_reported(case):
+    assert_passes(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_violation_names_resource_and_fix(case):
+    assert_caught(case)
+
+
+@pytest.mark.parametrize("type_token", TAGS.TAGGABLE_TYPES)
+def test_every_listed_type_takes_tags_in_the_provider(type_token):
+    _, module_path, class_name = type_token.split(":")
+    module, _ = module_path.split("/")
+    cls = getattr(getattr(pulumi_alicloud, module), class_name)
+    assert "tags" in cls._internal_init.__code__.co_varnames, type_token
