@@ -120,7 +120,9 @@ def timed(fn, *args):
     return time.perf_counter() - start, result
 
 
-def bench_ingestion(embedder: Embedder, service: KnowledgeService, kb: str, docs) -> dict:
+def bench_ingestion(
+    embedder: Embedder, service: KnowledgeService, kb: str, docs, reps: int = 2
+) -> dict:
     chunks = [
         c
         for _, data in docs
@@ -129,10 +131,19 @@ def bench_ingestion(embedder: Embedder, service: KnowledgeService, kb: str, docs
         )
     ]
     embedder.encode(chunks[:64])  # warm-up
-    bare_s, _ = timed(embedder.encode, chunks)
     files = [IncomingFile(n, d) for n, d in docs]
-    service_s, report = timed(service.ingest, kb, files, PARAMS)
-    assert report.chunks == len(chunks), (report.chunks, len(chunks))
+    bare_s = service_s = float("inf")
+    # Alternate bare and service runs and keep the best of each: other load hits both alike.
+    for rep in range(reps):
+        bare_s = min(bare_s, timed(embedder.encode, chunks)[0])
+        target = kb if rep == reps - 1 else f"{kb}_warm{rep}"
+        if target != kb:
+            service.create_kb(target, service.get_kb(kb)[0].vs_type, None)
+        elapsed, report = timed(service.ingest, target, files, PARAMS)
+        service_s = min(service_s, elapsed)
+        assert report.chunks == len(chunks), (report.chunks, len(chunks))
+        if target != kb:
+            service.delete_kb(target)
     return {
         "chunks": len(chunks),
         "bare_chunks_per_s": len(chunks) / bare_s,
@@ -168,12 +179,10 @@ def bare_baseline(service: KnowledgeService, kb: str):
     kb_obj, _ = service.get_kb(kb)
     index = service._index(kb_obj)  # noqa: SLF001
     if kb_obj.vs_type == "faiss":
+        inner = faiss.downcast_index(index.index.index)
+        stored = faiss.rev_swig_ptr(inner.get_xb(), index.count() * index.dim)
         flat = faiss.IndexFlatIP(index.dim)
-        flat.add(
-            faiss.rev_swig_ptr(index.index.index.get_xb(), index.count() * index.dim)
-            .reshape(index.count(), index.dim)
-            .copy()
-        )
+        flat.add(np.array(stored, dtype=np.float32).reshape(index.count(), index.dim))
         return lambda v, k: flat.search(v.reshape(1, -1), k)
     import psycopg
 
@@ -256,8 +265,8 @@ async def concurrent_chats(url: str, kb: str, queries: list[str], n: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--real-bytes", type=int, default=1_500_000)
-    parser.add_argument("--generated-docs", type=int, default=40)
+    parser.add_argument("--real-bytes", type=int, default=150_000)
+    parser.add_argument("--generated-docs", type=int, default=10)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--scale", type=int, default=100_000, help="0 skips the scaled run")
     parser.add_argument("--chats", type=int, default=50)

@@ -17,6 +17,9 @@ import numpy as np
 
 from chat_server.stores.base import MetaStore
 
+# Queries are single vectors: OpenMP fan-out only adds spin-wait latency, worst on busy nodes.
+faiss.omp_set_num_threads(1)
+
 
 def sqlite_meta(kb_root: Path) -> MetaStore:
     kb_root.mkdir(parents=True, exist_ok=True)
