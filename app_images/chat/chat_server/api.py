@@ -183,7 +183,7 @@ def create_app(
     service: KnowledgeService | None = None,
     llm: LLMClient | None = None,
 ) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -340,3 +340,14 @@ def test_openapi_docs_are_served(stack):
     assert httpx.get(f"{stack.url}/docs").status_code == 200
     paths = httpx.get(f"{stack.url}/openapi.json").json()["paths"]
     assert "/knowledge_base/upload_docs" in paths and "/chat/knowledge_base_chat" in paths
+
+
+def test_create_accepts_a_clients_own_embed_model_name(client, stack):
+    name = new_kb_name()
+    body = client.create_knowledge_base(name, stack.vs_type, "bge-large-zh-v1.5")
+    assert body["code"] == 200 and name in client.list_knowledge_bases()
+    unknown_type = client.http.post(
+        "/knowledge_base/create_knowledge_base",
+        json={"knowledge_base_name": new_kb_name(), "vector_store_type": "milvus"},
+    )
+    assert unknown_type.status_code == 400 and "milvus" in unknown_type.json()["msg"]

@@ -144,10 +144,10 @@ class KnowledgeService:
             )
         vs_type = "adb" if vs_type == "pg" else vs_type
         if embed_model and embed_model != self.embedder.name:
-            raise KnowledgeBaseError(
-                400,
-                f"embed_model={embed_model!r} is not loaded; this service embeds with "
-                f"{self.embedder.name!r}",
+            # Chatchat clients send their own configured default; one model serves every KB.
+            log.warning(
+                "embed_model ignored",
+                extra={"kb": name, "requested": embed_model, "used": self.embedder.name},
             )
         if any(kb.name.lower() == name.lower() for kb in self.list_kbs()):
             raise KnowledgeBaseError(409, f"knowledge base {name!r} already exists")
