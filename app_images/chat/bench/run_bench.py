@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -320,6 +321,7 @@ def main() -> None:
         service.close()
     if pg is not None:
         pg.cleanup()
+    shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
