@@ -7,8 +7,8 @@ cd "$HERE"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -r requirements-dev.txt
+# torch==2.13.0 resolves to the CPU wheel via the machine's pip find-links (see README).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update
