@@ -1,0 +1,1 @@
+"""Knowledge-base chat service compatible with Langchain-Chatchat 0.2's HTTP API."""

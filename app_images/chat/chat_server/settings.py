@@ -1,0 +1,71 @@
+"""Configuration from the chart's environment variables, parsed once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    llm_model: str = "qwen-7b-chat-aiacc"
+    llm_host: str = "127.0.0.1"
+    llm_port: int = 8888
+    llm_api_key: str = "EMPTY"
+    llm_timeout_s: float = 120.0
+    llm_connect_timeout_s: float = 5.0
+
+    embedding_model: str = "text2vec-bge-large-chinese"
+    model_root: Path = Path("/llm-model")
+    embedding_batch_size: int = Field(default=64, ge=1)
+
+    default_vs_type: Literal["faiss", "adb", "pg"] = "faiss"
+    kb_root: Path = Path("/kb")
+
+    pg_host: str = ""
+    pg_port: int = 5432
+    pg_database: str = "postgres"
+    pg_user: str = "postgres"
+    pg_password: str = ""
+
+    chat_api_key: str = ""
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    chunk_size: int = 250
+    chunk_overlap: int = 50
+    top_k: int = 3
+    score_threshold: float = 1.0
+    api_base_url: str = "http://127.0.0.1:7861"
+
+    @property
+    def llm_base_url(self) -> str:
+        host = self.llm_host
+        if host.startswith(("http://", "https://")):
+            return host.rstrip("/") + "/v1"
+        return f"http://{host}:{self.llm_port}/v1"
+
+    @property
+    def embedding_model_path(self) -> Path:
+        path = Path(self.embedding_model)
+        return path if path.is_absolute() else self.model_root / self.embedding_model
+
+    @property
+    def pg_conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=self.pg_database,
+            user=self.pg_user,
+            password=self.pg_password,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

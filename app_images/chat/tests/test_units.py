@@ -1,0 +1,84 @@
+"""Pieces that the API suite cannot reach: ADB SQL, dialect detection, splitting, faiss files."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from chat_server.kb.splitter import split_text
+from chat_server.stores.base import KnowledgeBaseNameError, validate_kb_name
+from chat_server.stores.faiss_store import FaissIndex
+from chat_server.stores.pg_store import PgSql, detect_dialect, table_name, vector_literal
+
+
+def render(statement) -> str:
+    return statement.as_string(None)
+
+
+def test_adb_creates_real_array_table_with_fastann_index():
+    statements = [render(s) for s in PgSql("adb", 384).create_table("Docs_1")]
+    assert statements[0] == (
+        'CREATE TABLE IF NOT EXISTS "chat_vec_docs_1" '
+        "(id BIGINT PRIMARY KEY, embedding real[] NOT NULL)"
+    )
+    assert "USING ann(embedding) WITH (dim=384, distancemeasure=L2" in statements[2]
+    assert "real[]" in render(PgSql("adb", 384).search("Docs_1"))
+    assert vector_literal("adb", np.array([0.5, -1.0])) == "{0.5,-1}"
+
+
+def test_pgvector_creates_vector_column_with_hnsw_index():
+    create, index = (render(s) for s in PgSql("pgvector", 8).create_table("k"))
+    assert "embedding vector(8)" in create
+    assert "USING hnsw (embedding vector_l2_ops)" in index
+    assert vector_literal("pgvector", np.array([0.25, 1.0])) == "[0.25,1]"
+
+
+@pytest.mark.parametrize("name", ['a"; DROP TABLE x; --', "a b", "1a", "", "a" * 49])
+def test_table_names_refuse_anything_but_identifiers(name):
+    with pytest.raises(KnowledgeBaseNameError):
+        table_name(name)
+
+
+def test_valid_kb_names_pass():
+    assert validate_kb_name("samples_2") == "samples_2"
+
+
+def test_dialect_is_detected_from_the_server(pg_conninfo):
+    with psycopg.connect(pg_conninfo) as conn:
+        assert detect_dialect(conn) == "pgvector"
+
+
+def test_chinese_text_splits_at_sentence_ends():
+    text = "第一句话讲的是熊猫。第二句话讲的是竹子！第三句话讲的是山区？" * 3
+    chunks = split_text(text, chunk_size=25, chunk_overlap=0)
+    assert len(chunks) > 3
+    assert all(c[-1] in "。！？" for c in chunks)
+    assert all(len(c) <= 25 for c in chunks)
+
+
+def test_title_enhance_prefixes_chunks_with_their_section():
+    text = "熊猫的食物\n\n大熊猫每天要吃很多竹子，几乎不吃别的东西。它们一天中大部分时间都在进食。"
+    chunks = split_text(text, chunk_size=30, chunk_overlap=0, zh_title_enhance=True)
+    assert chunks[0] == "熊猫的食物"
+    assert all(c.startswith("下文与(熊猫的食物)有关。") for c in chunks[1:])
+
+
+def test_faiss_index_persists_atomically_and_reloads(tmp_path):
+    directory = tmp_path / "vs"
+    index = FaissIndex(directory, 4)
+    vectors = np.eye(4, dtype=np.float32)
+    index.add(np.array([10, 11, 12, 13]), vectors)
+    index.delete([11])
+    assert sorted(p.name for p in directory.iterdir()) == [".write.lock", "index.faiss"]
+    reloaded = FaissIndex(directory, 4)
+    assert reloaded.count() == 3
+    hits = reloaded.search(vectors[2], 2)
+    assert hits[0] == (12, 0.0)
+    assert 11 not in [i for i, _ in reloaded.search(vectors[1], 3)]
+
+
+def test_faiss_refuses_index_of_another_dimension(tmp_path):
+    FaissIndex(tmp_path, 4).add(np.array([1]), np.ones((1, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="dimension 4"):
+        FaissIndex(tmp_path, 8)
