@@ -18,6 +18,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORT_ONLY = "import pulumi, pulumi_alicloud, pulumi_kubernetes"
+# pulumi_alicloud loads its submodules lazily: this also imports every module the program uses,
+# which separates import cost from rendering cost.
+IMPORT_PROGRAM = ("import components.cluster, components.database, components.storage, "
+                  "components.registry, components.network, components.llm_workload, "
+                  "components.chat_workload, components.network_security, tools.render")
 
 
 def _wall(command: list[str]) -> float:
@@ -32,17 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    imports, plans = [], []
-    _wall([sys.executable, "-c", IMPORT_ONLY])  # warm the file cache once for both
+    imports, program_imports, plans = [], [], []
+    _wall([sys.executable, "-c", IMPORT_PROGRAM])  # warm the file cache once for all
     for _ in range(args.repeat):
         imports.append(_wall([sys.executable, "-c", IMPORT_ONLY]))
+        program_imports.append(_wall([sys.executable, "-c", IMPORT_PROGRAM]))
         plans.append(_wall([sys.executable, "-m", "tools.plan", "--stack", args.stack]))
+    median = statistics.median
     result = {
         "stack": args.stack, "repeat": args.repeat,
-        "import_median_s": round(statistics.median(imports), 3),
-        "plan_median_s": round(statistics.median(plans), 3),
-        "plan_over_import": round(statistics.median(plans) / statistics.median(imports), 2),
-        "import_s": [round(x, 3) for x in imports], "plan_s": [round(x, 3) for x in plans],
+        "import_sdks_median_s": round(median(imports), 3),
+        "import_program_modules_median_s": round(median(program_imports), 3),
+        "plan_median_s": round(median(plans), 3),
+        "plan_over_import_sdks": round(median(plans) / median(imports), 2),
+        "plan_over_import_program_modules": round(median(plans) / median(program_imports), 2),
     }
     print(json.dumps(result, indent=2))
     return 0
