@@ -264,3 +264,12 @@ def test_malformed_stack_file_is_exit_1_naming_the_file(tmp_path, monkeypatch, c
     code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat-aiacc",
                                         "--no-store-check"], capsys)
     assert code == 1 and "not valid YAML" in out
+
+
+def test_docs_samples_are_the_tools_current_output():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tools.model_change_samples", "--check"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
