@@ -40,6 +40,8 @@ NOTES = {
     "db.embeddingModel": "chart value; directory under `/llm-model`",
     "db.adb.instanceSpec": "per segment, at least `4C16G`",
     "modelStore.type": "where models live: OSS bucket or NAS file system",
+    "network.podCidr": "kept for Flannel clusters; Terway (used, for NetworkPolicy) gives pods "
+                       "vSwitch addresses",
 }
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
