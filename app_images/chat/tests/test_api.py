@@ -6,6 +6,7 @@ import io
 import json
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -351,3 +352,16 @@ def test_create_accepts_a_clients_own_embed_model_name(client, stack):
         json={"knowledge_base_name": new_kb_name(), "vector_store_type": "milvus"},
     )
     assert unknown_type.status_code == 400 and "milvus" in unknown_type.json()["msg"]
+
+
+def test_vectors_without_committed_metadata_are_never_returned(client, kb, stack, embedder):
+    """What an interrupted upload leaves behind (vectors written, metadata not) stays invisible."""
+    upload(client, kb, [("panda.txt", PANDA.encode())])
+    kb_obj, _ = stack.service.get_kb(kb)
+    orphan = embedder.encode(["Quantum chromodynamics of gluons"])
+    stack.service._index(kb_obj).add(np.array([999_999], dtype=np.int64), orphan)
+    docs = client.search_kb_docs(
+        kb, "Quantum chromodynamics of gluons", top_k=5, score_threshold=2.0
+    )
+    assert docs and all(d["id"] != "999999" for d in docs)
+    assert {d["metadata"]["source"] for d in docs} == {"panda.txt"}

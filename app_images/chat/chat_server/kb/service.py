@@ -251,23 +251,29 @@ class KnowledgeService:
             for f, _, _ in prepared:
                 self._write_content(kb_name, f.name, f.data)
             return IngestReport([], unchanged, 0)
+        if not prepared:
+            return IngestReport([], unchanged, 0)
         all_chunks = [c for _, _, chunks in prepared for c in chunks]
         vectors = self.embedder.encode(all_chunks)
         index = self._index(kb)
         total = 0
-        with self._lock_for(kb_name):
+        with self._lock_for(kb_name), index.bulk():
+            # Vectors first, then metadata in one transaction, then old vectors out: a crash in
+            # between leaves only vectors without metadata, which search ignores.
+            all_ids = meta.reserve_ids(kb_name, len(all_chunks))
+            old_ids = [i for f, _, _ in prepared for i in meta.chunk_ids(kb_name, f.name)]
+            index.add(all_ids, vectors)
+            entries = []
             offset = 0
             for f, fp, chunks in prepared:
-                ids = meta.reserve_ids(kb_name, len(chunks))
-                old_ids = meta.chunk_ids(kb_name, f.name)
-                index.add(ids, vectors[offset : offset + len(chunks)])
-                meta.replace_file(
-                    kb_name, FileRecord(f.name, fp, len(f.data), len(chunks)), ids, chunks
-                )
-                index.delete(old_ids)
-                self._write_content(kb_name, f.name, f.data)
+                record = FileRecord(f.name, fp, len(f.data), len(chunks))
+                entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
                 offset += len(chunks)
-                total += len(chunks)
+            meta.replace_files(kb_name, entries)
+            index.delete(old_ids)
+            for f, _, _ in prepared:
+                self._write_content(kb_name, f.name, f.data)
+            total = len(all_chunks)
         log.info(
             "ingested",
             extra={

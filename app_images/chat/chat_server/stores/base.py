@@ -42,6 +42,10 @@ class VectorIndex(Protocol):
 
     def drop(self) -> None: ...
 
+    def bulk(self) -> AbstractContextManager[None]:
+        """Group several changes into one durable write."""
+        ...
+
 
 @dataclass(frozen=True)
 class KnowledgeBase:
@@ -166,30 +170,33 @@ class MetaStore:
             )
         return np.arange(start, start + n, dtype=np.int64)
 
-    def replace_file(self, kb: str, record: FileRecord, ids: np.ndarray, chunks: list[str]) -> None:
+    def replace_files(
+        self, kb: str, entries: list[tuple[FileRecord, np.ndarray, list[str]]]
+    ) -> None:
+        """Swap in the new chunks of several files in one transaction."""
         with self._connect() as conn:
-            conn.execute(
-                self._sql("DELETE FROM chat_chunk WHERE kb = ? AND file_name = ?"),
-                (kb, record.file_name),
-            )
-            conn.execute(
-                self._sql("DELETE FROM chat_file WHERE kb = ? AND file_name = ?"),
-                (kb, record.file_name),
-            )
-            conn.execute(
-                self._sql(
-                    "INSERT INTO chat_file (kb, file_name, fingerprint, size, chunks) "
-                    "VALUES (?, ?, ?, ?, ?)"
-                ),
-                (kb, record.file_name, record.fingerprint, record.size, record.chunks),
-            )
-            cursor = conn.cursor()
-            cursor.executemany(
-                self._sql(
-                    "INSERT INTO chat_chunk (kb, id, file_name, content) VALUES (?, ?, ?, ?)"
-                ),
-                [(kb, int(i), record.file_name, c) for i, c in zip(ids, chunks, strict=True)],
-            )
+            for record, ids, chunks in entries:
+                for table in ("chat_chunk", "chat_file"):
+                    conn.execute(
+                        self._sql(f"DELETE FROM {table} WHERE kb = ? AND file_name = ?"),
+                        (kb, record.file_name),
+                    )
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO chat_file (kb, file_name, fingerprint, size, chunks) "
+                        "VALUES (?, ?, ?, ?, ?)"
+                    ),
+                    (kb, record.file_name, record.fingerprint, record.size, record.chunks),
+                )
+                conn.cursor().executemany(
+                    self._sql(
+                        "INSERT INTO chat_chunk (kb, id, file_name, content) VALUES (?, ?, ?, ?)"
+                    ),
+                    [(kb, int(i), record.file_name, c) for i, c in zip(ids, chunks, strict=True)],
+                )
+
+    def replace_file(self, kb: str, record: FileRecord, ids: np.ndarray, chunks: list[str]) -> None:
+        self.replace_files(kb, [(record, ids, chunks)])
 
     def delete_file(self, kb: str, file_name: str) -> None:
         with self._connect() as conn:

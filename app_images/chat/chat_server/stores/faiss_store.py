@@ -46,6 +46,7 @@ class FaissIndex:
         self.path = directory / "index.faiss"
         self.dim = dim
         self._lock = threading.RLock()
+        self._in_bulk = False
         directory.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self.index = faiss.read_index(str(self.path))
@@ -68,6 +69,24 @@ class FaissIndex:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Several adds/deletes, one atomic save at the end."""
+        with self._writer():
+            self._in_bulk = True
+            try:
+                yield
+            finally:
+                self._in_bulk = False
+
+    @contextmanager
+    def _change(self) -> Iterator[None]:
+        if self._in_bulk:
+            yield
+        else:
+            with self._writer():
+                yield
+
     def _save(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".index-", suffix=".tmp")
         os.close(fd)
@@ -83,13 +102,13 @@ class FaissIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        with self._writer():
+        with self._change():
             self.index.add_with_ids(vectors, ids.astype(np.int64))
 
     def delete(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self._writer():
+        with self._change():
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def search(self, vector: np.ndarray, top_k: int) -> list[tuple[int, float]]:

@@ -6,7 +6,7 @@ The dialect is detected from the server: ADB exposes the `ann` access method.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -146,6 +146,9 @@ class PgIndex:
                 conn.execute("SET LOCAL hnsw.ef_search = 100")
             rows = conn.execute(self.db.sql.search(self.kb), (literal, literal, top_k)).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def bulk(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def count(self) -> int:
         with self.db.connect() as conn:
