@@ -75,24 +75,13 @@ class ChatWorkload(pulumi.ComponentResource):
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
                                                                "maxUnavailable": 0}} \
             if overlap else {"type": "Recreate"}
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata={"name": release_name, "namespace": namespace,
-                      "labels": wp.component_labels(cfg, "chat")},
-            spec={
-                "replicas": cfg.chat.pod.replicas,
-                "selector": {"matchLabels": wp.component_labels(cfg, "chat")},
-                "strategy": strategy,
-                "template": {
-                    "metadata": wp.pod_metadata(cfg, "chat", "chat", {}),
-                    "spec": wp.pod_spec(
-                        service_account=release_name, containers=[app],
-                        volumes=[wp.model_volume(model_pvc_name),
-                                 {"name": "kb", "persistentVolumeClaim": {
-                                     "claimName": kb_pvc_name}}],
-                        **placement),
-                },
-            },
+        deployment = wp.deployment(
+            f"{name}-deployment", cfg, "chat", namespace, strategy=strategy, annotations={},
+            pod=wp.pod_spec(service_account=release_name, containers=[app],
+                            volumes=[wp.model_volume(model_pvc_name),
+                                     {"name": "kb", "persistentVolumeClaim": {
+                                         "claimName": kb_pvc_name}}],
+                            **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account])))
         service = wp.service(f"{name}-service", cfg, "chat", namespace,

@@ -85,23 +85,14 @@ class LlmWorkload(pulumi.ComponentResource):
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
         }
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata={"name": release_name, "namespace": namespace,
-                      "labels": wp.component_labels(cfg, "llm")},
-            spec={
-                "replicas": cfg.llm.pod.replicas,
-                "selector": {"matchLabels": wp.component_labels(cfg, "llm")},
-                # Never ask for an extra GPU during a rollout: replace pods one at a time.
-                "strategy": {"type": "RollingUpdate",
-                             "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                "template": {
-                    "metadata": wp.pod_metadata(cfg, "llm", "llm", annotations),
-                    "spec": wp.pod_spec(service_account=release_name, containers=[server],
-                                        init_containers=init,
-                                        volumes=[wp.model_volume(model_pvc_name)], **placement),
-                },
-            },
+        deployment = wp.deployment(
+            f"{name}-deployment", cfg, "llm", namespace, annotations=annotations,
+            # Never ask for an extra GPU during a rollout: replace pods one at a time.
+            strategy={"type": "RollingUpdate",
+                      "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            pod=wp.pod_spec(service_account=release_name, containers=[server],
+                            init_containers=init, volumes=[wp.model_volume(model_pvc_name)],
+                            **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account, *([job] if job else [])])))
         service = wp.service(f"{name}-service", cfg, "llm", namespace, {"api": PORT}, child)

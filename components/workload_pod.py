@@ -187,6 +187,20 @@ def service_account(name: str, cfg: StackConfig, side: Side, namespace: pulumi.I
         automount_service_account_token=False, opts=opts)
 
 
+def deployment(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str], *,
+               strategy: dict[str, Any], annotations: dict[str, str], pod: dict[str, Any],
+               opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
+    """The workload's Deployment: its name, labels, replicas and selector come from the side."""
+    labels = component_labels(cfg, side)
+    return k8s.apps.v1.Deployment(
+        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
+                        "labels": labels},
+        spec={"replicas": side_pod(cfg, side).replicas, "selector": {"matchLabels": labels},
+              "strategy": strategy,
+              "template": {"metadata": pod_metadata(cfg, side, side, annotations), "spec": pod}},
+        opts=opts)
+
+
 def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
             ports: dict[str, int], opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
     """ClusterIP by default; a LoadBalancer is an internal SLB limited to the allowed CIDRs
