@@ -112,15 +112,12 @@ def test_plan_json_is_one_object_per_resource_with_masked_secrets(capsys):
     assert "Off1ine-" not in json.dumps(items)  # generated passwords never printed
 
 
-def test_plan_exits_1_naming_each_bad_key(tmp_path, monkeypatch, capsys):
+def test_plan_exits_1_naming_each_bad_key(tmp_path, capsys):
     bad = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
         "instanceType: ecs\n  chatchat:chat", "instanceType: eci\n  chatchat:chat").replace(
         "dbType: faiss", "dbType: mongo")
     (tmp_path / "Pulumi.broken.yaml").write_text(bad)
-    monkeypatch.setattr("tools.render.STACKS_DIR", tmp_path)
-    import tools.render
-    monkeypatch.setattr(tools.render.render_stack, "__defaults__", (None, tmp_path))
-    assert plan_main(["--stack", "broken"]) == 1
+    assert plan_main(["--stack", "broken", "--stacks-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "db.dbType: Input should be 'faiss' or 'adb'" in err
 
@@ -148,28 +145,26 @@ def test_readme_config_reference_is_current():
     assert reference() in readme, "README is stale: paste `python -m tools.config_reference`"
 
 
-def _plan_of_file(text: str, tmp_path, monkeypatch, capsys) -> tuple[int, str]:
+def _plan_of_file(text: str, tmp_path, capsys) -> tuple[int, str]:
     (tmp_path / "Pulumi.broken.yaml").write_text(text)
-    import tools.render
-    monkeypatch.setattr(tools.render.render_stack, "__defaults__", (None, tmp_path))
-    code = plan_main(["--stack", "broken"])
+    code = plan_main(["--stack", "broken", "--stacks-dir", str(tmp_path)])
     return code, capsys.readouterr().err
 
 
-def test_region_is_the_providers_key_only(tmp_path, monkeypatch, capsys):
+def test_region_is_the_providers_key_only(tmp_path, capsys):
     text = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
         "  alicloud:region: cn-hangzhou\n", "  chatchat:region: cn-beijing\n")
-    code, err = _plan_of_file(text, tmp_path, monkeypatch, capsys)
+    code, err = _plan_of_file(text, tmp_path, capsys)
     assert code == 1 and "alicloud:region" in err
 
 
-def test_malformed_stack_file_is_an_invalid_config(tmp_path, monkeypatch, capsys):
-    code, err = _plan_of_file("config:\n  chatchat:llm: [unclosed\n", tmp_path, monkeypatch, capsys)
+def test_malformed_stack_file_is_an_invalid_config(tmp_path, capsys):
+    code, err = _plan_of_file("config:\n  chatchat:llm: [unclosed\n", tmp_path, capsys)
     assert code == 1 and "not valid YAML" in err
 
 
-def test_stack_file_without_config_mapping(tmp_path, monkeypatch, capsys):
-    code, err = _plan_of_file("encryptionsalt: abc\n", tmp_path, monkeypatch, capsys)
+def test_stack_file_without_config_mapping(tmp_path, capsys):
+    code, err = _plan_of_file("encryptionsalt: abc\n", tmp_path, capsys)
     assert code == 1 and "config:" in err
 
 

@@ -12,9 +12,17 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 from components.config import ConfigError
-from tools.render import RenderError, Rendering, mask_secrets, render_stack, resource_tree
+from tools.render import (
+    STACKS_DIR,
+    RenderError,
+    Rendering,
+    mask_secrets,
+    render_stack,
+    resource_tree,
+)
 
 
 def format_tree(rendering: Rendering) -> str:
@@ -42,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print a JSON array of resources")
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR,
+                        help="folder of Pulumi.<stack>.yaml files (default: stacks/)")
     args = parser.parse_args(argv)
     try:
-        rendering = render_stack(args.stack)
+        rendering = render_stack(args.stack, stacks_dir=args.stacks_dir)
     except ConfigError as exc:
         print(f"stack {args.stack}: {exc}", file=sys.stderr)
         return 1
