@@ -273,3 +273,18 @@ def test_docs_samples_are_the_tools_current_output():
     result = subprocess.run([sys.executable, "-m", "tools.model_change_samples", "--check"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_override_into_a_non_mapping_key_is_exit_1_naming_it(tmp_path, monkeypatch, capsys):
+    import functools
+
+    from tools import model_change, render
+
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  alicloud:region: cn-hangzhou\n  chatchat:tags: {owner: me}\n"
+        "  chatchat:llm: qwen-7b-chat\n")
+    monkeypatch.setattr(model_change, "read_stack_file",
+                        functools.partial(render.read_stack_file, stacks_dir=tmp_path))
+    code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat",
+                                        "--no-store-check"], capsys)
+    assert code == 1 and "cannot set llm.model: not a mapping" in out

@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from components.catalog import MODELS, gpu_family_of
-from components.config import PROJECT, ConfigError, StackConfig, parse_config
+from components.config import ConfigError, Llm, StackConfig, parse_config, raw_from_config_map
 from tools.diff import add_common_arguments, describe, finish, preview
 from tools.diff_report import EXIT_INVALID, Report
 from tools.model_store import (
@@ -59,10 +59,6 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _ours(config: dict[str, Any]) -> dict[str, Any]:
-    return {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
-
-
 def validate(report: Report, stack: str, overrides: dict[str, Any]) -> StackConfig | None:
     """Catalog, GPU fit, ECI and conversion checks; the config rules themselves decide."""
     name = overrides["llm.model"]
@@ -74,9 +70,13 @@ def validate(report: Report, stack: str, overrides: dict[str, Any]) -> StackConf
     report.checks.append(("ok", f"{name} is in the catalog: {kind}, directory "
                                 f"/llm-model/{model.directory}"))
     try:
-        cfg = parse_config(_ours(apply_overrides(read_stack_file(stack), overrides)), stack)
+        cfg = parse_config(raw_from_config_map(apply_overrides(read_stack_file(stack), overrides)),
+                           stack)
     except ConfigError as exc:
         report.problems += [f"{path}: {message}" for path, message in exc.problems]
+        return None
+    except ValueError as exc:  # an override into a key that is not a mapping (`llm: oops`)
+        report.problems.append(str(exc))
         return None
     llm = cfg.llm
     precision = "int8" if llm.effective_load8bit else "fp16"
@@ -171,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
                                            "/llm-model (NAS, or llm.modelPVC's storage)")
     args = parser.parse_args(argv)
     try:
-        read_stack_file(args.stack)
+        raw = raw_from_config_map(read_stack_file(args.stack))
     except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
 
     overrides = overrides_from(args)
-    current = _ours(read_stack_file(args.stack)).get("llm", {}).get("model", "qwen-7b-chat-aiacc")
+    llm = raw.get("llm") if isinstance(raw.get("llm"), dict) else {}  # bad shapes: validate()
+    current = llm.get("model", Llm.model_fields["model"].default)
     title = f"Model change on stack {args.stack}: {current} → {args.model}"
     extra = {k: v for k, v in overrides.items() if k != "llm.model"}
     if extra:

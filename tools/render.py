@@ -18,7 +18,7 @@ import os
 import runpy
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,21 +175,28 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     """
     result = copy.deepcopy(dict(config))
     for dotted, value in overrides.items():
-        namespace, _, path = dotted.rpartition(":")
-        head, *rest = path.split(".")
-        key = f"{namespace or PROJECT}:{head}"
-        if not rest:
-            result[key] = value
-            continue
-        node = result.setdefault(key, {})
-        for part in rest[:-1]:
-            if not isinstance(node, dict):
-                raise ValueError(f"cannot set {dotted}: {part} is not a mapping")
-            node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"cannot set {dotted}: not a mapping")
-        node[rest[-1]] = value
+        set_dotted(result, dotted, value)
     return result
+
+
+def set_dotted(config: MutableMapping[str, Any], dotted: str, value: Any,
+               new_map: Callable[[], MutableMapping[str, Any]] = dict) -> None:
+    """Set one dotted key in a fully qualified config map, making missing maps with `new_map`
+    (a plain dict here; the stack-file writer passes ruamel's comment-keeping map)."""
+    namespace, _, path = dotted.rpartition(":")
+    head, *rest = path.split(".")
+    key = f"{namespace or PROJECT}:{head}"
+    if not rest:
+        config[key] = value
+        return
+    node = config.setdefault(key, new_map())
+    for part in rest[:-1]:
+        if not isinstance(node, MutableMapping):
+            raise ValueError(f"cannot set {dotted}: {part} is not a mapping")
+        node = node.setdefault(part, new_map())
+    if not isinstance(node, MutableMapping):
+        raise ValueError(f"cannot set {dotted}: not a mapping")
+    node[rest[-1]] = value
 
 
 def _engine_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:

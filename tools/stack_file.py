@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.config import PROJECT
+from tools.render import set_dotted
 
 
 def write_overrides(path: Path, overrides: Mapping[str, Any]) -> None:
@@ -24,19 +24,9 @@ def write_overrides(path: Path, overrides: Mapping[str, Any]) -> None:
     document = yaml.load(path.read_text(encoding="utf-8")) or CommentedMap()
     config = document.setdefault("config", CommentedMap())
     for dotted, value in overrides.items():
-        namespace, _, rest = dotted.rpartition(":")
-        head, *parts = rest.split(".")
-        key = f"{namespace or PROJECT}:{head}"
-        if not parts:
-            config[key] = value
-            continue
-        node = config.setdefault(key, CommentedMap())
-        for part in parts[:-1]:
-            if not isinstance(node, dict):
-                raise ValueError(f"cannot set {dotted}: {part} is not a mapping in {path}")
-            node = node.setdefault(part, CommentedMap())
-        if not isinstance(node, dict):
-            raise ValueError(f"cannot set {dotted}: not a mapping in {path}")
-        node[parts[-1]] = value
+        try:
+            set_dotted(config, dotted, value, new_map=CommentedMap)
+        except ValueError as exc:
+            raise ValueError(f"{exc} in {path}") from None
     with path.open("w", encoding="utf-8") as handle:
         yaml.dump(document, handle)
