@@ -208,7 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-root", type=Path, help="default: build a tiny model in a tmp dir")
     parser.add_argument("--model", default="qwen-7b-chat", help="catalog name to serve")
-    parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm"])
+    parser.add_argument("--engine", default="transformers", choices=["transformers"])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, help="requests per round (default: one wave)")
     parser.add_argument("--max-tokens", type=int, default=64)

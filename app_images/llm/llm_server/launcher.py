@@ -1,12 +1,19 @@
-"""Reads the chart's environment, resolves the model, picks the engine and serves the API.
+"""Reads the chart's environment, resolves the model, picks the server and starts it.
 
-Engine choice (LLM_ENGINE=auto): ``*-aiacc`` models → DeepGPU-LLM; open-source models on a GPU
-→ vLLM; no GPU → transformers. LLM_ENGINE=transformers|vllm|deepgpu overrides it.
+Engine choice (LLM_ENGINE=auto): ``*-aiacc`` models → DeepGPU-LLM in our server; open-source
+models on a GPU → vLLM's own OpenAI server (``vllm serve``, exec'd in place of this process);
+no GPU → transformers in our server. LLM_ENGINE=transformers|vllm|deepgpu overrides it.
+``--print-command`` prints what would be exec'd for vLLM (JSON) and exits.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import logging
+import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,16 +88,105 @@ def plan_launch(settings: Settings, has_gpu: bool | None = None) -> LaunchPlan:
     return LaunchPlan(entry, engine, model_dir, effective_load_8bit(entry, settings.load_8bit))
 
 
+# Our settings that `vllm serve` takes from us; LLM_VLLM_EXTRA_ARGS may not set them again.
+MAPPED_VLLM_FLAGS = (
+    "--served-model-name",
+    "--max-model-len",
+    "--dtype",
+    "--gpu-memory-utilization",
+    "--max-num-seqs",
+    "--host",
+    "--port",
+    "--trust-remote-code",
+    "--uvicorn-log-level",
+    "--shutdown-timeout",
+    "--api-key",
+)
+
+
+@dataclass(frozen=True)
+class VllmCommand:
+    argv: list[str]
+    env: dict[str, str]  # added to the environment (the API key: kept out of argv and `ps`)
+    notes: list[str]  # our settings vLLM has no equivalent for, logged at start
+
+
+def vllm_command(plan: LaunchPlan, settings: Settings) -> VllmCommand:
+    """Our settings as vLLM's own OpenAI server's command line (pinned release: 0.33.0)."""
+    extra = shlex.split(settings.llm_vllm_extra_args)
+    clashes = sorted({a.split("=", 1)[0] for a in extra} & set(MAPPED_VLLM_FLAGS))
+    if clashes:
+        raise LaunchError(
+            f"LLM_VLLM_EXTRA_ARGS sets {', '.join(clashes)}, which the launcher maps from our "
+            "settings (LLM_MODEL, LLM_DTYPE, LLM_GPU_MEMORY_UTILIZATION, LLM_MAX_CONCURRENCY, "
+            "LLM_HOST, LLM_PORT, LLM_LOG_LEVEL, LLM_SHUTDOWN_GRACE_S, LLM_API_KEY); set those"
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.cli.main",
+        "serve",
+        str(plan.model_dir),
+        "--served-model-name",
+        plan.entry.name,
+        "--max-model-len",
+        str(plan.entry.context_length),
+        "--dtype",
+        settings.llm_dtype,
+        "--gpu-memory-utilization",
+        str(settings.llm_gpu_memory_utilization),
+        "--max-num-seqs",
+        str(settings.llm_max_concurrency),
+        "--host",
+        settings.llm_host,
+        "--port",
+        str(settings.llm_port),
+        # Qwen-7B-Chat, chatglm2 and Baichuan2 ship their own modelling code.
+        "--trust-remote-code",
+        "--uvicorn-log-level",
+        settings.llm_log_level,
+        "--shutdown-timeout",
+        str(int(settings.llm_shutdown_grace_s)),
+        *extra,
+    ]
+    env = {"HF_HUB_OFFLINE": "1"}
+    if settings.llm_api_key is not None:
+        env["VLLM_API_KEY"] = settings.llm_api_key.get_secret_value()
+    notes = [
+        f"LLM_MAX_QUEUE={settings.llm_max_queue} has no vLLM equivalent: vLLM queues without "
+        "a bound and answers no 429",
+        f"LLM_DEFAULT_MAX_TOKENS={settings.llm_default_max_tokens} has no vLLM equivalent: "
+        "requests without max_tokens may use the context left",
+    ]
+    if plan.load_8bit:
+        notes.append("LOAD_8BIT=true is ignored by vLLM: it serves --dtype weights")
+    return VllmCommand(argv, env, notes)
+
+
+def exec_vllm(plan: LaunchPlan, settings: Settings) -> None:
+    if importlib.util.find_spec("vllm") is None:
+        raise EngineUnavailableError(
+            f"the vllm package is not installed; {plan.entry.name} on a GPU needs the CUDA "
+            "image (app_images/llm/Dockerfile), or LLM_ENGINE=transformers"
+        )
+    command = vllm_command(plan, settings)
+    for note in command.notes:
+        log_event(logger, "vllm_setting_not_mapped", logging.WARNING, note=note)
+    log_event(logger, "exec_vllm", argv=command.argv)
+    sys.stdout.flush()
+    # exec, not a child: vLLM gets the kubelet's SIGTERM and its exit code is the pod's.
+    os.execve(command.argv[0], command.argv, {**os.environ, **command.env})
+
+
 def build_engine(plan: LaunchPlan, settings: Settings) -> Engine:
+    """Our in-process engine (transformers or DeepGPU-LLM); vLLM runs its own server."""
     args = (plan.model_dir, plan.entry.name, plan.entry.context_length, plan.load_8bit)
     if plan.engine == "transformers":
         from .engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(*args)
     if plan.engine == "vllm":
-        from .engines.vllm_engine import VllmEngine
-
-        return VllmEngine(*args)
+        raise LaunchError("vLLM runs its own server (exec_vllm), not an engine in ours")
     from .engines.deepgpu_engine import DeepGpuEngine
 
     source = plan.entry.source_model
@@ -100,11 +196,24 @@ def build_engine(plan: LaunchPlan, settings: Settings) -> Engine:
     return DeepGpuEngine(*args, family=plan.entry.family, tokenizer_dir=tokenizer_dir)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--print-command",
+        action="store_true",
+        help="print the `vllm serve` command (argv, env names) as JSON instead of running it",
+    )
+    options = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings.llm_log_level)
     try:
         plan = plan_launch(settings)
+        if options.print_command:
+            command = vllm_command(plan, settings)
+            print(json.dumps({"argv": command.argv, "env": sorted(command.env)}))
+            return
+        if plan.engine == "vllm":
+            exec_vllm(plan, settings)
         engine = build_engine(plan, settings)
     except (LaunchError, EngineUnavailableError) as exc:
         log_event(logger, "launch_failed", logging.ERROR, error=str(exc))

@@ -27,8 +27,11 @@ def configure_logging(level: str = "info") -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # uvicorn's "trace" is below DEBUG; Python logging has no such level.
+    root.setLevel("DEBUG" if level.lower() == "trace" else level.upper())
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields) -> None:
+def log_event(
+    logger: logging.Logger, event: str, level: int = logging.INFO, **fields: object
+) -> None:
     logger.log(level, event, extra={"fields": fields})

@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineChoice = Literal["auto", "transformers", "vllm", "deepgpu"]
+# vLLM's --dtype choices (vllm 0.33.0, vllm/config/model.py ModelDType); fp16 suits V100 and A10.
+DType = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 class Settings(BaseSettings):
@@ -27,7 +30,21 @@ class Settings(BaseSettings):
     llm_max_queue: int = Field(32, ge=0, description="requests waiting before 429")
     llm_default_max_tokens: int = Field(512, ge=1, description="max_tokens when none is given")
     llm_shutdown_grace_s: float = Field(30.0, ge=0, description="time streams get to finish")
-    llm_log_level: str = "info"
+    llm_log_level: LogLevel = "info"
+    llm_retry_after_s: int = Field(2, ge=1, description="Retry-After on 429 and 503 answers")
+    # vLLM's own server only (open-source models on a GPU):
+    llm_dtype: DType = Field("float16", description="vLLM --dtype")
+    llm_gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vLLM --gpu-memory-utilization: share of the card it takes"
+    )
+    llm_vllm_extra_args: str = Field(
+        "", description="more `vllm serve` flags, shell-quoted (e.g. tool-call parser)"
+    )
+
+    @field_validator("llm_log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("llm_api_key", mode="before")
     @classmethod
