@@ -42,6 +42,7 @@ class ApiError(Exception):
         type: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = (
@@ -51,6 +52,7 @@ class ApiError(Exception):
             param,
             code,
         )
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         return {
@@ -63,7 +65,9 @@ class ApiError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        # Retry-After on 429/503 tells clients (the openai client honours it) when to come back.
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 class ServerState:
@@ -168,7 +172,11 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
     def require_ready() -> None:
         if state.draining:
             raise ApiError(
-                503, "The server is shutting down.", type="server_error", code="shutting_down"
+                503,
+                "The server is shutting down.",
+                type="server_error",
+                code="shutting_down",
+                retry_after=settings.llm_retry_after_s,
             )
         if not state.loaded:
             detail = f": {state.load_error}" if state.load_error else "; try again shortly"
@@ -177,6 +185,7 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
                 f"Model {served_model} is not loaded yet{detail}",
                 type="server_error",
                 code="model_not_ready",
+                retry_after=settings.llm_retry_after_s,
             )
 
     @app.get("/health")
@@ -212,7 +221,7 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             ],
         }
 
-    def plan(params: GenerationParams, prompt: str) -> tuple[int, SamplingOptions]:
+    def check_request(params: GenerationParams) -> None:
         require_ready()
         if params.model != served_model:
             raise ApiError(
@@ -221,7 +230,21 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
                 param="model",
                 code="model_not_found",
             )
-        prompt_tokens = engine.count_tokens(prompt)
+        refused = params.refused_field
+        if refused:
+            name, value = refused
+            raise ApiError(
+                400,
+                f"{name}={json.dumps(value)} is not supported by this server ({engine.kind} "
+                f"engine); remove {name} from the request",
+                param=name,
+                code="unsupported_parameter",
+            )
+
+    async def plan(params: GenerationParams, prompt: str) -> tuple[int, SamplingOptions]:
+        # Tokenising a long prompt takes seconds of CPU: off the event loop, so /health,
+        # /metrics and streams in flight keep answering meanwhile.
+        prompt_tokens = await asyncio.to_thread(engine.count_tokens, prompt)
         room = engine.context_length - prompt_tokens
         wanted = params.requested_max_tokens
         if room < 1 or (wanted is not None and wanted > room):
@@ -243,21 +266,22 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
             ignore_eos=params.ignore_eos,
         )
 
-    async def admit() -> None:
+    async def admit(request: Request) -> None:
         try:
-            await state.admission.acquire()
+            await _admit_unless_disconnected(request, state.admission)
         except QueueFullError as exc:
             raise ApiError(
                 429,
                 f"Too many requests: {exc}; retry later.",
                 type="rate_limit_error",
                 code="queue_full",
+                retry_after=settings.llm_retry_after_s,
             ) from exc
 
     async def run(request: Request, params: GenerationParams, prompt: str, chat: bool) -> Any:
         arrived = time.monotonic()
-        prompt_tokens, options = plan(params, prompt)
-        await admit()
+        prompt_tokens, options = await plan(params, prompt)
+        await admit(request)
         state.metrics.prompt_tokens.inc(prompt_tokens)
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         chunks = _generate(engine, prompt, options, params.stop_strings)
@@ -296,11 +320,14 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
 
     @app.post("/v1/chat/completions", dependencies=[Depends(require_key)])
     async def chat_completions(request: Request, body: ChatCompletionRequest) -> Any:
+        check_request(body)
         messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-        return await run(request, body, engine.render_chat(messages), chat=True)
+        prompt = await asyncio.to_thread(engine.render_chat, messages)
+        return await run(request, body, prompt, chat=True)
 
     @app.post("/v1/completions", dependencies=[Depends(require_key)])
     async def completions(request: Request, body: CompletionRequest) -> Any:
+        check_request(body)
         return await run(request, body, body.prompt_text, chat=False)
 
     app.add_middleware(_CountingMiddleware, state=state)
@@ -346,6 +373,35 @@ async def _generate(
             yield Chunk(emit, chunk.tokens)
     finally:
         await source.aclose()
+
+
+async def _admit_unless_disconnected(request: Request, admission: Admission) -> None:
+    """Wait for a generation slot; a client that hangs up while queued leaves the queue at once.
+
+    The body has been read, so the next ASGI message is ``http.disconnect``: waiting on it is
+    an event, not a poll, and the queued slot is given up the moment the socket closes.
+    """
+    acquire = asyncio.ensure_future(admission.acquire())
+    hangup = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({acquire, hangup}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hangup.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+    if acquire.cancelled():
+        raise ApiError(499, "client closed the request while queued", code="client_closed_request")
+    acquire.result()  # re-raises QueueFullError
+    if hangup.done() and not hangup.cancelled():  # both at once: give the fresh slot back
+        admission.release()
+        raise ApiError(499, "client closed the request while queued", code="client_closed_request")
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _unless_disconnected(request: Request, work: Any) -> Any:

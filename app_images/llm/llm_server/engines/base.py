@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ class Engine(abc.ABC):
         self.context_length = context_length
         self.load_8bit = load_8bit
         self.tokenizer: Any = None
+        # Fast tokenizers are not safe to encode from several threads at once ("Already
+        # borrowed"); encodes run in worker threads, so they take turns.
+        self._encode_lock = threading.Lock()
 
     def _load_tokenizer(self, tokenizer_dir: Path) -> None:
         from transformers import AutoTokenizer
@@ -84,8 +88,13 @@ class Engine(abc.ABC):
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nassistant:"
 
+    def encode(self, text: str, **kwargs: Any) -> Any:
+        """Tokenise (blocking: call it from a worker thread, never on the event loop)."""
+        with self._encode_lock:
+            return self.tokenizer(text, add_special_tokens=False, **kwargs)
+
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.encode(text)["input_ids"])
 
     @abc.abstractmethod
     def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[Chunk]:

@@ -63,11 +63,8 @@ class TransformersEngine(Engine):
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool)
 
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
         sampling = options.temperature > 0
         kwargs: dict[str, Any] = {
-            **inputs,
             "max_new_tokens": options.max_tokens,
             "do_sample": sampling,
             "streamer": _QueueStreamer(loop, queue),
@@ -81,8 +78,11 @@ class TransformersEngine(Engine):
 
         def run() -> None:
             try:
+                # Tokenised here, in the generation thread, not on the event loop.
+                inputs = self.encode(prompt, return_tensors="pt")
+                inputs = {k: v.to(self.device) for k, v in inputs.items()}
                 with torch.inference_mode():
-                    self.model.generate(**kwargs)
+                    self.model.generate(**inputs, **kwargs)
             except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine, which re-raises
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
