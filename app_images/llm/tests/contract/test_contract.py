@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
 from conftest import API_KEY, MODEL, free_port
 from server_process import server_process
 
