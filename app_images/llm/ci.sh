@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test entry of the llm image: venv, pinned deps, hadolint, ruff, pytest. Works from any cwd.
+# Test entry of the llm image: venv, pinned deps, hadolint, shellcheck, ruff, mypy, pytest. Works from any cwd.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
@@ -16,5 +16,9 @@ echo "== hadolint"
 echo "== ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
+echo "== shellcheck"
+if command -v shellcheck >/dev/null; then shellcheck bench/gpu_check.sh; else echo "shellcheck not installed: skipped"; fi
+echo "== mypy"
+"$VENV/bin/mypy" llm_server
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider ${JUNIT_XML:+--junitxml="$JUNIT_XML"} "$@"

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -334,7 +334,7 @@ def create_app(engine: Engine, settings: Settings, served_model: str) -> FastAPI
     return app
 
 
-async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _prepend(first: Any, rest: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
     try:
         yield first
         async for item in rest:
@@ -353,7 +353,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 async def _generate(
     engine: Engine, prompt: str, options: SamplingOptions, stops: list[str]
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """The engine's stream with stop strings applied (held back until they cannot match)."""
     source = engine.generate(prompt, options)
     hold = max((len(s) for s in stops), default=1) - 1
@@ -445,9 +445,9 @@ async def _sse_events(
     chat: bool,
     params: GenerationParams,
     prompt_tokens: int,
-    chunks: AsyncIterator[Chunk],
+    chunks: AsyncGenerator[Chunk, None],
     arrived: float,
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncGenerator[dict[str, str], None]:
     created = int(time.time())
     obj = "chat.completion.chunk" if chat else "text_completion"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 # ChatML, the format Qwen chat models use; kept short so prompts stay small.
 CHAT_TEMPLATE = (
@@ -63,14 +64,21 @@ def build_tiny_model(
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=_token_id(tokenizer, "<|im_end|>"),
+        pad_token_id=_token_id(tokenizer, "<|endoftext|>"),
         bos_token_id=None,
         tie_word_embeddings=True,
     )
     Qwen2ForCausalLM(config).save_pretrained(target)
     (target / "tiny_model.json").write_text(json.dumps({"built_by": "llm_server.tiny_model"}))
     return target
+
+
+def _token_id(tokenizer: Any, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(token_id, int):
+        raise TypeError(f"{token!r} is not one token of the tiny tokenizer")
+    return token_id
 
 
 def main() -> None:

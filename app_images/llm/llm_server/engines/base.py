@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -97,7 +97,7 @@ class Engine(abc.ABC):
         return len(self.encode(text)["input_ids"])
 
     @abc.abstractmethod
-    def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[Chunk]:
+    def generate(self, prompt: str, options: SamplingOptions) -> AsyncGenerator[Chunk, None]:
         """Yield chunks; closing the iterator early must stop the generation."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class DeepGpuEngine(Engine):
             streaming=True,
         )
 
-    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[Chunk]:
+    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncGenerator[Chunk, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from ..logs import log_event
@@ -45,13 +45,14 @@ class TransformersEngine(Engine):
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         if self.load_8bit:
             log_event(logger, "load_8bit_ignored", engine=self.kind, reason="not supported here")
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
+        # Any: transformers types `.to` through a decorator mypy cannot see through.
+        model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         self.model = model.to(self.device).eval()
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit:
             self.context_length = min(self.context_length, int(limit))
 
-    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[Chunk]:
+    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncGenerator[Chunk, None]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
