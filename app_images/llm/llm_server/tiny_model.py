@@ -84,8 +84,11 @@ def _token_id(tokenizer: Any, token: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", type=Path, help="directory to write the model into")
+    parser.add_argument("--hidden", type=int, default=64, help="width (4 attention heads)")
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
-    print(json.dumps({"event": "tiny_model_built", "path": str(build_tiny_model(args.target))}))
+    built = build_tiny_model(args.target, hidden=args.hidden, layers=args.layers)
+    print(json.dumps({"event": "tiny_model_built", "path": str(built)}))
 
 
 if __name__ == "__main__":
