@@ -1,7 +1,6 @@
 """Throughput and time to first token: through our HTTP API vs the engine called in-process.
 
     .venv/bin/python bench/bench_api.py                      # tiny model, transformers, CPU
-    python bench/bench_api.py --model-root /llm-model --model qwen-7b-chat --engine vllm  # GPU
 
 Both sides run the same engine class on the same model with the same greedy, fixed-length
 generations (ignore_eos), one after the other so they never share the CPU/GPU. The API side
