@@ -63,7 +63,12 @@ def stub_llm():
         yield server
 
 
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def make_settings(kb_root: Path, llm_url: str, model_dir: Path, **extra) -> Settings:
+    extra.setdefault("chat_api_key", API_KEY)
     return Settings(
         llm_host=llm_url,
         llm_model="stub-model",

@@ -62,6 +62,15 @@ def create_stub_llm() -> FastAPI:
                         ],
                     }
                 )
+            yield json.dumps(
+                {
+                    "id": "cmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
             yield "[DONE]"
 
         return EventSourceResponse(chunks(), sep="\n")
