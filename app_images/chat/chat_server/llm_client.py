@@ -128,6 +128,8 @@ class LLMClient:
                         finished = finished or choice.finish_reason is not None
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
+            except openai.APIConnectionError as exc:
+                raise LLMBadReply(self._bad(f"a stream that broke off ({exc.__cause__!r})")) from exc
             except openai.APIError as exc:
                 raise LLMBadReply(self._bad(f"an error in its stream: {exc.message}")) from exc
             except _BROKEN_REPLY as exc:
