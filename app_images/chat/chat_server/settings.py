@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Signs web UI session cookies; derived from the API key when unset, so replicas agree.
     webui_session_secret: SecretStr | None = None
     webui_session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Set where the web UI is served over HTTPS (an ingress with TLS), so the cookie is Secure.
+    webui_cookie_secure: bool = False
 
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=7861, ge=1, le=65535)
