@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import openai
 import pydantic
 from openai import AsyncOpenAI
@@ -38,12 +37,12 @@ class LLMBadReply(UpstreamError):
         super().__init__(None, message)
 
 
-# What the openai client raises for a reply it cannot read, or a connection that breaks mid-body.
+# What the openai client raises for a reply it cannot read (a broken connection mid-body comes
+# as APIConnectionError).
 _BROKEN_REPLY = (
     openai.APIResponseValidationError,
     json.JSONDecodeError,
     pydantic.ValidationError,
-    httpx.TransportError,
 )
 
 
@@ -58,7 +57,7 @@ class LLMClient:
         self.client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "EMPTY",
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
             max_retries=2,
             _strict_response_validation=True,
         )
@@ -129,7 +128,8 @@ class LLMClient:
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
             except openai.APIConnectionError as exc:
-                raise LLMBadReply(self._bad(f"a stream that broke off ({exc.__cause__!r})")) from exc
+                broke = self._bad(f"a stream that broke off ({exc.__cause__!r})")
+                raise LLMBadReply(broke) from exc
             except openai.APIError as exc:
                 raise LLMBadReply(self._bad(f"an error in its stream: {exc.message}")) from exc
             except _BROKEN_REPLY as exc:

@@ -54,7 +54,7 @@ def as_service_error(exc: Exception) -> tuple[ServiceError, Any]:
         detail = json.loads(json.dumps(exc.errors(), default=str))
         return ServiceError(422, f"invalid request: {problems}"), detail
     if isinstance(exc, HTTPException):
-        return ServiceError(exc.status_code, str(exc.detail), headers=exc.headers), None
+        return ServiceError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})), None
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
         return StoreUnavailable(f"the knowledge-base database is unavailable: {exc}"), None
     raise TypeError(f"no error mapping for {type(exc).__name__}") from exc
