@@ -20,3 +20,4 @@ fi
 .venv/bin/ruff format --check .
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH="$HERE"
 .venv/bin/python -m pytest -q -p no:cacheprovider ${JUNIT_XML:+--junitxml="$JUNIT_XML"} tests "$@"
+.venv/bin/mypy  # files and plugin from pyproject.toml [tool.mypy]

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,8 +33,24 @@ class Settings(BaseSettings):
     pg_user: str = "postgres"
     pg_password: str = ""
 
-    chat_api_key: str = ""
+    # The one credential of both ports; the service refuses to start without it.
+    chat_api_key: SecretStr | None = None
+    # Signs web UI session cookies; derived from the API key when unset, so replicas agree.
+    webui_session_secret: SecretStr | None = None
+    webui_session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    # Set where the web UI is served over HTTPS (an ingress with TLS), so the cookie is Secure.
+    webui_cookie_secure: bool = False
+
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(default=7861, ge=1, le=65535)
+    webui_host: str = "0.0.0.0"
+    webui_port: int = Field(default=8501, ge=1, le=65535)
+
+    # Bounds on one request: a body over its cap is refused (413) before it is buffered.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    max_json_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    max_upload_files: int = Field(default=32, ge=1)
     chunk_size: int = 250
     chunk_overlap: int = 50
     top_k: int = 3

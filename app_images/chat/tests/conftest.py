@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,7 +20,7 @@ from chat_server.kb.embeddings import Embedder  # noqa: E402
 from chat_server.kb.service import KnowledgeService  # noqa: E402
 from chat_server.llm_client import LLMClient  # noqa: E402
 from chat_server.settings import Settings  # noqa: E402
-from tests.stub_llm import ServerThread, create_stub_llm  # noqa: E402
+from tests.stub_llm import ServerThread, create_stub_llm, free_port  # noqa: E402
 
 
 def minilm_dir() -> Path:
@@ -63,7 +67,12 @@ def stub_llm():
         yield server
 
 
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def make_settings(kb_root: Path, llm_url: str, model_dir: Path, **extra) -> Settings:
+    extra.setdefault("chat_api_key", API_KEY)
     return Settings(
         llm_host=llm_url,
         llm_model="stub-model",
@@ -105,3 +114,37 @@ def stack(request, vs_type, tmp_path, embedder, stub_llm, model_dir):
 
 def new_kb_name() -> str:
     return f"kb_{uuid.uuid4().hex[:8]}"
+
+
+class StubLLMProcess:
+    """The stub llm as a process of its own, so a test can SIGKILL it mid-answer."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.stub_llm", "--port", str(self.port)],
+            cwd=Path(__file__).parent.parent,
+        )
+
+    def __enter__(self) -> StubLLMProcess:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.proc.kill()
+        raise RuntimeError(f"stub llm process on port {self.port} did not start")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def faulty_llm():
+    with StubLLMProcess() as llm:
+        yield llm

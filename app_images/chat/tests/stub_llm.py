@@ -1,7 +1,13 @@
-"""A stub OpenAI-compatible llm server: answers instantly, echoing the prompt it was given."""
+"""A stub OpenAI-compatible llm server: answers instantly, echoing the prompt it was given.
+
+Asked for model `fault:<kind>` it misbehaves as a broken llm would (see FAULTS). Run it as its
+own process with `python -m tests.stub_llm --port N`, so a test can kill it mid-answer.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import socket
 import threading
@@ -10,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 
@@ -17,7 +24,42 @@ def reply_for(messages: list[dict]) -> str:
     return "STUB ANSWER to: " + messages[-1]["content"]
 
 
+FAULTS = (
+    "drop",  # stream: two pieces, then the connection is dropped mid-body
+    "hang",  # stream: two pieces, then silence (a test kills the process)
+    "no-finish",  # stream: pieces, then a clean end without finish_reason or [DONE]
+    "error-event",  # stream: a piece, then an OpenAI error event
+    "bad-json",  # a body (or a stream event) that is not JSON
+    "html",  # an HTML page with status 200
+    "wrong-shape",  # JSON that is not a chat completion
+    "empty-choices",  # a completion (or chunks) with `choices: []`
+)
+
+
+def completion(model: str, text: str) -> dict:
+    message = {"role": "assistant", "content": text}
+    return {
+        "id": "cmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def chunk(model: str, delta: dict, finish: str | None = None, choices: bool = True) -> str:
+    body = {
+        "id": "cmpl-stub",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+    }
+    return json.dumps(body)
+
+
 def create_stub_llm() -> FastAPI:
+    """A well-behaved llm, unless the requested model is `fault:<one of FAULTS>`."""
     app = FastAPI()
     app.state.requests = []
 
@@ -29,39 +71,43 @@ def create_stub_llm() -> FastAPI:
     async def completions(request: Request):
         body = await request.json()
         app.state.requests.append(body)
+        model = body["model"]
+        fault = model.removeprefix("fault:") if model.startswith("fault:") else None
         text = reply_for(body["messages"])
+        pieces = [text[i : i + 16] for i in range(0, len(text), 16)]
         if not body.get("stream"):
-            return {
-                "id": "cmpl-stub",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-            }
+            if fault == "bad-json":
+                return Response('{"id": "cmpl-stub", "choices": [', media_type="application/json")
+            if fault == "html":
+                return HTMLResponse("<html><body>502 Bad Gateway</body></html>")
+            if fault == "wrong-shape":
+                return {"result": text}
+            if fault == "empty-choices":
+                return {**completion(model, text), "choices": []}
+            return completion(model, text)
 
         async def chunks() -> AsyncIterator[str]:
-            for i in range(0, len(text), 16):
-                yield json.dumps(
-                    {
-                        "id": "cmpl-stub",
-                        "object": "chat.completion.chunk",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "delta": {"content": text[i : i + 16]},
-                                "finish_reason": None,
-                            }
-                        ],
-                    }
-                )
+            if fault == "bad-json":
+                yield '{"id": "cmpl-stub", "choices": [{'
+                return
+            if fault == "empty-choices":
+                for _ in pieces:
+                    yield chunk(model, {}, choices=False)
+                yield "[DONE]"
+                return
+            cut = min(2, len(pieces) - 1)  # mid-answer, however short the answer
+            for n, piece in enumerate(pieces):
+                if n == cut and fault in ("drop", "hang"):
+                    if fault == "hang":
+                        await asyncio.sleep(120)
+                    raise ConnectionAbortedError("stub llm drops the connection mid-answer")
+                if n == 1 and fault == "error-event":
+                    yield json.dumps({"error": {"message": "CUDA out of memory", "code": 500}})
+                    return
+                yield chunk(model, {"content": piece})
+            if fault == "no-finish":
+                return
+            yield chunk(model, {}, "stop")
             yield "[DONE]"
 
         return EventSourceResponse(chunks(), sep="\n")
@@ -108,3 +154,10 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(create_stub_llm(), host="127.0.0.1", port=args.port, log_level="warning")

@@ -14,7 +14,7 @@ from chat_server.api import create_app
 from chat_server.kb.service import KnowledgeService
 from chat_server.llm_client import LLMClient
 from tests.chatchat_client import ChatchatClient
-from tests.conftest import make_settings, new_kb_name
+from tests.conftest import API_KEY, AUTH, make_settings, new_kb_name
 from tests.stub_llm import ServerThread, free_port
 
 PANDA = (
@@ -31,7 +31,7 @@ ROCKET = (
 
 @pytest.fixture()
 def client(stack) -> ChatchatClient:
-    return ChatchatClient(stack.url)
+    return ChatchatClient(stack.url, AUTH)
 
 
 @pytest.fixture()
@@ -131,7 +131,7 @@ def test_restart_reembeds_nothing(client, kb, stack, embedder):
     restarted = KnowledgeService(embedder, stack.settings.kb_root, stack.conninfo, stack.vs_type)
     llm = LLMClient(stack.settings.llm_base_url, "k", "stub-model", 10, 1)
     with ServerThread(create_app(stack.settings, restarted, llm)) as server:
-        again = ChatchatClient(server.url)
+        again = ChatchatClient(server.url, AUTH)
         assert again.list_kb_docs(kb) == ["panda.txt", "rocket.md"]
         body = upload(again, kb, [("panda.txt", PANDA.encode())], override=True)
         assert body["data"]["unchanged_files"] == ["panda.txt"]
@@ -287,7 +287,7 @@ def test_llm_down_gives_503_while_search_works(stack, kb, client):
     dead = LLMClient(f"http://127.0.0.1:{free_port()}/v1", "k", "m", 5, 0.5)
     app = create_app(stack.settings, stack.service, dead)
     with ServerThread(app) as server:
-        c = ChatchatClient(server.url)
+        c = ChatchatClient(server.url, AUTH)
         r = c.http.post(
             "/chat/knowledge_base_chat",
             json={"query": PANDA_Q, "knowledge_base_name": kb, "stream": True},
@@ -301,7 +301,7 @@ def test_llm_down_gives_503_while_search_works(stack, kb, client):
 
 def test_openai_client_answers_from_a_knowledge_base(client, kb, stack):
     upload(client, kb, [("panda.txt", PANDA.encode())])
-    oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused")
+    oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=API_KEY)
     reply = oa.chat.completions.create(
         model=f"kb:{kb}", messages=[{"role": "user", "content": "What do pandas eat?"}]
     )

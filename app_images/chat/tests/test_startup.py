@@ -8,7 +8,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from chat_server.api import create_app
 from chat_server.settings import Settings
-from tests.conftest import new_kb_name
+from tests.conftest import API_KEY, AUTH, new_kb_name
 from tests.stub_llm import ServerThread
 
 
@@ -22,6 +22,7 @@ def test_service_starts_from_chart_env_vars(
     monkeypatch.setenv("LLM_HOST", stub_llm.url)
     monkeypatch.setenv("LLM_MODEL", "qwen-7b-chat")
     monkeypatch.setenv("DEFAULT_VS_TYPE", vs_type)
+    monkeypatch.setenv("CHAT_API_KEY", API_KEY)
     if vs_type == "adb":
         params = conninfo_to_dict(request.getfixturevalue("pg_conninfo"))
         monkeypatch.setenv("PG_HOST", params["host"])
@@ -41,18 +42,22 @@ def test_service_starts_from_chart_env_vars(
         }
         name = new_kb_name()
         r = httpx.post(
-            f"{api.url}/knowledge_base/create_knowledge_base", json={"knowledge_base_name": name}
+            f"{api.url}/knowledge_base/create_knowledge_base",
+            json={"knowledge_base_name": name},
+            headers=AUTH,
         )
         assert r.status_code == 200, r.text
         r = httpx.post(
             f"{api.url}/knowledge_base/upload_docs",
             data={"knowledge_base_name": name},
             files=[("files", ("a.txt", b"Otters hold hands while they sleep."))],
+            headers=AUTH,
         )
         assert r.status_code == 200, r.text
         docs = httpx.post(
             f"{api.url}/knowledge_base/search_docs",
             json={"knowledge_base_name": name, "query": "sleeping otters"},
+            headers=AUTH,
         ).json()
         assert docs[0]["metadata"]["source"] == "a.txt"
     if vs_type == "faiss":

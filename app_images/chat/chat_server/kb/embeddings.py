@@ -31,7 +31,10 @@ class Embedder:
         self.model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         self.name = model_dir.name
         self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension())
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"embedding model {model_dir} does not state its dimension")
+        self.dim = int(dim)
         self.texts_embedded = 0
         self._count_lock = threading.Lock()
         log.info("embedding model loaded", extra={"model": str(model_dir), "dim": self.dim})

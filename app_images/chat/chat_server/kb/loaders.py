@@ -8,24 +8,24 @@ import json
 import re
 from pathlib import PurePosixPath
 
+from chat_server.errors import ServiceError
+
 SUPPORTED_EXTENSIONS = (".txt", ".md", ".pdf", ".docx", ".html", ".htm", ".csv", ".json")
 _SAFE_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
 
-class DocumentError(ValueError):
+class DocumentError(ServiceError, ValueError):
     """Bad input: an HTTP status and a message for the client."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, message)
 
 
 def validate_file_name(name: str | None) -> str:
     """Accept a plain file name only: no directories, no traversal, a supported extension."""
     if not name or not name.strip():
         raise DocumentError(400, "file name is empty")
-    if not _SAFE_NAME.match(name) or name in (".", "..") or name.startswith("."):
+    if not _SAFE_NAME.fullmatch(name) or name in (".", "..") or name.startswith("."):
         raise DocumentError(
             400,
             f"file name {name!r} is not allowed: no path separators, control characters "

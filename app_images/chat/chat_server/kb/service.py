@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chat_server.errors import ServiceError, StoreUnavailable
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.loaders import DocumentError, load_text, validate_file_name
 from chat_server.kb.splitter import split_text
@@ -30,11 +31,9 @@ log = logging.getLogger(__name__)
 VS_TYPES = ("faiss", "adb", "pg")
 
 
-class KnowledgeBaseError(Exception):
+class KnowledgeBaseError(ServiceError):
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, message)
 
 
 @dataclass(frozen=True)
@@ -358,3 +357,21 @@ class KnowledgeService:
     def close(self) -> None:
         if self._pg is not None:
             self._pg.close()
+
+    # -- readiness (read by the API's /ready) ---------------------------------------------
+    @property
+    def has_database(self) -> bool:
+        return self._pg is not None
+
+    def ping_database(self) -> None:
+        """Raise StoreUnavailable unless PostgreSQL answers a query within two seconds."""
+        if self._pg is None:
+            return
+        import psycopg
+        import psycopg_pool
+
+        try:
+            with self._pg.pool.connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreUnavailable(f"the knowledge-base database is unavailable: {exc}") from exc

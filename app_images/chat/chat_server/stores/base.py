@@ -19,7 +19,7 @@ class KnowledgeBaseNameError(ValueError):
 
 
 def validate_kb_name(name: str) -> str:
-    if not isinstance(name, str) or not KB_NAME.match(name):
+    if not isinstance(name, str) or not KB_NAME.fullmatch(name):
         raise KnowledgeBaseNameError(
             f"knowledge base name {name!r} is invalid: use 1-48 letters, digits or underscores, "
             "starting with a letter or underscore"

@@ -1,0 +1,3 @@
+from chat_server.api.app import main
+
+main()

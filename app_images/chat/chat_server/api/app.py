@@ -1,0 +1,94 @@
+"""The API on 7861: the app factory that wires settings, stores, llm and routers together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from chat_server.api import chat, health, knowledge_base, openai_compat
+from chat_server.api.errors import install_error_handlers
+from chat_server.api.limits import BodyLimit
+from chat_server.kb.embeddings import Embedder
+from chat_server.kb.service import KnowledgeService
+from chat_server.llm_client import LLMClient
+from chat_server.logs import configure_logging
+from chat_server.settings import Settings, get_settings
+
+log = logging.getLogger("chat_server.api")
+# Routes any caller may reach: they reveal no knowledge-base data and change nothing.
+PUBLIC_PATHS = frozenset(
+    {"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+
+
+def build_service(settings: Settings) -> KnowledgeService:
+    embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
+    conninfo = settings.pg_conninfo if settings.pg_host else None
+    return KnowledgeService(embedder, settings.kb_root, conninfo, settings.default_vs_type)
+
+
+def create_app(
+    settings: Settings | None = None,
+    service: KnowledgeService | None = None,
+    llm: LLMClient | None = None,
+) -> FastAPI:
+    """The API. Without `service` it builds one at start-up (embedding model, stores)."""
+    settings = settings or Settings()
+    if settings.chat_api_key is None or not settings.chat_api_key.get_secret_value():
+        raise ValueError("CHAT_API_KEY is not set: the API and the web UI need it as their key")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = app.state.service is None
+        if owned:
+            app.state.service = await run_in_threadpool(build_service, settings)
+        log.info(
+            "api ready", extra={"llm": settings.llm_base_url, "kb_root": str(settings.kb_root)}
+        )
+        yield
+        if owned:
+            app.state.service.close()
+
+    app = FastAPI(
+        title="chat: knowledge-base chat API",
+        version="1.0.0",
+        description="Langchain-Chatchat 0.2 compatible knowledge-base chatbot API",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.llm = llm or LLMClient(
+        settings.llm_base_url,
+        settings.llm_api_key,
+        settings.llm_model,
+        settings.llm_timeout_s,
+        settings.llm_connect_timeout_s,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        multipart_limit=settings.max_request_bytes,
+        other_limit=settings.max_json_body_bytes,
+    )
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    for area in (health, knowledge_base, chat, openai_compat):
+        app.include_router(area.router)
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging()
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)

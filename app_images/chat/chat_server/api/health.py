@@ -1,0 +1,55 @@
+"""Liveness (`/health`: the process answers) and readiness (`/ready`: it can serve requests)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from chat_server.api.deps import LLMDep, SettingsDep
+from chat_server.errors import ServiceError
+from chat_server.kb.service import KnowledgeService
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/health")
+async def health(request: Request, llm: LLMDep) -> JSONResponse:
+    """Liveness: 200 once the knowledge-base side has loaded, whatever its database does."""
+    service: KnowledgeService | None = request.app.state.service
+    ready = service is not None
+    llm_ok = await llm.reachable()
+    body = {
+        "status": "ok" if ready else "starting",
+        "knowledge_base": "ok" if ready else "loading",
+        "embedding_model": service.embedder.name if service is not None else None,
+        "llm": "ok" if llm_ok else "unreachable",
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/ready")
+async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
+    """Readiness: false while loading, and while PostgreSQL is down when it is the default store.
+
+    With faiss as the default store a PostgreSQL outage is reported but the pod stays ready:
+    faiss knowledge bases keep answering.
+    """
+    service: KnowledgeService | None = request.app.state.service
+    if service is None:
+        body = {"ready": False, "knowledge_base": "loading", "database": "unknown"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    database, error = "not configured", None
+    if service.has_database:
+        try:
+            await run_in_threadpool(service.ping_database)
+            database = "ok"
+        except ServiceError as exc:
+            database, error = "unavailable", exc.message
+    needs_db = settings.default_vs_type in ("adb", "pg")
+    is_ready = database == "ok" or not needs_db
+    body = {"ready": is_ready, "knowledge_base": "ok", "database": database}
+    if error:
+        body["error"] = error
+    headers = None if is_ready else {"Retry-After": "5"}
+    return JSONResponse(body, status_code=200 if is_ready else 503, headers=headers)
