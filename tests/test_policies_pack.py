@@ -25,8 +25,8 @@ from tests import (
     test_policies_tags,
 )
 from tests.policy_helpers import GOOD, POLICIES, check, render
-from tools.policy_check import PACK_DIR, parse_policy_config
-from tools.render import unwrap_secrets
+from tools.checks.policy_runner import PACK_DIR, parse_policy_config
+from tools.offline.wire import unwrap_secrets
 
 MANDATORY = {
     "gpu-family-allowed", "llm-model-fits-gpu", "aiacc-not-on-eci", "adb-vector-engine-enabled",

@@ -1,4 +1,4 @@
-"""The offline renderer and `python -m tools.plan`: the interface other tools and CI build on."""
+"""The offline renderer and `python -m tools plan`: the interface other tools and CI build on."""
 
 from __future__ import annotations
 
@@ -13,16 +13,10 @@ import pytest
 
 from components.config import ConfigError
 from tests.conftest import REPO, SHIPPED_STACKS, rendered
+from tools.offline.engine import render_program, render_stack, resource_tree
+from tools.offline.stack_files import apply_overrides, read_stack_file
+from tools.offline.wire import SECRET_MASK, Secret
 from tools.plan import main as plan_main
-from tools.render import (
-    SECRET_MASK,
-    Secret,
-    apply_overrides,
-    read_stack_file,
-    render_program,
-    render_stack,
-    resource_tree,
-)
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -128,7 +122,7 @@ def test_plan_exits_2_for_an_unknown_stack(capsys):
 
 
 def test_plan_runs_as_a_module_from_a_fresh_process():
-    result = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "dev", "--json"],
+    result = subprocess.run([sys.executable, "-m", "tools", "plan", "--stack", "dev", "--json"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
@@ -142,7 +136,7 @@ def test_readme_config_reference_is_current():
     from tools.config_reference import reference
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert reference() in readme, "README is stale: paste `python -m tools.config_reference`"
+    assert reference() in readme, "README is stale: paste `python -m tools config-reference`"
 
 
 def _plan_of_file(text: str, tmp_path, capsys) -> tuple[int, str]:
