@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
 
     overrides = overrides_from(args)
-    llm = raw.get("llm") if isinstance(raw.get("llm"), dict) else {}  # bad shapes: validate()
+    llm_raw = raw.get("llm")
+    llm = llm_raw if isinstance(llm_raw, dict) else {}  # bad shapes are validate()'s to report
     current = llm.get("model", Llm.model_fields["model"].default)
     title = f"Model change on stack {args.stack}: {current} → {args.model}"
     extra = {k: v for k, v in overrides.items() if k != "llm.model"}

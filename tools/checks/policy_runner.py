@@ -265,8 +265,8 @@ def check_rendering(rendering: Rendering, policies: Sequence[Policy],
     return violations
 
 
-def _validate(policy: Policy, level: EnforcementLevel, args: Any, stack: str,
-              resource_urn: str | None) -> list[Violation]:
+def _validate(policy: ResourceValidationPolicy | StackValidationPolicy, level: EnforcementLevel,
+              args: Any, stack: str, resource_urn: str | None) -> list[Violation]:
     """One policy call with a real `report_violation`; a resource policy's violations are always
     on that resource, as in the engine."""
     found: list[Violation] = []

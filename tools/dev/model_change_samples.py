@@ -15,6 +15,7 @@ import io
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tools.cli import PROG
@@ -40,13 +41,18 @@ def sample(verb: str, argv: list[str]) -> str:
         return target.read_text(encoding="utf-8")
 
 
+def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
+    """A `re.sub` replacement taken as it is (no backslash escapes)."""
+    return lambda _match: replacement
+
+
 def refreshed(text: str) -> str:
     for name, (verb, argv) in SAMPLES.items():
         command = f"{PROG} {verb} {' '.join(argv)} --markdown comment.md"
         body = f"<!-- sample:{name} -->\n`{command}` writes:\n\n````markdown\n" \
                f"{sample(verb, argv).rstrip()}\n````\n<!-- /sample:{name} -->"
         text, count = re.subn(rf"<!-- sample:{name} -->.*?<!-- /sample:{name} -->",
-                              lambda _, body=body: body, text, flags=re.S)
+                              _literal(body), text, flags=re.S)
         if count != 1:
             raise SystemExit(f"{DOC}: expected one sample:{name} block, found {count}")
     return text

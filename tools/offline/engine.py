@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.config import PROJECT, ConfigError, StackConfig, parse_config, raw_from_config_map
 from tools.offline.stack_files import (
@@ -32,6 +32,9 @@ from tools.offline.stack_files import (
     read_stack_file,
 )
 from tools.offline.wire import Secret, decode_wire, mask_secrets, unwrap_secrets
+
+if TYPE_CHECKING:
+    from tools.offline.outputs import OfflineMocks
 
 PROGRAM = REPO / "__main__.py"
 
@@ -101,7 +104,7 @@ _OPTIONS = ("protect", "deleteBeforeReplace", "ignoreChanges", "replaceOnChanges
             "retainOnDelete", "deletedWith", "version")
 
 
-def _recording_monitor(mocks: Any) -> Any:
+def _recording_monitor(mocks: OfflineMocks) -> Any:
     from google.protobuf.json_format import MessageToDict
 
     from tools.offline.sdk_hooks import RecordingMonitorBase, registered_state
@@ -109,13 +112,14 @@ def _recording_monitor(mocks: Any) -> Any:
     class RecordingMonitor(RecordingMonitorBase):
         """The SDK's mock monitor, also keeping what the engine would receive."""
 
-        def __init__(self, mocks: Any) -> None:
+        def __init__(self, mocks: OfflineMocks) -> None:
             super().__init__(mocks)
+            self.offline_mocks = mocks
             self.records: list[RenderedResource] = []
 
         def RegisterResource(self, request: Any) -> Any:
             # The engine returns outputs named in additionalSecretOutputs as secrets; so do we.
-            self.mocks.registration.secret_outputs = set(request.additionalSecretOutputs)
+            self.offline_mocks.registration.secret_outputs = set(request.additionalSecretOutputs)
             response = super().RegisterResource(request)
             if request.type == "pulumi:pulumi:Stack":
                 return response
@@ -144,7 +148,7 @@ def render_config(config: Mapping[str, Any], stack: str) -> Rendering:
                           config, stack)
 
 
-def render_program(program: Callable[[], None], config: Mapping[str, Any],
+def render_program(program: Callable[[], object], config: Mapping[str, Any],
                    stack: str) -> Rendering:
     """Render any program (a function declaring resources) under the offline mocks.
 

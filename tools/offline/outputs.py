@@ -143,7 +143,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         resource_id, state = self._outputs(args)
-        secret = getattr(self.registration, "secret_outputs", set())
+        secret: set[str] = getattr(self.registration, "secret_outputs", set())
         return resource_id, {k: secret_envelope(v) if k in secret else v
                              for k, v in state.items()}
 

@@ -87,10 +87,12 @@ def set_dotted(config: MutableMapping[str, Any], dotted: str, value: Any,
 
 def engine_config(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     """Config as the engine hands it to the program: strings, structured values as JSON."""
-    values, secret_keys = {}, []
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            value, _ = "[secret]", secret_keys.append(key)  # ciphertext cannot be read offline
+            secret_keys.append(key)
+            value = "[secret]"  # ciphertext cannot be read offline
         values[key] = value if isinstance(value, str) else json.dumps(value)
     return values, secret_keys
 

@@ -20,6 +20,7 @@ from typing import Any
 from tools.offline.wire import decode_wire, mask_secrets
 from tools.preview.plan_diff import (
     STATEFUL_TYPES,
+    Op,
     PlanDiff,
     PropertyChange,
     ResourceChange,
@@ -30,7 +31,7 @@ from tools.preview.plan_diff import (
 
 _REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced",
                   "import-replacement", "read-replacement"}
-_OP_OF_STEP = {"create": "create", "update": "update", "delete": "delete"}
+_OP_OF_STEP: dict[str, Op] = {"create": "create", "update": "update", "delete": "delete"}
 
 _PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[]+)')
 
@@ -75,6 +76,7 @@ def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
     for urn in order:
         metas = steps[urn]
         ops = {str(getattr(m.op, "value", m.op)) for m in metas}
+        op: Op | None
         if ops & _REPLACE_STEPS:
             op = "replace"
         else:
@@ -89,7 +91,7 @@ def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
                     changes=changes, unchanged=unchanged)
 
 
-def _resource_change(op: str, meta: Any, metas: list[Any]) -> ResourceChange:
+def _resource_change(op: Op, meta: Any, metas: list[Any]) -> ResourceChange:
     keys: set[str] = set()
     diffs: list[str] = []
     detailed: dict[str, Any] = {}
