@@ -7,6 +7,7 @@ protocol, not of the Python SDK's internals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,24 +33,24 @@ def secret_envelope(value: Any) -> dict[str, Any]:
     return {SIG: SECRET_SIG, "value": value}
 
 
-def mask_secrets(value: Any) -> Any:
+def _replace_secrets(value: Any, secret: Callable[[Secret], Any]) -> Any:
     if isinstance(value, Secret):
-        return SECRET_MASK
+        return secret(value)
     if isinstance(value, dict):
-        return {k: mask_secrets(v) for k, v in value.items()}
+        return {k: _replace_secrets(v, secret) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
+        return [_replace_secrets(v, secret) for v in value]
     return value
+
+
+def mask_secrets(value: Any) -> Any:
+    """Every secret shown as `[secret]`, as plans and reports print them."""
+    return _replace_secrets(value, lambda _: SECRET_MASK)
 
 
 def unwrap_secrets(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return unwrap_secrets(value.value)
-    if isinstance(value, dict):
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
+    """Every secret replaced by its plain value, as a policy pack sees `props`."""
+    return _replace_secrets(value, lambda secret: unwrap_secrets(secret.value))
 
 
 def decode_wire(value: Any) -> Any:
