@@ -2,7 +2,7 @@
 
 `declare(shape)` declares a complete, well-formed chatchat stack with the real pulumi_alicloud and
 pulumi_kubernetes classes; each field of `Shape` is one knob a test turns to break one rule. The
-resources go through `tools.render.render_program`, so the policies see exactly the engine's
+resources go through `tools.offline.engine.render_program`, so the policies see exactly the engine's
 property names, and through the offline runner's `check_rendering`.
 """
 
@@ -16,8 +16,14 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
-from tools.policy_check import Violation, check_rendering, load_policies, parse_policy_config
-from tools.render import Rendering, read_stack_file, render_program
+from tools.checks.policy_runner import (
+    Violation,
+    check_rendering,
+    load_policies,
+    parse_policy_config,
+)
+from tools.offline.engine import Rendering, render_program
+from tools.offline.stack_files import read_stack_file
 
 POLICIES = load_policies()
 NAMESPACE = "chatchat"

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from tests.conftest import REPO
-from tools.automation_preview import load_events, summarise, unavailable_reason
-from tools.diff_report import EXIT_DANGEROUS, Report, format_markdown, format_text
-from tools.plan_diff import assess
+from tools.preview.automation import unavailable_reason
+from tools.preview.engine_events import load_events, summarise
+from tools.preview.plan_diff import assess
+from tools.preview.report import EXIT_DANGEROUS, Report, format_markdown, format_text
 
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -96,7 +97,7 @@ def test_fixtures_follow_the_engine_event_schema():
 @pytest.mark.skipif(unavailable_reason() is not None,
                     reason=f"needs a real Pulumi engine: {unavailable_reason()}")
 def test_engine_preview_of_a_model_change_runs_without_touching_the_stack_file():
-    from tools.automation_preview import run_preview
+    from tools.preview.automation import run_preview
 
     stack_file = REPO / "stacks" / "Pulumi.dev.yaml"
     before = stack_file.read_bytes()
@@ -106,12 +107,13 @@ def test_engine_preview_of_a_model_change_runs_without_touching_the_stack_file()
 
 
 def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
-    from tools.automation_preview import _project_copy
-    from tools.render import read_stack_file
+    from tools.offline.stack_files import read_stack_file
+    from tools.preview.automation import _project_copy
 
     real = REPO / "stacks" / "Pulumi.prod.yaml"
     before = real.read_bytes()
-    _project_copy("prod", {"llm.model": "chatglm2-6b-aiacc", "llm.pod.replicas": 1}, tmp_path)
+    _project_copy("prod", {"llm.model": "chatglm2-6b-aiacc", "llm.pod.replicas": 1}, tmp_path,
+                  REPO / "stacks")
     assert real.read_bytes() == before
     assert (tmp_path / "Pulumi.yaml").read_text() == (REPO / "Pulumi.yaml").read_text()
     assert (tmp_path / "components" / "config.py").is_file()
@@ -124,7 +126,7 @@ def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
 
 
 def test_engine_property_paths_are_parsed_with_quoted_keys():
-    from tools.automation_preview import parse_property_path
+    from tools.preview.engine_events import parse_property_path
 
     assert parse_property_path('metadata.annotations["chatchat.io/model"]') == [
         "metadata", "annotations", "chatchat.io/model"]

@@ -1,4 +1,4 @@
-"""`python -m tools.import_values`: a values.yaml of the seed chart becomes a stack config file."""
+"""`python -m tools import-values`: a values.yaml of the seed chart becomes a stack config file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import yaml
 
 from tests.workload_harness import container, declare_workloads, deployment, env_of
 from tools.import_values import main
-from tools.render import REPO, read_stack_file, render_program
+from tools.offline.engine import render_program
+from tools.offline.stack_files import REPO, read_stack_file
 
 FIXTURE = REPO / "tests" / "fixtures" / "chart_values.yaml"
 
@@ -117,11 +118,11 @@ def test_an_existing_stack_keeps_its_infrastructure(tmp_path, capsys):
 
 
 def test_the_command_line_prints_the_stack_file_and_fails_on_unreadable_input(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "tools.import_values", str(FIXTURE)], cwd=REPO,
+    ok = subprocess.run([sys.executable, "-m", "tools", "import-values", str(FIXTURE)], cwd=REPO,
                         capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert yaml.safe_load(ok.stdout)["config"]["chatchat:llm"]["model"] == "qwen-7b-chat-aiacc"
-    missing = subprocess.run([sys.executable, "-m", "tools.import_values",
+    missing = subprocess.run([sys.executable, "-m", "tools", "import-values",
                               str(tmp_path / "nope.yaml")], cwd=REPO, capture_output=True,
                              text=True, check=False)
     assert missing.returncode == 2 and "cannot read" in missing.stderr

@@ -16,8 +16,10 @@ import pytest
 from components.catalog import gpu_family_of
 from components.config import ConfigError
 from tests.conftest import SHIPPED_STACKS, rendered
+from tools.offline.engine import Rendering, render_stack
+from tools.offline.stack_files import REPO
+from tools.offline.wire import Secret
 from tools.plan import format_tree
-from tools.render import REPO, Rendering, Secret, render_stack
 
 NODE_POOL = "alicloud:cs/nodePool:NodePool"
 CLUSTER = "alicloud:cs/managedKubernetes:ManagedKubernetes"
@@ -387,5 +389,5 @@ def test_image_digest_and_repository_overrides_are_honoured():
 def test_docs_resource_map_is_current(stack):
     tree = format_tree(rendered(stack)).split("\n\nResources per type:")[0]
     doc = (REPO / "docs" / "infrastructure.md").read_text(encoding="utf-8")
-    stale = f"docs/infrastructure.md is stale: paste `python -m tools.plan --stack {stack}`"
+    stale = f"docs/infrastructure.md is stale: paste `python -m tools plan --stack {stack}`"
     assert tree in doc, stale

@@ -1,6 +1,6 @@
-"""`python -m tools.lint_dockerfiles`: real hadolint over Dockerfiles found under a root."""
+"""`python -m tools.dev.lint_dockerfiles`: real hadolint over Dockerfiles found under a root."""
 
-from tools.lint_dockerfiles import find_dockerfiles, main
+from tools.dev.lint_dockerfiles import find_dockerfiles, main
 
 CLEAN = """FROM python:3.11.13-slim-bookworm
 WORKDIR /app

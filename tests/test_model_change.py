@@ -1,4 +1,4 @@
-"""`python -m tools.model_change` and `python -m tools.diff` end to end on the shipped stacks:
+"""`python -m tools model-change` and `python -m tools diff` end to end on the shipped stacks:
 validation, the model-store check through a real S3 endpoint, exit codes, Markdown, --save."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import pytest
 
 from tests import s3_server
 from tests.conftest import REPO, rendered
-from tools import diff as diff_tool
+from tools.checks.model_store import CONVERTED_MARKER
+from tools.cli import parse_assignments
 from tools.diff import main as diff_main
-from tools.diff import parse_assignments
-from tools.diff_report import GITHUB_COMMENT_LIMIT
 from tools.model_change import main as model_change_main
-from tools.model_store import CONVERTED_MARKER
-from tools.plan_diff import compare
-from tools.render import apply_overrides, read_stack_file, render_config
+from tools.offline.engine import render_config
+from tools.offline.stack_files import apply_overrides, read_stack_file
+from tools.preview.plan_diff import compare
+from tools.preview.report import GITHUB_COMMENT_LIMIT
 
 s3_endpoint = s3_server.s3_endpoint  # the fixture
 BUCKET = "chatchat-models-dev0001"
@@ -142,12 +142,11 @@ def test_markdown_file_is_written_under_the_comment_limit(tmp_path, capsys):
     assert "(exit code" in text and len(text) <= GITHUB_COMMENT_LIMIT
 
 
-def test_save_writes_only_the_override_and_keeps_comments(tmp_path, monkeypatch, capsys):
+def test_save_writes_only_the_override_and_keeps_comments(tmp_path, capsys):
     stacks = tmp_path / "stacks"
     shutil.copytree(REPO / "stacks", stacks)
-    monkeypatch.setattr(diff_tool, "STACKS_DIR", stacks)
     code, out = run(model_change_main, ["--stack", "dev", "--model", "chatglm2-6b-aiacc",
-                                        "--no-store-check", "--save"],
+                                        "--no-store-check", "--save", "--stacks-dir", str(stacks)],
                     capsys)
     assert code == 0, out
     saved = (stacks / "Pulumi.dev.yaml").read_text()
@@ -156,25 +155,25 @@ def test_save_writes_only_the_override_and_keeps_comments(tmp_path, monkeypatch,
     assert saved.startswith("# dev: one zone")
 
 
-def test_save_is_refused_for_an_invalid_change(tmp_path, monkeypatch, capsys):
+def test_save_is_refused_for_an_invalid_change(tmp_path, capsys):
     stacks = tmp_path / "stacks"
     shutil.copytree(REPO / "stacks", stacks)
-    monkeypatch.setattr(diff_tool, "STACKS_DIR", stacks)
     code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat-aiacc",
-                                        "--instance-type", "eci", "--no-store-check", "--save"],
+                                        "--instance-type", "eci", "--no-store-check", "--save",
+                                        "--stacks-dir", str(stacks)],
                     capsys)
     assert code == 1 and "Not saved" in out
     assert (stacks / "Pulumi.dev.yaml").read_bytes() == STACK_FILES["dev"].read_bytes()
 
 
-# --- tools.diff ---------------------------------------------------------------------------------
+# --- diff ---------------------------------------------------------------------------------
 
 def test_set_values_are_yaml_scalars():
     assert parse_assignments(["llm.load8bit=false", "llm.pod.replicas=2", "db.dbType=adb",
                               "zones=[cn-hangzhou-j, cn-hangzhou-k]"]) == {
         "llm.load8bit": False, "llm.pod.replicas": 2, "db.dbType": "adb",
         "zones": ["cn-hangzhou-j", "cn-hangzhou-k"]}
-    with pytest.raises(ValueError, match="expected key=value"):
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
         parse_assignments(["db.dbType"])
 
 
@@ -250,19 +249,13 @@ def test_automation_without_the_cli_is_skipped_and_said(capsys):
     assert "engine preview (Automation API) skipped: the Pulumi CLI is not on PATH" in out
 
 
-def test_malformed_stack_file_is_exit_1_naming_the_file(tmp_path, monkeypatch, capsys):
-    import functools
-
-    from tools import model_change, render
-
+def test_malformed_stack_file_is_exit_1_naming_the_file(tmp_path, capsys):
     (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  chatchat:llm: {model: [\n")
-    reader = functools.partial(render.read_stack_file, stacks_dir=tmp_path)
-    for module in (diff_tool, model_change):
-        monkeypatch.setattr(module, "read_stack_file", reader)
-    code, out = run(diff_main, ["--stack", "dev", "--set", "db.dbType=adb"], capsys)
+    code, out = run(diff_main, ["--stack", "dev", "--set", "db.dbType=adb",
+                                "--stacks-dir", str(tmp_path)], capsys)
     assert code == 1 and f"{tmp_path}/Pulumi.dev.yaml: not valid YAML" in out
     code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat-aiacc",
-                                        "--no-store-check"], capsys)
+                                        "--no-store-check", "--stacks-dir", str(tmp_path)], capsys)
     assert code == 1 and "not valid YAML" in out
 
 
@@ -270,21 +263,15 @@ def test_docs_samples_are_the_tools_current_output():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "tools.model_change_samples", "--check"],
+    result = subprocess.run([sys.executable, "-m", "tools.dev.model_change_samples", "--check"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_override_into_a_non_mapping_key_is_exit_1_naming_it(tmp_path, monkeypatch, capsys):
-    import functools
-
-    from tools import model_change, render
-
+def test_override_into_a_non_mapping_key_is_exit_1_naming_it(tmp_path, capsys):
     (tmp_path / "Pulumi.dev.yaml").write_text(
         "config:\n  alicloud:region: cn-hangzhou\n  chatchat:tags: {owner: me}\n"
         "  chatchat:llm: qwen-7b-chat\n")
-    monkeypatch.setattr(model_change, "read_stack_file",
-                        functools.partial(render.read_stack_file, stacks_dir=tmp_path))
     code, out = run(model_change_main, ["--stack", "dev", "--model", "qwen-7b-chat",
-                                        "--no-store-check"], capsys)
+                                        "--no-store-check", "--stacks-dir", str(tmp_path)], capsys)
     assert code == 1 and "cannot set llm.model: not a mapping" in out

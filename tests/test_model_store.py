@@ -7,7 +7,7 @@ import pytest
 
 from components.catalog import MODELS
 from tests import s3_server
-from tools.model_store import (
+from tools.checks.model_store import (
     CONVERTED_MARKER,
     ModelStoreError,
     NasStore,

@@ -9,7 +9,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pytest
 
-from tools.diff_report import (
+from components.config import parse_config, raw_from_config_map
+from tools.offline.engine import RenderedResource, Rendering, render_program
+from tools.offline.stack_files import read_stack_file
+from tools.preview.plan_diff import compare, in_llm_workload, property_changes
+from tools.preview.report import (
     EXIT_DANGEROUS,
     EXIT_SAFE,
     GITHUB_COMMENT_LIMIT,
@@ -17,10 +21,9 @@ from tools.diff_report import (
     format_markdown,
     format_text,
 )
-from tools.plan_diff import compare, in_llm_workload, property_changes
-from tools.render import read_stack_file, render_program
 
 CONFIG = read_stack_file("dev")
+DEV = parse_config(raw_from_config_map(CONFIG), "dev")
 
 
 class LlmWorkload(pulumi.ComponentResource):
@@ -195,20 +198,22 @@ def test_llm_workload_membership_is_read_from_the_urn():
     assert not in_llm_workload(base + "kubernetes:batch/v1:Job::kb-ingest")
 
 
+def _wide_rendering(count: int, suffix: str) -> Rendering:
+    """A plan of `count` ConfigMaps built directly: the Markdown limit is about the report's size,
+    not about the engine, so there is no need to render hundreds of resources through it."""
+    stack = "urn:pulumi:dev::chatchat::pulumi:pulumi:Stack::chatchat-dev"
+    resources = [RenderedResource(
+        urn=f"urn:pulumi:dev::chatchat::kubernetes:core/v1:ConfigMap::cm-{i}",
+        type="kubernetes:core/v1:ConfigMap", name=f"cm-{i}", parent=stack, custom=True,
+        inputs={"metadata": {"name": f"cm-{i}"},
+                "data": {f"key-{j}": f"value-{j}-{suffix}" for j in range(8)}})
+        for i in range(count)]
+    return Rendering(stack="dev", config=DEV, resources=resources, outputs={})
+
+
 def test_markdown_stays_under_the_github_comment_limit_with_a_note():
     many = 400
-
-    def wide(suffix: str):
-        def program() -> None:
-            provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
-            for i in range(many):
-                k8s.core.v1.ConfigMap(f"cm-{i}", metadata={"name": f"cm-{i}"}, data={
-                    f"key-{j}": f"value-{j}-{suffix}" for j in range(8)},
-                    opts=pulumi.ResourceOptions(provider=provider))
-        return program
-
-    diff = compare(render_program(wide("a"), CONFIG, "dev"), render_program(wide("b"), CONFIG,
-                                                                            "dev"))
+    diff = compare(_wide_rendering(many, "a"), _wide_rendering(many, "b"))
     assert len(diff.by_op("update")) == many
     markdown = format_markdown(Report("wide", diff=diff))
     assert len(markdown) <= GITHUB_COMMENT_LIMIT
@@ -238,25 +243,6 @@ def test_named_list_items_are_matched_by_name_and_other_lists_by_position():
         ("args[2]", None, "--debug")]
 
 
-@pytest.fixture
-def cluster_connections_as_a_list(monkeypatch):
-    """pulumi-alicloud 4.x types ManagedKubernetes.connections as a list; the shared mock row
-    (tools/offline_outputs.py) returns a map, which the SDK refuses. Reshaped here until the
-    row is fixed where the cluster component lands."""
-    from tools import offline_outputs
-
-    token = "alicloud:cs/managedKubernetes:ManagedKubernetes"
-    prefix, computed = offline_outputs.COMPUTED[token]
-
-    def as_list(name, inputs, id_):
-        outputs = computed(name, inputs, id_)
-        if isinstance(outputs.get("connections"), dict):
-            outputs["connections"] = [outputs["connections"]]
-        return outputs
-
-    monkeypatch.setitem(offline_outputs.COMPUTED, token, (prefix, as_list))
-
-
 def _cluster_program(pod_cidr: str, zone: str = "cn-hangzhou-k"):
     def program() -> None:
         cluster = alicloud.cs.ManagedKubernetes(
@@ -279,7 +265,6 @@ def _cluster_program(pod_cidr: str, zone: str = "cn-hangzhou-k"):
     return program
 
 
-@pytest.mark.usefixtures("cluster_connections_as_a_list")
 def test_replacement_cascades_to_dependents_that_force_new():
     diff = compare(render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
                    render_program(_cluster_program("172.20.0.0/16", zone="cn-hangzhou-j"),
@@ -290,7 +275,6 @@ def test_replacement_cascades_to_dependents_that_force_new():
         ("dbInstanceId", "[unknown: vectors-instance is replaced]", True)]
 
 
-@pytest.mark.usefixtures("cluster_connections_as_a_list")
 def test_replacing_the_cluster_replaces_node_pools_and_everything_in_it():
     diff = compare(render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
                    render_program(_cluster_program("172.24.0.0/16"), CONFIG, "dev"))

@@ -35,5 +35,5 @@ def test_workflow_previews_every_shipped_stack_with_its_policy_config():
 
 def test_workflow_runs_the_offline_check_of_every_stack():
     commands = [s.get("run", "") for s in WORKFLOW["jobs"]["offline"]["steps"]]
-    assert any("tools.policy_check --all --format markdown" in c for c in commands)
-    assert any("tools.policy_check --all --format sarif" in c for c in commands)
+    assert any("-m tools policy --all --format markdown" in c for c in commands)
+    assert any("-m tools policy --all --format sarif" in c for c in commands)

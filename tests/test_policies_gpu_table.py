@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 from components import catalog
-from tools.policy_check import load_policies
+from tools.checks.policy_runner import load_policies
 
 load_policies()
 PACK = importlib.import_module("chatchat_policies.gpu_table")

@@ -6,8 +6,12 @@ its gRPC protocol."""
 from __future__ import annotations
 
 import ast
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -25,8 +29,8 @@ from tests import (
     test_policies_tags,
 )
 from tests.policy_helpers import GOOD, POLICIES, check, render
-from tools.policy_check import PACK_DIR, parse_policy_config
-from tools.render import unwrap_secrets
+from tools.checks.policy_runner import PACK_DIR, parse_policy_config
+from tools.offline.wire import unwrap_secrets
 
 MANDATORY = {
     "gpu-family-allowed", "llm-model-fits-gpu", "aiacc-not-on-eci", "adb-vector-engine-enabled",
@@ -76,15 +80,20 @@ def test_policy_config_can_make_an_advisory_policy_mandatory_and_disable_another
 # --- the real analyzer server ---------------------------------------------------------------
 
 def pack_python() -> str:
-    """The pack's own virtualenv (PulumiPolicy.yaml: `.venv`), made from policies/requirements.txt
-    alone: the pack must load without the Pulumi program's packages."""
-    venv = PACK_DIR / ".venv"
+    """A virtualenv made from policies/requirements.txt alone (the pack must load without the
+    Pulumi program's packages), outside the source tree and keyed by the requirements' hash, so
+    that a changed requirement gets a fresh, really installed environment."""
+    requirements = PACK_DIR / "requirements.txt"
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = cache / "chatchat-policy-pack" / f"venv-{key}"
     python = venv / "bin" / "python"
-    if not python.is_file():
+    if not (venv / ".complete").is_file():  # an interrupted install is redone, not trusted
+        shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", "-r", str(PACK_DIR / "requirements.txt")],
-                       check=True)
+                        "--disable-pip-version-check", "-r", str(requirements)], check=True)
+        (venv / ".complete").write_text(requirements.read_text(encoding="utf-8"))
     return str(python)
 
 

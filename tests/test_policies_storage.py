@@ -4,7 +4,7 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from tests.policy_helpers import GOOD, POLICIES, Case, assert_caught, assert_passes, of, render
-from tools.policy_check import check_rendering
+from tools.checks.policy_runner import check_rendering
 
 CASES = [
     Case("public-bucket", "oss-bucket-private", GOOD.but(bucket_acl="public-read"),

@@ -6,7 +6,7 @@ import pulumi_alicloud
 import pytest
 
 from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
-from tools.policy_check import load_policies
+from tools.checks.policy_runner import load_policies
 
 load_policies()
 TAGS = importlib.import_module("chatchat_policies.tags")

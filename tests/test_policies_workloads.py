@@ -16,8 +16,9 @@ from components.catalog import gpu_family_of
 from components.config import load_config
 from tests.policy_helpers import POLICIES
 from tests.workload_harness import declare_workloads
-from tools.policy_check import check_rendering, settings_for
-from tools.render import apply_overrides, read_stack_file, render_program
+from tools.checks.policy_runner import check_rendering, settings_for
+from tools.offline.engine import render_program
+from tools.offline.stack_files import apply_overrides, read_stack_file
 
 
 def _workloads_on_agreed_pools() -> None:

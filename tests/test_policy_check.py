@@ -1,4 +1,4 @@
-"""The offline runner `python -m tools.policy_check`: shipped stacks, broken variants, exit codes,
+"""The offline runner `python -m tools policy`: shipped stacks, broken variants, exit codes,
 policy config, and the table / Markdown / SARIF reports."""
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import pytest
 from tests.conftest import SHIPPED_STACKS, rendered
 from tests.policy_helpers import GOOD, POLICIES, render
 from tests.test_policies_workloads import _workloads_on_agreed_pools
-from tools.policy_check import CONFIG_DIR, MARKDOWN_MARKER, check_rendering, main, settings_for
-from tools.render import Rendering, read_stack_file, render_program
+from tools.checks.policy_report import MARKDOWN_MARKER
+from tools.checks.policy_runner import CONFIG_DIR, check_rendering, settings_for
+from tools.offline.engine import Rendering, render_program
+from tools.offline.stack_files import read_stack_file
+from tools.policy import main
 
 # Each broken variant of the issue: the Shape knob that breaks it and the policy that must catch it.
 BROKEN_VARIANTS = {

@@ -21,7 +21,8 @@ from tests.workload_harness import (
     objects_of,
     render_workloads,
 )
-from tools.render import RenderError, read_stack_file, render_program
+from tools.offline.engine import RenderError, render_program
+from tools.offline.stack_files import read_stack_file
 
 
 def _volume(workload: dict, name: str) -> dict:

@@ -16,7 +16,8 @@ from tests.workload_harness import (
     objects_of,
     render_workloads,
 )
-from tools.render import read_stack_file, render_program
+from tools.offline.engine import render_program
+from tools.offline.stack_files import read_stack_file
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 

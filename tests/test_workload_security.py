@@ -24,7 +24,7 @@ from tests.workload_harness import (
     render_workloads,
     selector_matches,
 )
-from tools.render import Secret
+from tools.offline.wire import Secret
 
 STACKS = ("dev", "staging", "prod")
 # Variants that render objects the shipped stacks do not: ECI pods, LoadBalancers, no Job.

@@ -4,7 +4,7 @@ Secret, images) declared by hand the way the infrastructure components hand them
 
 `render_workloads("dev", {"llm.model": "qwen-7b-chat"})` reads `stacks/Pulumi.dev.yaml`, applies
 the overrides, validates the config (ConfigError on bad input) and renders under the offline
-mocks of `tools.render`. Helpers below read the rendered Kubernetes objects.
+mocks of `tools.offline.engine`. Helpers below read the rendered Kubernetes objects.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from components.chat_workload import ChatWorkload
 from components.config import load_config
 from components.llm_workload import LlmWorkload
 from components.network_security import NetworkSecurity
-from tools.render import Rendering, apply_overrides, read_stack_file, render_program
+from tools.offline.engine import Rendering, render_program
+from tools.offline.stack_files import apply_overrides, read_stack_file
 
 MODEL_PVC = "llm-model"
 MODEL_WRITER_PVC = "llm-model-writer"

@@ -1,6 +1,6 @@
 """Print the stack-config reference (every key, its allowed values and default) as Markdown.
 
-    python -m tools.config_reference
+    python -m tools config-reference
 
 The table in README.md is this command's output; a test keeps the two identical.
 """
@@ -18,6 +18,7 @@ from pydantic_core import PydanticUndefined
 
 from components.catalog import MODELS
 from components.config import StackConfig
+from tools.cli import command_parser, legacy_entry
 
 # What a key means, where the name alone does not say it (chart keys keep the chart's meaning).
 NOTES = {
@@ -102,6 +103,11 @@ def reference() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    command_parser("config-reference", __doc__).parse_args(argv)
     print(reference())
-    sys.exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(legacy_entry("config-reference"))

@@ -1,7 +1,7 @@
 """Turn a values.yaml of the seed Helm chart (ACK app catalog `langchain-chatchat` 0.1.0) into a
 stack config file of this program.
 
-    python -m tools.import_values values.yaml [--stack NAME] [-o stacks/Pulumi.NAME.yaml]
+    python -m tools import-values values.yaml [--stack NAME] [-o stacks/Pulumi.NAME.yaml]
 
 Every chart value has a key of the same name here (DESIGN.md §3), so most keys copy over. What
 the chart did by hand becomes config: the ECI annotations turn into `*.pod.eciSpecs` and
@@ -16,7 +16,6 @@ Exit codes: 0 valid, 1 written but invalid (fix the keys named), 2 unreadable in
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, parse_config, raw_from_config_map
-from tools.render import STACKS_DIR, read_stack_file
+from tools.cli import add_stack_arguments, command_parser, legacy_entry
+from tools.offline.stack_files import read_stack_file, set_dotted, stack_path
 
 ECI_SPECS = "k8s.aliyun.com/eci-use-specs"
 ECI_STORAGE = "k8s.aliyun.com/eci-extra-ephemeral-storage"
@@ -77,14 +77,6 @@ def _quantities(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
             for kind in ("requests", "limits") if resources.get(kind)}
 
 
-def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
-    head, *rest = dotted.split(".")
-    node = config.setdefault(f"chatchat:{head}", {})
-    for part in rest[:-1]:
-        node = node.setdefault(part, {})
-    node[rest[-1]] = value
-
-
 def convert(values: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(stack config map, notes). Notes name every chart key that was dropped or unknown."""
     config, notes = copy.deepcopy(base), []
@@ -95,34 +87,35 @@ def convert(values: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any
         elif path in DIRECT:
             if value in ("", None, [], {}):
                 continue  # the chart's "not set"
-            _set(config, DIRECT[path], value)
+            set_dotted(config, DIRECT[path], value)
         elif path.endswith("pod.resources"):
             if value:
-                _set(config, f"{side}.pod.resources", _quantities(value))
+                set_dotted(config, f"{side}.pod.resources", _quantities(value))
         elif path.endswith("pod.annotations"):
             annotations = dict(value or {})
             if ECI_SPECS in annotations:
                 specs = [s.strip() for s in str(annotations.pop(ECI_SPECS)).split(",") if s]
-                _set(config, f"{side}.pod.eciSpecs", specs)
+                set_dotted(config, f"{side}.pod.eciSpecs", specs)
             if ECI_STORAGE in annotations:
                 size = str(annotations.pop(ECI_STORAGE)).removesuffix("Gi")
-                _set(config, f"{side}.pod.eciEphemeralStorageGib", int(size))
+                set_dotted(config, f"{side}.pod.eciEphemeralStorageGib", int(size))
             if annotations:
-                _set(config, f"{side}.pod.annotations", annotations)
+                set_dotted(config, f"{side}.pod.annotations", annotations)
         elif path.endswith("pod.labels"):
             labels = {k: str(v) for k, v in (value or {}).items() if k != ECI_LABEL}
             if labels:
-                _set(config, f"{side}.pod.labels", labels)
+                set_dotted(config, f"{side}.pod.labels", labels)
         else:
             notes.append(f"unknown chart key {path}: not carried over")
     return config, notes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.import_values", description=__doc__
-                                     .split("\n\n")[0])
+    parser = command_parser("import-values", __doc__)
     parser.add_argument("values", type=Path, help="the chart's values.yaml")
-    parser.add_argument("--stack", default="imported", help="stack name (default: imported)")
+    add_stack_arguments(parser, required=False, default="imported",
+                        stack_help="stack name; values are laid over its stack file when it "
+                                   "exists (default: imported)")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
     try:
@@ -133,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(values, dict):
         print(f"error: {args.values} is not a mapping of chart values", file=sys.stderr)
         return 2
-    stack_file = STACKS_DIR / f"Pulumi.{args.stack}.yaml"
-    base = read_stack_file(args.stack) if stack_file.is_file() else SKELETON
+    stack_file = stack_path(args.stack, args.stacks_dir)
+    base = read_stack_file(args.stack, args.stacks_dir) if stack_file.is_file() else SKELETON
     config, notes = convert(values, base)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
     text = yaml.safe_dump({"config": config}, sort_keys=False, allow_unicode=True)
-    header = f"# Imported from {args.values.name} by tools.import_values.\n"
+    header = f"# Imported from {args.values.name} by python -m tools import-values.\n"
     if args.output:
         args.output.write_text(header + text, encoding="utf-8")
     else:
@@ -155,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(legacy_entry("import-values"))

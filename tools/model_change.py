@@ -1,7 +1,7 @@
 """What does switching the model do? Checks and a diff before anyone applies it.
 
-    python -m tools.model_change --stack dev --model qwen-14b-chat-aiacc
-    python -m tools.model_change --stack prod --model chatglm2-6b --instance-type eci \\
+    python -m tools model-change --stack dev --model qwen-14b-chat-aiacc
+    python -m tools model-change --stack prod --model chatglm2-6b --instance-type eci \\
         --nas-path /mnt/nas --markdown model-change.md
 
 1. Validates the change with the stack's own config rules: the model is in the catalog, it fits
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from components.catalog import MODELS, gpu_family_of
 from components.config import ConfigError, Llm, StackConfig, parse_config, raw_from_config_map
-from tools.diff import add_common_arguments, describe, finish, preview
-from tools.diff_report import EXIT_INVALID, Report
-from tools.model_store import (
+from tools.checks.model_store import (
     ModelStoreError,
     NasStore,
     OssStore,
@@ -36,7 +35,11 @@ from tools.model_store import (
     bucket_from_outputs,
     check_model,
 )
-from tools.render import RenderError, apply_overrides, read_stack_file
+from tools.cli import command_parser, legacy_entry
+from tools.offline.engine import RenderError
+from tools.offline.stack_files import STACKS_DIR, apply_overrides, read_stack_file
+from tools.preview.change import add_preview_arguments, describe, finish, preview
+from tools.preview.report import EXIT_INVALID, Report
 
 
 def _bool(text: str) -> bool:
@@ -59,7 +62,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def validate(report: Report, stack: str, overrides: dict[str, Any]) -> StackConfig | None:
+def validate(report: Report, stack: str, overrides: dict[str, Any],
+             stacks_dir: Path = STACKS_DIR) -> StackConfig | None:
     """Catalog, GPU fit, ECI and conversion checks; the config rules themselves decide."""
     name = overrides["llm.model"]
     model = MODELS.get(name)
@@ -70,8 +74,8 @@ def validate(report: Report, stack: str, overrides: dict[str, Any]) -> StackConf
     report.checks.append(("ok", f"{name} is in the catalog: {kind}, directory "
                                 f"/llm-model/{model.directory}"))
     try:
-        cfg = parse_config(raw_from_config_map(apply_overrides(read_stack_file(stack), overrides)),
-                           stack)
+        config = apply_overrides(read_stack_file(stack, stacks_dir), overrides)
+        cfg = parse_config(raw_from_config_map(config), stack)
     except ConfigError as exc:
         report.problems += [f"{path}: {message}" for path, message in exc.problems]
         return None
@@ -142,7 +146,7 @@ def _open_store(args: argparse.Namespace, cfg: StackConfig) -> Store | None:
 def _bucket_from_stack(stack: str) -> str | None:
     from pulumi.automation import CommandError
 
-    from tools.automation_preview import stack_outputs, unavailable_reason
+    from tools.preview.automation import stack_outputs, unavailable_reason
 
     if unavailable_reason() is not None:
         return None
@@ -153,9 +157,8 @@ def _bucket_from_stack(stack: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.model_change", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
+    parser = command_parser("model-change", __doc__)
+    add_preview_arguments(parser)
     parser.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}")
     parser.add_argument("--load8bit", type=_bool, metavar="true|false", help="llm.load8bit")
     parser.add_argument("--instance-type", choices=("ecs", "eci"), help="llm.pod.instanceType")
@@ -171,29 +174,30 @@ def main(argv: list[str] | None = None) -> int:
                                            "/llm-model (NAS, or llm.modelPVC's storage)")
     args = parser.parse_args(argv)
     try:
-        raw = raw_from_config_map(read_stack_file(args.stack))
+        raw = raw_from_config_map(read_stack_file(args.stack, args.stacks_dir))
     except (FileNotFoundError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
 
     overrides = overrides_from(args)
-    llm = raw.get("llm") if isinstance(raw.get("llm"), dict) else {}  # bad shapes: validate()
+    llm_raw = raw.get("llm")
+    llm = llm_raw if isinstance(llm_raw, dict) else {}  # bad shapes are validate()'s to report
     current = llm.get("model", Llm.model_fields["model"].default)
     title = f"Model change on stack {args.stack}: {current} → {args.model}"
     extra = {k: v for k, v in overrides.items() if k != "llm.model"}
     if extra:
         title += f" ({describe(extra)})"
     report = Report(title, allow_dangerous=args.allow_dangerous)
-    cfg = validate(report, args.stack, overrides)
+    cfg = validate(report, args.stack, overrides, args.stacks_dir)
     if cfg is not None:
         check_store(report, args, cfg)
         try:
             preview(report, args.stack, overrides, model_scope=True, automation=args.automation,
-                    engine_events=args.engine_events)
+                    engine_events=args.engine_events, stacks_dir=args.stacks_dir)
         except RenderError as exc:
             report.problems.append(f"cannot render stack {args.stack}: {exc}")
     return finish(report, args, overrides)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(legacy_entry("model-change"))

@@ -1,28 +1,21 @@
 """Offline plan: render a stack without the Pulumi CLI or a cloud account.
 
-    python -m tools.plan --stack dev          # resource tree and a count per type
-    python -m tools.plan --stack dev --json   # one JSON object per resource (stable interface)
+    python -m tools plan --stack dev          # resource tree and a count per type
+    python -m tools plan --stack dev --json   # one JSON object per resource (stable interface)
 
 Exit codes: 0 rendered, 1 invalid stack config (one line per problem), 2 cannot render.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 from components.config import ConfigError
-from tools.render import (
-    STACKS_DIR,
-    RenderError,
-    Rendering,
-    mask_secrets,
-    render_stack,
-    resource_tree,
-)
+from tools.cli import add_stack_arguments, command_parser, legacy_entry
+from tools.offline.engine import RenderError, Rendering, render_stack, resource_tree
+from tools.offline.wire import mask_secrets
 
 
 def format_tree(rendering: Rendering) -> str:
@@ -46,12 +39,9 @@ def format_tree(rendering: Rendering) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    parser = command_parser("plan", __doc__)
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON array of resources")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR,
-                        help="folder of Pulumi.<stack>.yaml files (default: stacks/)")
     args = parser.parse_args(argv)
     try:
         rendering = render_stack(args.stack, stacks_dir=args.stacks_dir)
@@ -69,8 +59,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head` closed the pipe: not an error of ours
-        sys.stderr.close()
-        sys.exit(0)
+    sys.exit(legacy_entry("plan"))

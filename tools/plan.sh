@@ -9,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-exec .venv/bin/python -m tools.plan --stack "$stack" "$@"
+exec .venv/bin/python -m tools plan --stack "$stack" "$@"

@@ -1,7 +1,7 @@
 """hadolint on every Dockerfile under app_images/ (the images are built elsewhere: no Docker here).
 
-    python -m tools.lint_dockerfiles                 # app_images/ of this repo
-    python -m tools.lint_dockerfiles --root some/dir --failure-threshold warning
+    python -m tools.dev.lint_dockerfiles                 # app_images/ of this repo
+    python -m tools.dev.lint_dockerfiles --root some/dir --failure-threshold warning
 
 A `.hadolint.yaml` beside a Dockerfile (an image's own rules) is used for that Dockerfile.
 Exit codes: 0 clean (or no Dockerfile yet), 1 findings at or above the threshold, 2 hadolint
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = ("error", "warning", "info", "style", "ignore", "none")
 _SKIPPED_DIRS = {".venv", "node_modules", "__pycache__", ".git"}
 _NOT_DOCKERFILES = (".dockerignore", ".md", ".txt")  # Dockerfile.dockerignore, notes
@@ -47,7 +47,8 @@ def lint(dockerfile: Path, binary: str, threshold: str) -> subprocess.CompletedP
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.lint_dockerfiles", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.dev.lint_dockerfiles",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO / "app_images")
     parser.add_argument("--failure-threshold", choices=THRESHOLDS, default="info")

@@ -2,11 +2,12 @@
 # Fresh machine, one command: set up every environment and run every test.
 #   - the Pulumi program, its tools and the policy pack (root .venv, tests/)
 #   - the policy check of every shipped stack, offline
-#   - lint: ruff, and hadolint on every Dockerfile in app_images/
+#   - lint and types: ruff check, ruff format --check, mypy (pyproject.toml), and hadolint on
+#     every Dockerfile in app_images/
 #   - each image's own suite in its own environment (app_images/*/ci.sh)
 # Every part runs even when an earlier one fails; the exit code is non-zero if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 repo=$(pwd)
 reports="$repo/.test-reports"
 rm -rf "$reports" && mkdir -p "$reports"
@@ -29,14 +30,12 @@ setup_root() {
 
 step "setup (root venv)" setup_root
 step "ruff" .venv/bin/ruff check .
+step "ruff format" .venv/bin/ruff format --check .
+step "mypy" .venv/bin/mypy
 step "pytest tests/" .venv/bin/python -m pytest -q -p no:cacheprovider \
   --junitxml="$reports/root.xml" tests
-if [ -f tools/policy_check.py ]; then
-  step "policy check (all stacks)" .venv/bin/python -m tools.policy_check --all
-fi
-if [ -f tools/lint_dockerfiles.py ]; then
-  step "hadolint" .venv/bin/python -m tools.lint_dockerfiles
-fi
+step "policy check (all stacks)" .venv/bin/python -m tools policy --all
+step "hadolint" .venv/bin/python -m tools.dev.lint_dockerfiles
 for ci in app_images/*/ci.sh; do
   [ -f "$ci" ] || continue
   image=$(basename "$(dirname "$ci")")

@@ -1,6 +1,6 @@
 """Benchmark: wall time of the offline plan of a stack against merely importing the SDKs.
 
-    python -m tools.bench_plan [--stack prod] [--repeat 5]
+    python -m tools.dev.bench_plan [--stack prod] [--repeat 5]
 
 Both are measured in the same run, each in a fresh interpreter (as a user or CI would run them),
 alternating so that machine noise hits both alike. The figure to read is the ratio of medians.
@@ -16,13 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMPORT_ONLY = "import pulumi, pulumi_alicloud, pulumi_kubernetes"
 # pulumi_alicloud loads its submodules lazily: this also imports every module the program uses,
 # which separates import cost from rendering cost.
 IMPORT_PROGRAM = ("import components.cluster, components.database, components.storage, "
                   "components.registry, components.network, components.llm_workload, "
-                  "components.chat_workload, components.network_security, tools.render")
+                  "components.chat_workload, components.network_security, tools.offline.engine")
 
 
 def _wall(command: list[str]) -> float:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         imports.append(_wall([sys.executable, "-c", IMPORT_ONLY]))
         program_imports.append(_wall([sys.executable, "-c", IMPORT_PROGRAM]))
-        plans.append(_wall([sys.executable, "-m", "tools.plan", "--stack", args.stack]))
+        plans.append(_wall([sys.executable, "-m", "tools", "plan", "--stack", args.stack]))
     median = statistics.median
     result = {
         "stack": args.stack, "repeat": args.repeat,

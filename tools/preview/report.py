@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.plan_diff import OP_SYMBOL, OPS, PlanDiff, ResourceChange
+from tools.preview.plan_diff import OP_SYMBOL, OPS, PlanDiff, ResourceChange
 
 GITHUB_COMMENT_LIMIT = 65_536
 EXIT_SAFE, EXIT_INVALID, EXIT_DANGEROUS = 0, 1, 2

@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tools.render import SECRET_MASK, RenderedResource, Rendering, Secret
+from tools.offline.engine import RenderedResource, Rendering
+from tools.offline.wire import SECRET_MASK, Secret, mask_secrets
 
 Op = Literal["create", "update", "replace", "delete"]
 OPS: tuple[Op, ...] = ("create", "update", "replace", "delete")
@@ -191,16 +192,6 @@ def format_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-def masked(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return SECRET_MASK
-    if isinstance(value, dict):
-        return {k: masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v) for v in value]
-    return value
-
-
 _MISSING = object()
 
 
@@ -249,8 +240,8 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
         return changes
     if old == new:
         return []
-    return [(format_path(path), None if old is _MISSING else masked(old),
-             None if new is _MISSING else masked(new))]
+    return [(format_path(path), None if old is _MISSING else mask_secrets(old),
+             None if new is _MISSING else mask_secrets(new))]
 
 
 def _path_matches(rule: str, path: str) -> bool:

@@ -1,11 +1,5 @@
-"""The same change through the real engine: `pulumi preview --diff` via the Automation API.
-
-Where the Pulumi CLI is on PATH and cloud credentials exist, `run_preview` copies the project
-(Pulumi.yaml, __main__.py, components/ and the stack file) into a temporary directory, applies
-the config override to that copy only, selects the stack there and runs
-`stack.preview(diff=True, on_event=...)`. The real stack file is not touched (`--save` writes it
-on purpose, elsewhere). The engine events are summarised per resource by `summarise`, into the
-same `PlanDiff` the offline diff produces, so the same danger rules and the same report apply.
+"""Summarise the real engine's preview events into the `PlanDiff` the offline diff produces, so
+the same danger rules and the same report apply to both.
 
 Summarising: each `ResourcePreEvent` carries `StepEventMetadata` (op, urn, type, old/new state,
 `diffs`, `keys`, `detailed_diff`). A replacement arrives as several steps for one URN
@@ -18,45 +12,26 @@ changed properties come from `diffs` (top-level keys) and the replace-causing on
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tools.plan_diff import (
+from tools.offline.wire import decode_wire, mask_secrets
+from tools.preview.plan_diff import (
     STATEFUL_TYPES,
+    Op,
     PlanDiff,
     PropertyChange,
     ResourceChange,
     format_path,
     in_llm_workload,
-    masked,
     property_changes,
 )
-from tools.render import REPO, _decode_wire
 
 _REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced",
                   "import-replacement", "read-replacement"}
-_OP_OF_STEP = {"create": "create", "update": "update", "delete": "delete"}
-_PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
-_PROJECT_DIRS = ("components",)
-_CLOUD_CREDENTIALS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY")
-
-
-def unavailable_reason() -> str | None:
-    """Why the engine preview cannot run here, or None when it can."""
-    if shutil.which("pulumi") is None:
-        return "the Pulumi CLI is not on PATH"
-    if not any(os.environ.get(k) for k in _CLOUD_CREDENTIALS):
-        return "no Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) in the " \
-               "environment"
-    return None
-
-
-# --- summarising engine events ----------------------------------------------------------------
+_OP_OF_STEP: dict[str, Op] = {"create": "create", "update": "update", "delete": "delete"}
 
 _PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[]+)')
 
@@ -101,6 +76,7 @@ def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
     for urn in order:
         metas = steps[urn]
         ops = {str(getattr(m.op, "value", m.op)) for m in metas}
+        op: Op | None
         if ops & _REPLACE_STEPS:
             op = "replace"
         else:
@@ -115,7 +91,7 @@ def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
                     changes=changes, unchanged=unchanged)
 
 
-def _resource_change(op: str, meta: Any, metas: list[Any]) -> ResourceChange:
+def _resource_change(op: Op, meta: Any, metas: list[Any]) -> ResourceChange:
     keys: set[str] = set()
     diffs: list[str] = []
     detailed: dict[str, Any] = {}
@@ -124,21 +100,22 @@ def _resource_change(op: str, meta: Any, metas: list[Any]) -> ResourceChange:
         diffs += [d for d in (m.diffs or []) if d not in diffs]
         detailed.update(m.detailed_diff or {})
     # state inputs carry secrets in the wire format; decode them so they compare and mask
-    old_inputs = _decode_wire(dict(meta.old.inputs or {})) if meta.old else {}
-    new_inputs = _decode_wire(dict(meta.new.inputs or {})) if meta.new else {}
+    old_inputs = decode_wire(dict(meta.old.inputs or {})) if meta.old else {}
+    new_inputs = decode_wire(dict(meta.new.inputs or {})) if meta.new else {}
     props: list[PropertyChange] = []
     if detailed:
         for key, pdiff in detailed.items():
             kind = str(getattr(pdiff.diff_kind, "value", pdiff.diff_kind))
             parts = parse_property_path(key)
             old, new = _lookup(old_inputs, parts), _lookup(new_inputs, parts)
-            props.append(PropertyChange(format_path(parts), masked(old), masked(new),
+            props.append(PropertyChange(format_path(parts), mask_secrets(old), mask_secrets(new),
                                         kind.endswith("-replace") or parts[0] in keys))
     elif op in ("update", "replace"):
         for key in diffs or sorted(keys):
             found = property_changes(old_inputs.get(key), new_inputs.get(key), (key,))
             # the engine saw a change the inputs do not show (an output, an unknown): keep the key
-            found = found or [(key, masked(old_inputs.get(key)), masked(new_inputs.get(key)))]
+            found = found or [(key, mask_secrets(old_inputs.get(key)),
+                               mask_secrets(new_inputs.get(key)))]
             props += [PropertyChange(p, o, n, key in keys) for p, o, n in found]
     state = meta.new or meta.old
     name = meta.urn.rsplit("::", 1)[-1]
@@ -156,44 +133,3 @@ def load_events(path: str | Path) -> list[Any]:
     raw = json.loads(text) if text.startswith("[") else [json.loads(line) for line in
                                                          text.splitlines() if line.strip()]
     return [EngineEvent.from_json(item) for item in raw]
-
-
-# --- running the preview --------------------------------------------------------------------
-
-def _project_copy(stack: str, overrides: Mapping[str, Any], target: Path) -> None:
-    from tools.stack_file import write_overrides
-
-    for name in _PROJECT_FILES:
-        if (REPO / name).is_file():
-            shutil.copy2(REPO / name, target / name)
-    for name in _PROJECT_DIRS:
-        shutil.copytree(REPO / name, target / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (target / "stacks").mkdir()
-    stack_file = target / "stacks" / f"Pulumi.{stack}.yaml"
-    shutil.copy2(REPO / "stacks" / f"Pulumi.{stack}.yaml", stack_file)
-    write_overrides(stack_file, overrides)
-    if (REPO / ".venv").is_dir():  # Pulumi.yaml names the project's virtualenv relatively
-        (target / ".venv").symlink_to(REPO / ".venv")
-
-
-def run_preview(stack: str, overrides: Mapping[str, Any]) -> tuple[PlanDiff, str]:
-    """Run `pulumi preview --diff` for the override on a copy of the project; return the summary
-    and the engine's own text output."""
-    from pulumi import automation as auto
-
-    events: list[Any] = []
-    with tempfile.TemporaryDirectory(prefix="chatchat-preview-") as tmp:
-        _project_copy(stack, overrides, Path(tmp))
-        workspace_stack = auto.select_stack(stack_name=stack, work_dir=tmp)
-        result = workspace_stack.preview(diff=True, on_event=events.append, color="never")
-    return summarise(events, stack), result.stdout
-
-
-def stack_outputs(stack: str) -> dict[str, Any]:
-    """The stack's current outputs (secrets left as the engine masks them); reading them does not
-    change the stack file."""
-    from pulumi import automation as auto
-
-    selected = auto.select_stack(stack_name=stack, work_dir=str(REPO))
-    return {name: output.value for name, output in selected.outputs().items()}
