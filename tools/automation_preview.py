@@ -42,7 +42,8 @@ _REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "discard-r
                   "import-replacement", "read-replacement"}
 _OP_OF_STEP = {"create": "create", "update": "update", "delete": "delete"}
 _PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
-_PROJECT_DIRS = ("components",)
+# The GPU family table (and the cloud facts beside it) ships in the pack and the program reads it.
+_PROJECT_DIRS = ("components", "policies/chatchat_policies/data")
 _CLOUD_CREDENTIALS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY")
 
 

@@ -25,11 +25,10 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, parse_config, raw_from_config_map
+from components.contract import ECI_LABEL
+from components.contract import ECI_SPECS_ANNOTATION as ECI_SPECS
+from components.contract import ECI_STORAGE_ANNOTATION as ECI_STORAGE
 from tools.render import STACKS_DIR, read_stack_file
-
-ECI_SPECS = "k8s.aliyun.com/eci-use-specs"
-ECI_STORAGE = "k8s.aliyun.com/eci-extra-ephemeral-storage"
-ECI_LABEL = "alibabacloud.com/eci"
 
 # chart key -> our key (dotted, under `chatchat:`); values copy as they are.
 DIRECT = {
