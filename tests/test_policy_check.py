@@ -11,9 +11,8 @@ import pytest
 
 from tests.conftest import SHIPPED_STACKS, rendered
 from tests.policy_helpers import GOOD, POLICIES, render
-from tests.test_policies_workloads import _workloads_on_agreed_pools
 from tools.policy_check import CONFIG_DIR, MARKDOWN_MARKER, check_rendering, main, settings_for
-from tools.render import Rendering, read_stack_file, render_program
+from tools.render import Rendering
 
 # Each broken variant of the issue: the Shape knob that breaks it and the policy that must catch it.
 BROKEN_VARIANTS = {
@@ -102,12 +101,10 @@ BREAKERS = {
 def _source(source: str) -> Rendering:
     if source == "hand-declared":
         return render(GOOD)
-    if source == "workload-components":  # the merged workloads on the agreed GPU pools
-        return render_program(_workloads_on_agreed_pools, read_stack_file("prod"), "prod")
     return rendered(source)
 
 
-@pytest.mark.parametrize("source", ["hand-declared", "workload-components", *SHIPPED_STACKS])
+@pytest.mark.parametrize("source", ["hand-declared", *SHIPPED_STACKS])
 @pytest.mark.parametrize("variant", BREAKERS)
 def test_broken_variant_of_a_rendered_stack_is_caught(variant, source):
     rendering = _source(source)
