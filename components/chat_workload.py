@@ -85,15 +85,12 @@ class ChatWorkload(pulumi.ComponentResource):
                             **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account])))
-        service = wp.service(f"{name}-service", cfg, "chat", namespace, child)
-        wp.disruption_budget(f"{name}-pdb", cfg, "chat", namespace, child)
+        service = wp.expose(name, cfg, "chat", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
-        self.web_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
-                                            str(WEB_PORT))
-        self.api_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
-                                            str(API_PORT))
+        self.web_url = wp.service_url(service, WEB_PORT)
+        self.api_url = wp.service_url(service, API_PORT)
         self.register_outputs({"deploymentName": self.deployment_name,
                                "serviceName": self.service_name, "webUrl": self.web_url,
                                "apiUrl": self.api_url})

@@ -96,13 +96,11 @@ class LlmWorkload(pulumi.ComponentResource):
                             **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account, *([job] if job else [])])))
-        service = wp.service(f"{name}-service", cfg, "llm", namespace, child)
-        wp.disruption_budget(f"{name}-pdb", cfg, "llm", namespace, child)
+        service = wp.expose(name, cfg, "llm", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
-        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ":",
-                                             str(LLM_PORT))
+        self.endpoint = wp.service_url(service, LLM_PORT)
         self.conversion_job_name = job.metadata["name"] if job else None
         self.register_outputs({"deploymentName": self.deployment_name,
                                "serviceName": self.service_name, "endpoint": self.endpoint,

@@ -172,6 +172,18 @@ def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str
         opts=opts)
 
 
+def expose(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
+           opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """The workload's Service (`<name>-service`) and, with replicas, its PDB (`<name>-pdb`)."""
+    declared = service(f"{name}-service", cfg, side, namespace, opts)
+    disruption_budget(f"{name}-pdb", cfg, side, namespace, opts)
+    return declared
+
+
+def service_url(service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
+    return pulumi.Output.concat("http://", service.metadata["name"], ":", str(port))
+
+
 def disruption_budget(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
                       opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget | None:
     """With more than one replica, a node drain may take only one pod at a time."""

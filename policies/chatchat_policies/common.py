@@ -159,11 +159,10 @@ def stack_policy(name: str, level: EnforcementLevel, description: str, *,
                  ) -> Callable[[StackCheck], StackValidationPolicy]:
     """Declare `check(args, report)` as a stack policy; it reports with each resource's URN."""
     def declare(check: StackCheck) -> StackValidationPolicy:
-        def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-            check(args, _report(report))
-
-        return StackValidationPolicy(name=name, description=description, validate=validate,
-                                     enforcement_level=level, config_schema=_schema(config))
+        return StackValidationPolicy(
+            name=name, description=description, enforcement_level=level,
+            config_schema=_schema(config),
+            validate=lambda args, report: check(args, _report(report)))
     return declare
 
 
