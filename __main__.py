@@ -5,6 +5,7 @@ import pulumi
 from components.chat_workload import ChatWorkload
 from components.cluster import AckGpuCluster
 from components.config import load_config
+from components.contract import CHAT_WEB_PORT, workload_name
 from components.database import VectorDatabase
 from components.llm_workload import LlmWorkload
 from components.namespace import ReleaseNamespace
@@ -56,4 +57,5 @@ pulumi.export("chatWebUrl", chat.web_url)
 pulumi.export("chatApiUrl", chat.api_url)
 pulumi.export("llmEndpoint", llm.endpoint)
 pulumi.export("portForward", namespace.name.apply(
-    lambda ns: f"kubectl port-forward -n {ns} svc/chat-{cfg.release} 8501:8501"))
+    lambda ns: f"kubectl port-forward -n {ns} svc/{workload_name('chat', cfg.release)} "
+               f"{CHAT_WEB_PORT}:{CHAT_WEB_PORT}"))

@@ -1,8 +1,10 @@
-"""The model catalog and the GPU instance families: one table, read by config validation,
-components, tools and (as a copy of the GPU table) the policy pack.
+"""The model catalog and the GPU instance families, read by config validation, components and
+tools.
 
 The model rows live in `model_catalog.json` beside this file, because the llm image reads the
-same data (it keeps a byte-identical copy; `tests/test_catalog.py` proves they agree).
+same data (it keeps a byte-identical copy; `tests/test_catalog.py` proves they agree). The GPU
+families live in the policy pack's `data/gpu_families.json`: the pack ships that file so it stays
+installable on its own, and the program reads the same file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+REPO = Path(__file__).resolve().parent.parent
 MODEL_ROOT = "/llm-model"
 
 # Working memory on top of the weights: CUDA context plus activations and a KV cache for one
@@ -76,49 +79,41 @@ class GpuFamily:
         return self.family.removeprefix("ecs.")
 
 
-# Supported: V100 and A10 only (the seed: "V100, A10 only, no vGPU"). The others are named only to
-# be refused with a reason.
-GPU_FAMILIES: dict[str, GpuFamily] = {
-    f.family: f
-    for f in (
-        GpuFamily("ecs.gn6v", "NVIDIA V100", 16, True),
-        GpuFamily("ecs.gn6e", "NVIDIA V100", 32, True),
-        GpuFamily("ecs.gn7i", "NVIDIA A10", 24, True),
-        GpuFamily("ecs.gn6i", "NVIDIA T4", 16, False,
-                  "T4 is not supported by the seed (V100, A10)"),
-        GpuFamily("ecs.vgn6i", "NVIDIA T4 vGPU", 4, False, "vGPU families are not supported"),
-        GpuFamily("ecs.vgn7i-vws", "NVIDIA A10 vGPU", 6, False, "vGPU families are not supported"),
-        GpuFamily("ecs.sgn7i-vws", "NVIDIA A10 shared", 6, False,
-                  "shared-GPU families are not supported"),
-    )
-}
-SUPPORTED_GPU_FAMILIES = tuple(f for f, g in GPU_FAMILIES.items() if g.supported)
+class GpuTable:
+    """The GPU family table the policy pack ships (`GPU_FAMILIES_FILE`): the supported V100 and
+    A10 families, and the refused ones with a reason, named or recognised by prefix."""
 
-# ECS instance type: ecs.<family>-<size>, e.g. ecs.gn7i-c8g1.2xlarge, ecs.gn6v-c8g1.2xlarge.
-_INSTANCE_TYPE = re.compile(r"^(ecs\.[a-z0-9]+(?:-vws)?)[-.]")
+    def __init__(self, path: Path) -> None:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        self.families = {name: GpuFamily(name, row["gpuModel"], row["gpuMemoryGib"],
+                                         row["supported"], row.get("refusal"))
+                         for name, row in raw["families"].items()}
+        self._instance_type = re.compile(raw["instanceTypePattern"])
+        self._refused_prefixes = [(tuple(r["prefixes"]), r["gpuModel"], r["refusal"])
+                                  for r in raw["refusedPrefixes"]]
+
+    def family_of(self, instance_type: str) -> GpuFamily | None:
+        match = self._instance_type.match(instance_type)
+        if match is None:
+            return None
+        family = match.group(1)
+        if family in self.families:
+            return self.families[family]
+        for prefixes, gpu_model, refusal in self._refused_prefixes:
+            if family.startswith(prefixes):
+                return GpuFamily(family, gpu_model, 0, False, refusal)
+        return None
 
 
-def instance_family(instance_type: str) -> str | None:
-    match = _INSTANCE_TYPE.match(instance_type)
-    return match.group(1) if match else None
+GPU_FAMILIES_FILE = REPO / "policies" / "chatchat_policies" / "data" / "gpu_families.json"
+_GPU_TABLE = GpuTable(GPU_FAMILIES_FILE)
+GPU_FAMILIES: dict[str, GpuFamily] = _GPU_TABLE.families
 
 
 def gpu_family_of(instance_type: str) -> GpuFamily | None:
-    """The GPU family of an ECS instance type, or None for a type that is not a known GPU type.
-
-    vGPU and shared families (`ecs.vgn*`, `ecs.sgn*`) are recognised by prefix so that every
-    size of them is refused, not only the ones in the table.
-    """
-    family = instance_family(instance_type)
-    if family is None:
-        return None
-    if family in GPU_FAMILIES:
-        return GPU_FAMILIES[family]
-    if family.startswith(("ecs.vgn", "ecs.sgn")):
-        return GpuFamily(family, "vGPU / shared GPU", 0, False, "vGPU families are not supported")
-    if family.startswith("ecs.gn") or family.startswith("ecs.ebmgn"):
-        return GpuFamily(family, "unknown GPU", 0, False, "only V100 (gn6v, gn6e) and A10 (gn7i)")
-    return None
+    """The GPU family of an ECS instance type (`ecs.gn7i-c8g1.2xlarge`), or None for a type that
+    is not a GPU type. Every size of a vGPU, shared or unknown GPU family is refused."""
+    return _GPU_TABLE.family_of(instance_type)
 
 
 def _load_models() -> dict[str, Model]:

@@ -12,9 +12,10 @@ import pulumi_kubernetes as k8s
 from components import workload_pod as wp
 from components.catalog import MODEL_ROOT
 from components.config import StackConfig
+from components.contract import CHAT_API_PORT as API_PORT
+from components.contract import CHAT_WEB_PORT as WEB_PORT
+from components.contract import LLM_PORT
 
-WEB_PORT = 8501
-API_PORT = 7861
 KB_ROOT = "/kb"
 PG_KEYS = ("PG_HOST", "PG_PORT", "PG_DATABASE", "PG_USER", "PG_PASSWORD")
 
@@ -46,7 +47,7 @@ class ChatWorkload(pulumi.ComponentResource):
 
         env = [{"name": "LLM_MODEL", "value": cfg.llm.model},
                {"name": "LLM_HOST", "value": llm_service_name},
-               {"name": "LLM_PORT", "value": "8888"},
+               {"name": "LLM_PORT", "value": str(LLM_PORT)},
                wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
                wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
                {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
@@ -61,7 +62,7 @@ class ChatWorkload(pulumi.ComponentResource):
             "ports": [{"name": "webui", "containerPort": WEB_PORT, "protocol": "TCP"},
                       {"name": "api", "containerPort": API_PORT, "protocol": "TCP"}],
             "env": env,
-            "resources": wp.resources(cfg, "chat"),
+            "resources": cfg.pod_resources("chat"),
             "startupProbe": wp.http_probe(probes.startup, "/health", API_PORT),
             "readinessProbe": wp.http_probe(probes.readiness, "/health", API_PORT),
             "livenessProbe": wp.http_probe(probes.liveness, "/health", API_PORT),
@@ -84,16 +85,12 @@ class ChatWorkload(pulumi.ComponentResource):
                             **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account])))
-        service = wp.service(f"{name}-service", cfg, "chat", namespace,
-                             {"webui": WEB_PORT, "api": API_PORT}, child)
-        wp.disruption_budget(f"{name}-pdb", cfg, "chat", namespace, child)
+        service = wp.expose(name, cfg, "chat", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
-        self.web_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
-                                            str(WEB_PORT))
-        self.api_url = pulumi.Output.concat("http://", service.metadata["name"], ":",
-                                            str(API_PORT))
+        self.web_url = wp.service_url(service, WEB_PORT)
+        self.api_url = wp.service_url(service, API_PORT)
         self.register_outputs({"deploymentName": self.deployment_name,
                                "serviceName": self.service_name, "webUrl": self.web_url,
                                "apiUrl": self.api_url})

@@ -10,21 +10,16 @@ GPU node images ship the NVIDIA driver and device plugin; a pool pins the driver
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.catalog import gpu_family_of
+from components import contract
 from components.config import GpuPool, StackConfig
 from components.network import Network
-
-LABEL_POOL = "chatchat.io/node-pool"
-LABEL_GPU_FAMILY = "chatchat.io/gpu-family"
-LABEL_GPU_MEMORY = "chatchat.io/gpu-memory-gib"
-LABEL_DRIVER = "ack.aliyun.com/nvidia-driver-version"
-GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 # Terway, not Flannel: Flannel on ACK does not enforce NetworkPolicy, and the release relies on
 # NetworkPolicies to keep the llm API reachable from chat only. Terway gives pods addresses in
@@ -54,12 +49,6 @@ class AckGpuCluster(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, network: Network,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:cluster:AckGpuCluster", name, None, opts)
-        for i, pool in enumerate(cfg.cluster.gpu_pools):
-            families = {gpu_family_of(t) for t in pool.instance_types}
-            if len(families) != 1 or not all(f and f.supported for f in families):
-                raise ValueError(f"cluster.gpuPools[{i}].instanceTypes: {pool.instance_types} "
-                                 "must all be of one supported GPU family (gn6v, gn6e, gn7i)")
-
         self._cfg, self._network = cfg, network
         tags = cfg.resource_tags()
         cluster = alicloud.cs.ManagedKubernetes(
@@ -91,9 +80,9 @@ class AckGpuCluster(pulumi.ComponentResource):
                 cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
                 opts=pulumi.ResourceOptions(parent=self))
 
-        system_labels = {LABEL_POOL: "system"}
-        self.node_pools = {"system": self._node_pool(
-            f"{name}-system", "system", cluster.id,
+        system_labels = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
+        self.node_pools = {contract.SYSTEM_POOL: self._node_pool(
+            f"{name}-system", contract.SYSTEM_POOL, cluster.id,
             instance_types=cfg.cluster.system_pool.instance_types,
             desired_size=str(cfg.cluster.system_pool.size),
             system_disk_size=cfg.cluster.system_pool.system_disk_gib,
@@ -109,17 +98,21 @@ class AckGpuCluster(pulumi.ComponentResource):
             enable_server_side_apply=True, delete_unreachable=False,
             # Objects need nodes to run on (CSI, DNS): wait for the system pool, not the GPU
             # pools; workloads that need a GPU depend on `node_pools` themselves.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pools["system"]]))
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.node_pools[contract.SYSTEM_POOL]]))
         self.register_outputs({"clusterId": self.cluster_id, "kubeconfig": self.kubeconfig})
 
-    def _gpu_pool(self, name: str, pool: GpuPool, cluster_id: pulumi.Output[str]):
-        family = gpu_family_of(pool.instance_types[0])
-        labels = {**pool.labels, LABEL_POOL: pool.name, LABEL_GPU_FAMILY: family.label,
-                  LABEL_GPU_MEMORY: str(family.gpu_memory_gib)}
+    def _gpu_pool(self, name: str, pool: GpuPool,
+                  cluster_id: pulumi.Output[str]) -> alicloud.cs.NodePool:
+        family = pool.gpu_family  # config checked: one supported family per pool
+        labels = {**pool.labels, contract.NODE_POOL_LABEL: pool.name,
+                  contract.GPU_FAMILY_LABEL: family.label,
+                  contract.GPU_MEMORY_LABEL: str(family.gpu_memory_gib)}
         if pool.driver_version:
-            labels[LABEL_DRIVER] = pool.driver_version
-        taints = [GPU_TAINT] + [t.model_dump() for t in pool.taints if t.key != GPU_TAINT["key"]]
-        spot: dict = {"spot_strategy": "NoSpot"}
+            labels[contract.DRIVER_LABEL] = pool.driver_version
+        taints = [contract.GPU_TAINT] + [t.model_dump() for t in pool.taints
+                                         if t.key != contract.GPU_RESOURCE]
+        spot: dict[str, Any] = {"spot_strategy": "NoSpot"}
         if pool.spot:
             # Without a price limit, bid up to the pay-as-you-go price (never pay more than it).
             spot = {"spot_strategy": "SpotAsPriceGo", "spot_instance_remedy": True,
@@ -138,7 +131,7 @@ class AckGpuCluster(pulumi.ComponentResource):
             taints=taints, **spot)
 
     def _node_pool(self, resource_name: str, pool_name: str, cluster_id: pulumi.Output[str],
-                   **args) -> alicloud.cs.NodePool:
+                   **args: Any) -> alicloud.cs.NodePool:
         """One node pool; its ACK name carries a random suffix so a replacement never collides
         with the pool it replaces (create-before-replace keeps GPU capacity during the swap)."""
         cfg, network = self._cfg, self._network

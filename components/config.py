@@ -5,9 +5,10 @@ Keys are read from the Pulumi stack config of project `chatchat` (`chatchat:llm`
 `llm.modelPVC`, `llm.pod.replicas`, `llm.pod.instanceType`, `chat.pod.replicas`,
 `chat.pod.instanceType`, `chat.kbPVC`, `db.dbType`, `db.embeddingModel`).
 
-Validation runs in two passes and reports every problem at once, each naming its key path:
-the structure (types, allowed values, unknown keys), then the rules across keys (GPU fit, ECI and
-DeepGPU-LLM, ADB sizing, volume access modes). Nothing is declared before both pass.
+Every config rule lives here: the structure (types, allowed values, unknown keys) in the models,
+the rules across keys in one function per area (network, cluster, llm, chat, db, tags). One run
+reports every problem, each naming its key path; nothing is declared before all pass, and the
+components trust what they are given.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from components.catalog import GPU_FAMILIES, MODELS, GpuFamily, Model, gpu_family_of
+from components.contract import GPU_RESOURCE, SYSTEM_POOL, Side
 
 PROJECT = "chatchat"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
@@ -31,7 +33,6 @@ _ADB_SPEC = re.compile(r"^(\d+)C(\d+)G$")
 _ALLOWED_GPUS = ", ".join(
     f"{f.family} ({f.gpu_model.removeprefix('NVIDIA ')} {f.gpu_memory_gib} GB)"
     for f in GPU_FAMILIES.values() if f.supported)
-_REFUSED = GpuFamily("", "", 0, False)
 
 
 class ConfigError(Exception):
@@ -50,6 +51,16 @@ class _Model(BaseModel):
 
 
 Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
+
+
+# The chart's default resources; `<side>.pod.resources` overrides key by key.
+DEFAULT_RESOURCES: dict[Side, dict[str, str]] = {
+    "llm": {"cpu": "2", "memory": "6Gi", GPU_RESOURCE: "1"},
+    "chat": {"cpu": "4", "memory": "8Gi"},
+}
+# Single-card ECI GPU specs (V100 16/32 GB, A10 24 GB); the llm gets those whose card fits.
+ECI_GPU_SPECS = ("ecs.gn7i-c8g1.2xlarge", "ecs.gn7i-c16g1.4xlarge", "ecs.gn6v-c8g1.2xlarge",
+                 "ecs.gn6e-c12g1.3xlarge")
 
 
 class Resources(_Model):
@@ -221,6 +232,13 @@ class GpuPool(_Model):
     driver_version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)*$")
     system_disk_gib: int = Field(200, ge=40, le=2048)
 
+    @property
+    def gpu_family(self) -> GpuFamily:
+        """The pool's one GPU family (the cluster rules refuse pools without exactly one)."""
+        family = gpu_family_of(self.instance_types[0])
+        assert family is not None, f"pool {self.name} was not validated"
+        return family
+
 
 class SystemPool(_Model):
     instance_types: list[str] = ["ecs.g7.xlarge", "ecs.g6.xlarge"]
@@ -291,171 +309,51 @@ class StackConfig(_Model):
             if any((f := gpu_family_of(t)) and model.fits(f, load8bit) for t in pool.instance_types)
         ]
 
+    def side_pod(self, side: Side) -> Pod:
+        return self.llm.pod if side == "llm" else self.chat.pod
+
+    def pod_resources(self, side: Side) -> dict[str, dict[str, str]]:
+        """Chart defaults as requests and limits; a request given without a limit sets both."""
+        override = self.side_pod(side).resources or Resources()
+        requests = {**DEFAULT_RESOURCES[side], **override.requests}
+        return {"requests": requests, "limits": {**requests, **override.limits}}
+
+    def eci_specs(self, side: Side) -> list[str]:
+        """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload
+        (empty when none can be derived: the llm and chat rules report it)."""
+        pod = self.side_pod(side)
+        if pod.eci_specs:
+            return list(pod.eci_specs)
+        if side == "llm":
+            model = self.llm.catalog_entry
+            return [s for s in ECI_GPU_SPECS
+                    if (f := gpu_family_of(s)) and model.fits(f, self.llm.load8bit)]
+        requests = self.pod_resources(side)["requests"]
+        cpu, memory = requests["cpu"], requests["memory"]
+        return [f"{cpu}-{memory}"] if cpu.isdigit() and memory.endswith("Gi") else []
+
     @property
     def uses_eci(self) -> bool:
         return "eci" in (self.llm.pod.instance_type, self.chat.pod.instance_type)
 
 
-# Top-level keys as they appear in the stack file (`chatchat:<key>`).
-TOP_LEVEL_KEYS = tuple(
-    field.alias or name for name, field in StackConfig.model_fields.items() if name != "stack"
-)
+Problems = list[tuple[str, str]]
 
 
-def _cross_key_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    model = cfg.llm.catalog_entry
-
-    if cfg.llm.pod.instance_type == "eci" and model.is_aiacc:
-        open_source = model.source_model or "an open-source model"
-        problems.append(("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model {cfg.llm.model}"
-                         f"; use instanceType ecs, or {open_source} on eci"))
-
-    seen: set[str] = set()
-    for i, pool in enumerate(cfg.cluster.gpu_pools):
-        path = f"cluster.gpuPools[{i}]"
-        if pool.name in seen:
-            problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
-        if pool.name == "system":  # the CPU pool's chatchat.io/node-pool label value
-            problems.append((f"{path}.name", "'system' is the system pool's name; pick another"))
-        seen.add(pool.name)
-        if pool.spot_price_limit is not None and not pool.spot:
-            problems.append((f"{path}.spotPriceLimit", "only applies with spot: true"))
-        if pool.min_size > pool.max_size:
-            problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
-        for j, itype in enumerate(pool.instance_types):
-            family = gpu_family_of(itype)
-            if family is None or not family.supported:
-                why = family.refusal if family else "not a GPU instance type"
-                problems.append((f"{path}.instanceTypes[{j}]",
-                                 f"{itype}: {why}; allowed families: {_ALLOWED_GPUS}"))
-        families = {f.family for t in pool.instance_types if (f := gpu_family_of(t))}
-        if len(families) > 1 and all(GPU_FAMILIES.get(f, _REFUSED).supported for f in families):
-            problems.append((f"{path}.instanceTypes", f"mixes GPU families {sorted(families)}; "
-                             "one pool per family keeps its GPU-memory label true"))
-
-    needed = model.required_gpu_gib(cfg.llm.load8bit)
-    precision = "int8" if cfg.llm.effective_load8bit else "fp16"
-    if cfg.llm.pod.instance_type == "ecs" and cfg.llm.pod.replicas > 0:
-        if not cfg.cluster.gpu_pools:
-            problems.append(("cluster.gpuPools", f"llm.model {cfg.llm.model} needs a GPU pool; "
-                             "none is configured"))
-        elif not cfg.gpu_pools_fitting_llm():
-            pools = ", ".join(f"{p.name} ({'/'.join(p.instance_types)})"
-                              for p in cfg.cluster.gpu_pools)
-            problems.append(("llm.model", f"{cfg.llm.model} ({precision}) needs {needed} GiB of "
-                             f"GPU memory on one card; no GPU pool fits: {pools}"))
-        elif not any(p.max_size > 0 for p in cfg.gpu_pools_fitting_llm()):
-            problems.append(("cluster.gpuPools", "every GPU pool that fits the llm has maxSize 0"))
-    for j, spec in enumerate(cfg.llm.pod.eci_specs):
-        family = gpu_family_of(spec)
-        if family is None or not family.supported or not model.fits(family, cfg.llm.load8bit):
-            problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {cfg.llm.model} "
-                             f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
-
-    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
-    for i, toleration in enumerate(cfg.chat.pod.tolerations):
-        if toleration.key in ("nvidia.com/gpu", None):
-            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
-                             "nvidia.com/gpu: GPU nodes are kept for the llm"))
-    chat_resources = cfg.chat.pod.resources or Resources()
-    if "nvidia.com/gpu" in {**chat_resources.requests, **chat_resources.limits}:
-        problems.append(("chat.pod.resources", "nvidia.com/gpu: chat runs on the CPU system pool; "
-                         "GPU nodes are kept for the llm"))
-
-    kb_mode = cfg.chat.kb.effective_access_mode
-    if cfg.chat.kb.storage == "disk" and cfg.chat.kb.access_mode == "ReadWriteMany" \
-            and not cfg.chat.kb_pvc:
-        problems.append(("chat.kb.accessMode", "a cloud disk is ReadWriteOnce; use storage nas"))
-    if cfg.chat.pod.replicas > 1 and kb_mode != "ReadWriteMany":
-        problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot share a "
-                         f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
-                         "(ReadWriteMany)"))
-    elif cfg.chat.pod.replicas > 1 and cfg.db.db_type == "faiss":
-        # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
-        problems.append(("chat.pod.replicas", f"{cfg.chat.pod.replicas} replicas cannot write one "
-                         "faiss index (single writer); use db.dbType adb, or 1 replica"))
-
-    problems += _label_problems(cfg)
-    if cfg.db.db_type == "adb":
-        match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
-        if not match:
-            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec!r} is not of the "
-                             "form <cores>C<memory>G, e.g. 4C16G"))
-        elif int(match.group(1)) < 4 or int(match.group(2)) < 16:
-            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is below 4C16G, "
-                             "the minimum for vector engine optimisation"))
-        step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
-        if cfg.db.adb.seg_node_num % step:
-            problems.append(("db.adb.segNodeNum", f"{cfg.db.adb.seg_node_num} must be a multiple "
-                             f"of {step} for a {category} (production: {cfg.production}) "
-                             "instance"))
-
-    problems += _network_problems(cfg)
-    for side in ("llm", "chat"):
-        service: Service = getattr(cfg, side).service
-        if service.allow_public and service.type != "LoadBalancer":
-            problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
-    return problems
-
-
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-
-def _label_key_error(key: str) -> str | None:
-    prefix, _, name = key.rpartition("/")
-    if not name or not _LABEL_NAME.match(name) or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
-        return f"{key!r} is not a valid Kubernetes label key"
-    return None
-
-
-def _label_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    """Kubernetes label keys and values, node taints and Alibaba Cloud tag keys."""
-    maps: list[tuple[str, dict[str, str], bool]] = [
-        (f"{side}.pod.{kind}", getattr(getattr(cfg, side).pod, kind), kind != "annotations")
-        for side in ("llm", "chat") for kind in ("labels", "annotations", "node_selector")]
-    maps += [(f"cluster.gpuPools[{i}].labels", p.labels, True)
-             for i, p in enumerate(cfg.cluster.gpu_pools)]
-    problems = []
-    for path, mapping, check_values in maps:
-        path = path.replace("node_selector", "nodeSelector")
-        for key, value in mapping.items():
-            if error := _label_key_error(key):
-                problems.append((f"{path}.{key}", error))
-            elif check_values and (len(value) > 63 or not _LABEL_NAME.match(value)):
-                problems.append((f"{path}.{key}", f"{value!r} is not a valid label value"))
-    for i, pool in enumerate(cfg.cluster.gpu_pools):
-        for j, taint in enumerate(pool.taints):
-            if error := _label_key_error(taint.key):
-                problems.append((f"cluster.gpuPools[{i}].taints[{j}].key", error))
-    for key in cfg.resource_tags():
-        if key.startswith(("aliyun", "acs:")) or len(key) > 128:
-            problems.append((f"tags.extra.{key}", "Alibaba Cloud tag keys cannot start with "
-                             "aliyun or acs: and are at most 128 characters"))
-    return problems
-
-
-def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
+def _network_rules(cfg: StackConfig) -> Problems:
+    problems: Problems = []
     nets: dict[str, ipaddress.IPv4Network] = {}
     for key in ("vpc_cidr", "pod_cidr", "service_cidr"):
-        path = f"network.{to_camel(key)}"
         try:
             nets[key] = ipaddress.IPv4Network(getattr(cfg.network, key))
         except ValueError as exc:
-            problems.append((path, f"not an IPv4 CIDR: {exc}"))
-    for i, cidr in enumerate(cfg.chat.allowed_cidrs):
-        try:
-            ipaddress.IPv4Network(cidr)
-        except ValueError as exc:
-            problems.append((f"chat.allowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+            problems.append((f"network.{to_camel(key)}", f"not an IPv4 CIDR: {exc}"))
     if len(cfg.network.vswitch_cidrs) != len(cfg.zones):
         problems.append(("network.vswitchCidrs", f"{len(cfg.network.vswitch_cidrs)} CIDR(s) for "
                          f"{len(cfg.zones)} zone(s); give one vSwitch CIDR per zone"))
     if len(set(cfg.zones)) != len(cfg.zones):
         problems.append(("zones", "a zone is listed twice"))
-    vswitches = []
+    vswitches: list[ipaddress.IPv4Network] = []
     for i, cidr in enumerate(cfg.network.vswitch_cidrs):
         try:
             net = ipaddress.IPv4Network(cidr)
@@ -477,7 +375,177 @@ def _network_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
+def _cluster_rules(cfg: StackConfig) -> Problems:
+    problems: Problems = []
+    seen: set[str] = set()
+    for i, pool in enumerate(cfg.cluster.gpu_pools):
+        path = f"cluster.gpuPools[{i}]"
+        if pool.name in seen:
+            problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
+        if pool.name == SYSTEM_POOL:  # the CPU pool's node-pool label value
+            problems.append((f"{path}.name", f"{SYSTEM_POOL!r} is the system pool's name; "
+                             "pick another"))
+        seen.add(pool.name)
+        if pool.spot_price_limit is not None and not pool.spot:
+            problems.append((f"{path}.spotPriceLimit", "only applies with spot: true"))
+        if pool.min_size > pool.max_size:
+            problems.append((f"{path}.minSize", f"{pool.min_size} exceeds maxSize {pool.max_size}"))
+        families = [gpu_family_of(t) for t in pool.instance_types]
+        for j, (itype, family) in enumerate(zip(pool.instance_types, families, strict=True)):
+            if family is None or not family.supported:
+                why = family.refusal if family else "not a GPU instance type"
+                problems.append((f"{path}.instanceTypes[{j}]",
+                                 f"{itype}: {why}; allowed families: {_ALLOWED_GPUS}"))
+        names = {f.family for f in families if f}
+        if len(names) > 1 and all(f and f.supported for f in families):
+            problems.append((f"{path}.instanceTypes", f"mixes GPU families {sorted(names)}; "
+                             "one pool per family keeps its GPU-memory label true"))
+        problems += _label_map_problems(f"{path}.labels", pool.labels, check_values=True)
+        for j, taint in enumerate(pool.taints):
+            if error := _label_key_error(taint.key):
+                problems.append((f"{path}.taints[{j}].key", error))
+    return problems
+
+
+def _llm_rules(cfg: StackConfig) -> Problems:
+    problems: Problems = []
+    llm, model = cfg.llm, cfg.llm.catalog_entry
+    if llm.pod.instance_type == "eci" and model.is_aiacc:
+        open_source = model.source_model or "an open-source model"
+        problems.append(("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model {llm.model}"
+                         f"; use instanceType ecs, or {open_source} on eci"))
+    needed = model.required_gpu_gib(llm.load8bit)
+    precision = "int8" if llm.effective_load8bit else "fp16"
+    if llm.pod.instance_type == "ecs" and llm.pod.replicas > 0:
+        if not cfg.cluster.gpu_pools:
+            problems.append(("cluster.gpuPools", f"llm.model {llm.model} needs a GPU pool; "
+                             "none is configured"))
+        elif not cfg.gpu_pools_fitting_llm():
+            pools = ", ".join(f"{p.name} ({'/'.join(p.instance_types)})"
+                              for p in cfg.cluster.gpu_pools)
+            problems.append(("llm.model", f"{llm.model} ({precision}) needs {needed} GiB of "
+                             f"GPU memory on one card; no GPU pool fits: {pools}"))
+        elif not any(p.max_size > 0 for p in cfg.gpu_pools_fitting_llm()):
+            problems.append(("cluster.gpuPools", "every GPU pool that fits the llm has maxSize 0"))
+    for j, spec in enumerate(llm.pod.eci_specs):
+        family = gpu_family_of(spec)
+        if family is None or not model.fits(family, llm.load8bit):
+            problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {llm.model} "
+                             f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
+    if llm.pod.instance_type == "eci" and not cfg.eci_specs("llm"):
+        problems.append(("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name} "
+                         f"({needed} GiB)"))
+    return problems + _pod_rules(cfg, "llm")
+
+
+def _chat_rules(cfg: StackConfig) -> Problems:
+    problems: Problems = []
+    chat = cfg.chat
+    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
+    for i, toleration in enumerate(chat.pod.tolerations):
+        if toleration.key in (GPU_RESOURCE, None):
+            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
+                             f"{GPU_RESOURCE}: GPU nodes are kept for the llm"))
+    if GPU_RESOURCE in {**cfg.pod_resources("chat")["requests"],
+                        **cfg.pod_resources("chat")["limits"]}:
+        problems.append(("chat.pod.resources", f"{GPU_RESOURCE}: chat runs on the CPU system "
+                         "pool; GPU nodes are kept for the llm"))
+    if chat.pod.instance_type == "eci" and not cfg.eci_specs("chat"):
+        requests = cfg.pod_resources("chat")["requests"]
+        problems.append(("chat.pod.eciSpecs", f"cannot derive an ECI spec from cpu "
+                         f"{requests['cpu']} and memory {requests['memory']}; list specs such "
+                         "as 4-8Gi or ecs.c7.xlarge"))
+    kb_mode = chat.kb.effective_access_mode
+    if chat.kb.storage == "disk" and chat.kb.access_mode == "ReadWriteMany" and not chat.kb_pvc:
+        problems.append(("chat.kb.accessMode", "a cloud disk is ReadWriteOnce; use storage nas"))
+    if chat.pod.replicas > 1 and kb_mode != "ReadWriteMany":
+        problems.append(("chat.pod.replicas", f"{chat.pod.replicas} replicas cannot share a "
+                         f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
+                         "(ReadWriteMany)"))
+    elif chat.pod.replicas > 1 and cfg.db.db_type == "faiss":
+        # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
+        problems.append(("chat.pod.replicas", f"{chat.pod.replicas} replicas cannot write one "
+                         "faiss index (single writer); use db.dbType adb, or 1 replica"))
+    for i, cidr in enumerate(chat.allowed_cidrs):
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            problems.append((f"chat.allowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+    return problems + _pod_rules(cfg, "chat")
+
+
+def _db_rules(cfg: StackConfig) -> Problems:
+    problems: Problems = []
+    adb = cfg.db.adb
+    if cfg.db.db_type != "adb":
+        return problems
+    match = _ADB_SPEC.match(adb.instance_spec)
+    if not match:
+        problems.append(("db.adb.instanceSpec", f"{adb.instance_spec!r} is not of the form "
+                         "<cores>C<memory>G, e.g. 4C16G"))
+    elif int(match.group(1)) < 4 or int(match.group(2)) < 16:
+        problems.append(("db.adb.instanceSpec", f"{adb.instance_spec} is below 4C16G, the "
+                         "minimum for vector engine optimisation"))
+    step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
+    if adb.seg_node_num % step:
+        problems.append(("db.adb.segNodeNum", f"{adb.seg_node_num} must be a multiple of {step} "
+                         f"for a {category} (production: {cfg.production}) instance"))
+    return problems
+
+
+def _tags_rules(cfg: StackConfig) -> Problems:
+    return [(f"tags.extra.{key}", "Alibaba Cloud tag keys cannot start with aliyun or acs: and "
+             "are at most 128 characters")
+            for key in cfg.resource_tags() if key.startswith(("aliyun", "acs:")) or len(key) > 128]
+
+
+def _pod_rules(cfg: StackConfig, side: Side) -> Problems:
+    """Labels, annotations and nodeSelector of one workload's pods, and its Service."""
+    pod, service = cfg.side_pod(side), getattr(cfg, side).service
+    problems = _label_map_problems(f"{side}.pod.labels", pod.labels, check_values=True)
+    problems += _label_map_problems(f"{side}.pod.annotations", pod.annotations,
+                                    check_values=False)
+    problems += _label_map_problems(f"{side}.pod.nodeSelector", pod.node_selector,
+                                    check_values=True)
+    if service.allow_public and service.type != "LoadBalancer":
+        problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
+    return problems
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _label_key_error(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if not name or not _LABEL_NAME.match(name) or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+        return f"{key!r} is not a valid Kubernetes label key"
+    return None
+
+
+def _label_map_problems(path: str, mapping: Mapping[str, str], check_values: bool) -> Problems:
+    problems: Problems = []
+    for key, value in mapping.items():
+        if error := _label_key_error(key):
+            problems.append((f"{path}.{key}", error))
+        elif check_values and (len(value) > 63 or not _LABEL_NAME.match(value)):
+            problems.append((f"{path}.{key}", f"{value!r} is not a valid label value"))
+    return problems
+
+
+# Each area's rules and the top-level keys they read: a rule runs when all its keys passed the
+# structural check, so one run reports the structural problems and every rule they do not hide.
+_RULES = [
+    (_network_rules, {"network", "zones"}),
+    (_cluster_rules, {"cluster"}),
+    (_llm_rules, {"llm", "cluster"}),
+    (_chat_rules, {"chat", "db"}),
+    (_db_rules, {"db", "production"}),
+    (_tags_rules, {"tags"}),
+]
+
+
+def _pydantic_problems(error: ValidationError) -> Problems:
     problems = []
     for item in error.errors():
         path = ""
@@ -491,13 +559,26 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
 
 
 def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """Validate `raw` (the `chatchat:*` keys without the namespace) or raise ConfigError."""
+    """Validate `raw` (the `chatchat:*` keys without the namespace) or raise ConfigError naming
+    every problem: the structure (types, allowed values, unknown keys) and the rules across keys
+    (GPU fit, ECI and DeepGPU-LLM, ADB sizing, volume access modes) in one run."""
+    values = {**raw, "stack": stack}
+    problems: Problems = []
+    broken: set[str] = set()
     try:
-        cfg = StackConfig.model_validate({**raw, "stack": stack})
+        cfg: StackConfig | None = StackConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc)) from None
-    problems = _cross_key_problems(cfg)
-    if problems:
+        problems = _pydantic_problems(exc)
+        broken = {str(item["loc"][0]) for item in exc.errors() if item["loc"]}
+        try:  # the sound keys, with defaults where the broken ones were, for the rules below
+            cfg = StackConfig.model_validate({k: v for k, v in values.items() if k not in broken})
+        except ValidationError:  # a required key is broken: no rule can run
+            cfg = None
+    if cfg is not None:
+        for rules, keys in _RULES:
+            if not keys & broken:
+                problems += rules(cfg)
+    if problems or cfg is None:
         raise ConfigError(problems)
     return cfg
 
@@ -542,9 +623,3 @@ def load_config() -> StackConfig:
     import pulumi
 
     return parse_config(raw_from_pulumi(), pulumi.get_stack())
-
-
-def gpu_family_table() -> dict[str, dict[str, Any]]:
-    """The GPU family table as plain data (for outputs and tools)."""
-    return {k: {"gpuModel": f.gpu_model, "gpuMemoryGiB": f.gpu_memory_gib,
-                "supported": f.supported} for k, f in GPU_FAMILIES.items()}

@@ -11,9 +11,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import StackConfig
+from components.contract import ADB_PORT
 from components.network import Network
-
-PG_PORT = "5432"
 
 
 class VectorDatabase(pulumi.ComponentResource):
@@ -29,8 +28,6 @@ class VectorDatabase(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:database:VectorDatabase", name, None, opts)
         adb = cfg.db.adb
-        if cfg.db.db_type != "adb":
-            raise ValueError(f"db.dbType is {cfg.db.db_type}; VectorDatabase needs adb")
         # Sizing (>= 4C16G, segment steps, ESSD) is validated with the rest of the config.
         category = "HighAvailability" if cfg.production else "Basic"
 
@@ -73,13 +70,14 @@ class VectorDatabase(pulumi.ComponentResource):
 
         self.instance_id = instance.id
         self.host = instance.connection_string
-        self.port = instance.port.apply(lambda p: str(p or PG_PORT))
+        self.port = instance.port.apply(lambda p: str(p or ADB_PORT))
+        pg_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         secret = k8s.core.v1.Secret(
             f"{name}-pg",
             metadata={"name": f"{cfg.release}-pg", "namespace": namespace},
             string_data={"PG_HOST": self.host, "PG_PORT": self.port,
                          "PG_DATABASE": database.database_name, "PG_USER": account.account_name,
-                         "PG_PASSWORD": pulumi.Output.secret(password.result)},
+                         "PG_PASSWORD": pg_password},
             opts=pulumi.ResourceOptions(parent=self, provider=provider))
         self.secret_name = secret.metadata["name"]
         self.register_outputs({"host": self.host, "port": self.port,

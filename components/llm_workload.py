@@ -17,14 +17,17 @@ Job pending until Pulumi times out; the Deployment rolls to the new model once t
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import contract
 from components import workload_pod as wp
 from components.catalog import MODEL_ROOT
-from components.config import ConfigError, StackConfig
+from components.config import StackConfig
+from components.contract import LLM_PORT
 
-PORT = 8888
 # Written last by `python -m llm_server.convert` (app_images/llm/llm_server/convert.py: MARKER).
 CONVERSION_MARKER = ".aiacc-conversion-complete.json"
 CONVERSION_TIMEOUT = "90m"  # a 13B conversion from network storage
@@ -46,9 +49,6 @@ class LlmWorkload(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:llm_workload:LlmWorkload", name, None, opts)
         model = cfg.llm.catalog_entry
-        if cfg.llm.pod.instance_type == "eci" and model.is_aiacc:
-            raise ConfigError([("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model "
-                                f"{model.name}; use instanceType ecs or {model.source_model}")])
         # Children do not inherit the component's depends_on (the node pools): pass it on.
         child = pulumi.ResourceOptions(parent=self, provider=provider,
                                        depends_on=opts.depends_on if opts else None)
@@ -61,26 +61,27 @@ class LlmWorkload(pulumi.ComponentResource):
             job = self._conversion_job(name, cfg, namespace, image, model_writer_pvc_name,
                                        account, placement, child)
         annotations = {
-            "chatchat.io/model": model.name,
-            "chatchat.io/model-kind": model.kind,
-            "chatchat.io/gpu-memory-required-gib": str(model.required_gpu_gib(cfg.llm.load8bit)),
-            "chatchat.io/load8bit": str(cfg.llm.effective_load8bit).lower(),
+            contract.MODEL_ANNOTATION: model.name,
+            contract.MODEL_KIND_ANNOTATION: model.kind,
+            contract.GPU_MEMORY_REQUIRED_ANNOTATION: str(
+                model.required_gpu_gib(cfg.llm.load8bit)),
+            contract.LOAD8BIT_ANNOTATION: str(cfg.llm.effective_load8bit).lower(),
         }
         probes = cfg.llm.probes
         server = {
             "name": "llm", "image": image, "imagePullPolicy": "IfNotPresent",
-            "ports": [{"name": "api", "containerPort": PORT, "protocol": "TCP"}],
+            "ports": [{"name": "api", "containerPort": LLM_PORT, "protocol": "TCP"}],
             "env": [{"name": "LLM_MODEL", "value": model.name},
                     {"name": "LOAD_8BIT", "value": str(cfg.llm.effective_load8bit).lower()},
                     {"name": "LLM_MODEL_ROOT", "value": MODEL_ROOT},
-                    {"name": "LLM_PORT", "value": str(PORT)}, wp.HOME_ENV,
+                    {"name": "LLM_PORT", "value": str(LLM_PORT)}, wp.HOME_ENV,
                     wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key")],
-            "resources": wp.resources(cfg, "llm"),
+            "resources": cfg.pod_resources("llm"),
             # Loading (or a first conversion) of a 13B model takes minutes: only the startup
             # probe waits that long; readiness answers once the model is loaded.
-            "startupProbe": wp.http_probe(probes.startup, "/v1/models", PORT),
-            "readinessProbe": wp.http_probe(probes.readiness, "/v1/models", PORT),
-            "livenessProbe": wp.http_probe(probes.liveness, "/health", PORT),
+            "startupProbe": wp.http_probe(probes.startup, "/v1/models", LLM_PORT),
+            "readinessProbe": wp.http_probe(probes.readiness, "/v1/models", LLM_PORT),
+            "livenessProbe": wp.http_probe(probes.liveness, "/health", LLM_PORT),
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
         }
@@ -95,19 +96,18 @@ class LlmWorkload(pulumi.ComponentResource):
                             **placement),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
                 depends_on=[account, *([job] if job else [])])))
-        service = wp.service(f"{name}-service", cfg, "llm", namespace, {"api": PORT}, child)
-        wp.disruption_budget(f"{name}-pdb", cfg, "llm", namespace, child)
+        service = wp.expose(name, cfg, "llm", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
-        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ":", str(PORT))
+        self.endpoint = wp.service_url(service, LLM_PORT)
         self.conversion_job_name = job.metadata["name"] if job else None
         self.register_outputs({"deploymentName": self.deployment_name,
                                "serviceName": self.service_name, "endpoint": self.endpoint,
                                "conversionJobName": self.conversion_job_name})
 
     @staticmethod
-    def _wait_for_conversion(directory: str, image: pulumi.Input[str]) -> dict:
+    def _wait_for_conversion(directory: str, image: pulumi.Input[str]) -> dict[str, Any]:
         marker = f"{MODEL_ROOT}/{directory}/{CONVERSION_MARKER}"
         return {
             "name": "wait-for-conversion", "image": image, "imagePullPolicy": "IfNotPresent",
@@ -122,7 +122,7 @@ class LlmWorkload(pulumi.ComponentResource):
     @staticmethod
     def _conversion_job(name: str, cfg: StackConfig, namespace: pulumi.Input[str],
                         image: pulumi.Input[str], writer_pvc: pulumi.Input[str],
-                        account: k8s.core.v1.ServiceAccount, placement: dict,
+                        account: k8s.core.v1.ServiceAccount, placement: dict[str, Any],
                         child: pulumi.ResourceOptions) -> k8s.batch.v1.Job:
         """The vendor converter on a fitting GPU node, the model store mounted writable."""
         model = cfg.llm.catalog_entry
@@ -139,7 +139,7 @@ class LlmWorkload(pulumi.ComponentResource):
             "command": ["python", "-m", "llm_server.convert", "--model", model.name,
                         "--root", MODEL_ROOT],
             "env": [wp.HOME_ENV],
-            "resources": wp.resources(cfg, "llm"),
+            "resources": cfg.pod_resources("llm"),
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(read_only=False), wp.TMP_MOUNT],
         }
@@ -153,7 +153,7 @@ class LlmWorkload(pulumi.ComponentResource):
                 # finished Job holds no resources and goes when the model changes.
                 "template": {
                     "metadata": {"labels": labels,
-                                 "annotations": {"chatchat.io/model": model.name}},
+                                 "annotations": {contract.MODEL_ANNOTATION: model.name}},
                     "spec": wp.pod_spec(
                         service_account=wp.workload_name(cfg, "llm"), containers=[converter],
                         restart_policy="Never", priorityClassName=priority.metadata["name"],

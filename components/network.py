@@ -8,8 +8,6 @@ entry per vSwitch). The security group admits traffic from inside the VPC only: 
 
 from __future__ import annotations
 
-import ipaddress
-
 import pulumi
 import pulumi_alicloud as alicloud
 
@@ -35,14 +33,6 @@ class Network(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:network:Network", name, None, opts)
         net = cfg.network
-        if len(net.vswitch_cidrs) != len(cfg.zones):
-            raise ValueError(f"network.vswitchCidrs: {len(net.vswitch_cidrs)} CIDR(s) for "
-                             f"{len(cfg.zones)} zone(s); give one per zone")
-        vpc_net = ipaddress.IPv4Network(net.vpc_cidr)
-        for i, cidr in enumerate(net.vswitch_cidrs):
-            if not ipaddress.IPv4Network(cidr).subnet_of(vpc_net):
-                raise ValueError(f"network.vswitchCidrs[{i}]: {cidr} is outside {net.vpc_cidr}")
-
         tags = cfg.resource_tags()
         child = pulumi.ResourceOptions(parent=self)
         prefix = f"{cfg.release}-{cfg.stack}"

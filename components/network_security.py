@@ -22,8 +22,8 @@ import pulumi_random as random
 
 from components import workload_pod as wp
 from components.config import StackConfig
+from components.contract import ADB_PORT, CHAT_API_PORT, CHAT_WEB_PORT, LLM_PORT
 
-ADB_PORT = 5432
 NODE_LOCAL_DNS = "169.254.20.10/32"  # ack-node-local-dns: pods resolve through this address
 API_KEY_LENGTH = 40
 
@@ -45,7 +45,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
     llm_sources = [{"podSelector": {"matchLabels": chat}}]
     if cfg.llm.service.type == "LoadBalancer":
         llm_sources += _cidrs(cfg.chat.allowed_cidrs)
-    chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(8888)}]
+    chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(LLM_PORT)}]
     if cfg.db.db_type == "adb":
         chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
     return {
@@ -54,10 +54,10 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
             "to": [dns_peer, *_cidrs([NODE_LOCAL_DNS])], "ports": [{"protocol": "UDP", "port": 53},
                                         {"protocol": "TCP", "port": 53}]}]},
         "llm-ingress": {"podSelector": {"matchLabels": llm}, "policyTypes": ["Ingress"],
-                        "ingress": [{"from": llm_sources, "ports": _tcp(8888)}]},
+                        "ingress": [{"from": llm_sources, "ports": _tcp(LLM_PORT)}]},
         "chat-ingress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Ingress"],
                          "ingress": [{"from": _cidrs(cfg.chat.allowed_cidrs),
-                                      "ports": _tcp(8501, 7861)}]},
+                                      "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT)}]},
         "chat-egress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Egress"],
                         "egress": chat_egress},
     }

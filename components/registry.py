@@ -4,6 +4,8 @@ and the image references the workloads run: always a pinned tag or a digest from
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 import pulumi_alicloud as alicloud
 
@@ -47,7 +49,7 @@ class Registry(pulumi.ComponentResource):
                 .apply(lambda a: f"{a[0][0]['vpc']}/{a[1]}/{a[2]}")
             source = pulumi.Output.from_input(image.repository) if image.repository \
                 else repositories[role]
-            references[role] = source.apply(lambda r, i=image: image_reference(r, i))
+            references[role] = source.apply(functools.partial(image_reference, image=image))
 
         self.chat_repository, self.llm_repository = repositories["chat"], repositories["llm"]
         self.chat_image, self.llm_image = references["chat"], references["llm"]

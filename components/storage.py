@@ -10,6 +10,7 @@ A user's `llm.modelPVC` / `chat.kbPVC` replaces what the stack would make.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_alicloud as alicloud
@@ -58,10 +59,11 @@ class ModelStorage(pulumi.ComponentResource):
         self._k8s = pulumi.ResourceOptions(parent=self, provider=provider)
         self._tags = cfg.resource_tags()
         self.bucket_name = None
+        self._nas: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
 
-        needs_nas = (store.type == "nas" and not cfg.llm.model_pvc) or \
-            (kb.storage == "nas" and not cfg.chat.kb_pvc)
-        nas_id, mount_domain = self._nas() if needs_nas else (None, None)
+        if (store.type == "nas" and not cfg.llm.model_pvc) or \
+                (kb.storage == "nas" and not cfg.chat.kb_pvc):
+            self._nas_file_system()  # first, whichever volume it holds
 
         if cfg.llm.model_pvc:
             self.model_pvc_name = self.model_writer_pvc_name = pulumi.Output.from_input(
@@ -70,16 +72,16 @@ class ModelStorage(pulumi.ComponentResource):
         elif store.type == "oss":
             self._oss()
         else:
-            self.store_id = nas_id
+            self.store_id, mount_domain = self._nas_file_system()
             self.model_pvc_name = self._nas_pvc("model", mount_domain, read_only=True)
             self.model_writer_pvc_name = self._nas_pvc("model-writer", mount_domain, False)
 
         if cfg.chat.kb_pvc:
             self.kb_pvc_name = pulumi.Output.from_input(cfg.chat.kb_pvc)
         elif kb.storage == "nas":
-            self.kb_pvc_name = self._nas_pvc("kb", mount_domain, read_only=False,
+            self.kb_pvc_name = self._nas_pvc("kb", self._nas_file_system()[1], read_only=False,
                                              path="/chatchat-kb", size=kb.size)
-        else:  # config refuses ReadWriteMany on a disk
+        else:  # the chat rules refuse ReadWriteMany on a disk
             self.kb_pvc_name = self._claim("kb", kb.size, kb.effective_access_mode,
                                            DISK_STORAGE_CLASS)
         self.register_outputs({
@@ -106,7 +108,7 @@ class ModelStorage(pulumi.ComponentResource):
         self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
         self.model_writer_pvc_name = self._oss_pvc("model-writer", bucket, write=True)
 
-    def _oss_pvc(self, role: str, bucket: alicloud.oss.Bucket, write: bool) -> pulumi.Output:
+    def _oss_pvc(self, role: str, bucket: alicloud.oss.Bucket, write: bool) -> pulumi.Output[str]:
         name, cfg, prefix = self._name, self._cfg, self._cfg.model_store.prefix.strip("/")
         child = pulumi.ResourceOptions(parent=self)
         user = alicloud.ram.User(
@@ -135,8 +137,11 @@ class ModelStorage(pulumi.ComponentResource):
             "otherOpts": options}, read_only=not write, secret=secret)
 
     # --- NAS --------------------------------------------------------------------------------
-    def _nas(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        """The NAS file system and the domain of its mount target in the first zone."""
+    def _nas_file_system(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The NAS file system and the domain of its mount target in the first zone (declared
+        once, on the first call)."""
+        if self._nas is not None:
+            return self._nas
         name, cfg, network = self._name, self._cfg, self._network
         child = pulumi.ResourceOptions(parent=self)
         file_system = alicloud.nas.FileSystem(
@@ -157,7 +162,8 @@ class ModelStorage(pulumi.ComponentResource):
             access_group_name=group.access_group_name, network_type="Vpc",
             vpc_id=network.vpc_id, vswitch_id=network.vswitch_ids[0],
             security_group_id=network.security_group_id, opts=child)
-        return file_system.id, target.mount_target_domain
+        self._nas = file_system.id, target.mount_target_domain
+        return self._nas
 
     def _nas_pvc(self, role: str, server: pulumi.Output[str], read_only: bool,
                  path: str | None = None, size: str | None = None) -> pulumi.Output[str]:
@@ -168,9 +174,10 @@ class ModelStorage(pulumi.ComponentResource):
                                 read_only=read_only, size=size, mount_options=NAS_MOUNT_OPTIONS)
 
     # --- Kubernetes -------------------------------------------------------------------------
-    def _static_pvc(self, role: str, driver: str, mode: str, attributes: dict,
+    def _static_pvc(self, role: str, driver: str, mode: str, attributes: dict[str, Any],
                     read_only: bool, secret: k8s.core.v1.Secret | None = None,
-                    size: str | None = None, mount_options: list[str] | None = None):
+                    size: str | None = None,
+                    mount_options: list[str] | None = None) -> pulumi.Output[str]:
         cfg = self._cfg
         size = size or cfg.model_store.size
         pv_name = f"{cfg.release}-{cfg.stack}-{role}"  # PVs are cluster-scoped: stack in name

@@ -8,35 +8,19 @@ with kubernetes-validate is exactly what the provider sends.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.catalog import MODEL_ROOT, gpu_family_of
-from components.config import ConfigError, Pod, Probe, StackConfig
-
-Side = Literal["llm", "chat"]
+from components import contract
+from components.catalog import MODEL_ROOT
+from components.config import Probe, StackConfig
+from components.contract import Side
 
 APP_NAME = "chatchat"
-RUN_AS_UID = 10001  # the images' non-root user (INTERFACES.md)
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_TAINT_KEY = "nvidia.com/gpu"
-NODE_POOL_LABEL = "chatchat.io/node-pool"
-SYSTEM_POOL = "system"
-ECI_LABEL = "alibabacloud.com/eci"
-ECI_SPECS_ANNOTATION = "k8s.aliyun.com/eci-use-specs"
-ECI_STORAGE_ANNOTATION = "k8s.aliyun.com/eci-extra-ephemeral-storage"
+RUN_AS_UID = 10001  # the images' non-root user (app_images/*/Dockerfile)
 SLB_ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
-
-# The chart's default resources; `<side>.pod.resources` overrides key by key.
-DEFAULT_RESOURCES: dict[Side, dict[str, str]] = {
-    "llm": {"cpu": "2", "memory": "6Gi", GPU_RESOURCE: "1"},
-    "chat": {"cpu": "4", "memory": "8Gi"},
-}
-# Single-card ECI GPU specs (V100 16/32 GB, A10 24 GB); the llm gets those whose card fits.
-ECI_GPU_SPECS = ("ecs.gn7i-c8g1.2xlarge", "ecs.gn7i-c16g1.4xlarge", "ecs.gn6v-c8g1.2xlarge",
-                 "ecs.gn6e-c12g1.3xlarge")
 
 
 def component_labels(cfg: StackConfig, component: str) -> dict[str, str]:
@@ -46,65 +30,31 @@ def component_labels(cfg: StackConfig, component: str) -> dict[str, str]:
 
 
 def workload_name(cfg: StackConfig, side: Side) -> str:
-    """`llm-<release>` / `chat-<release>`: the chart's Deployment and Service names."""
-    return f"{side}-{cfg.release}"
-
-
-def side_pod(cfg: StackConfig, side: Side) -> Pod:
-    return getattr(cfg, side).pod
-
-
-def resources(cfg: StackConfig, side: Side) -> dict[str, dict[str, str]]:
-    """Chart defaults as requests and limits; a request given without a limit sets both."""
-    override = side_pod(cfg, side).resources
-    requests = {**DEFAULT_RESOURCES[side], **(override.requests if override else {})}
-    limits = {**DEFAULT_RESOURCES[side], **(override.requests if override else {}),
-              **(override.limits if override else {})}
-    return {"requests": requests, "limits": limits}
-
-
-def eci_specs(cfg: StackConfig, side: Side) -> list[str]:
-    """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload."""
-    pod = side_pod(cfg, side)
-    if pod.eci_specs:
-        return list(pod.eci_specs)
-    if side == "llm":
-        model = cfg.llm.catalog_entry
-        fitting = [s for s in ECI_GPU_SPECS
-                   if (f := gpu_family_of(s)) and model.fits(f, cfg.llm.load8bit)]
-        if not fitting:
-            raise ConfigError([("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name}"
-                                f" ({model.required_gpu_gib(cfg.llm.load8bit)} GiB)")])
-        return fitting
-    requests = resources(cfg, side)["requests"]
-    cpu, memory = requests["cpu"], requests["memory"]
-    if not cpu.isdigit() or not memory.endswith("Gi"):
-        raise ConfigError([(f"{side}.pod.eciSpecs", f"cannot derive an ECI spec from cpu {cpu} "
-                            f"and memory {memory}; list specs such as 4-8Gi or ecs.c7.xlarge")])
-    return [f"{cpu}-{memory}"]
+    return contract.workload_name(side, cfg.release)
 
 
 def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
     """Pod spec fields that choose nodes: ECI virtual node, for the llm a GPU pool whose card
     fits the model, for chat the system pool. Config tolerations and nodeSelector are merged in
     (config wins on a shared nodeSelector key)."""
-    pod = side_pod(cfg, side)
+    pod = cfg.side_pod(side)
     # config refuses a GPU toleration on chat (components.config), so none is merged in here
     tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
     if pod.instance_type == "eci":
-        selector = {"type": "virtual-kubelet"}
-        tolerations.append({"key": "virtual-kubelet.io/provider", "operator": "Exists",
+        selector = dict(contract.VIRTUAL_NODE_SELECTOR)
+        tolerations.append({"key": contract.VIRTUAL_NODE_TAINT_KEY, "operator": "Exists",
                             "effect": "NoSchedule"})
         fields: dict[str, Any] = {}
     elif side == "llm":
         pools = sorted(p.name for p in cfg.gpu_pools_fitting_llm())
         selector = {}
-        tolerations.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
+        tolerations.append({"key": contract.GPU_TAINT["key"], "operator": "Exists",
+                            "effect": contract.GPU_TAINT["effect"]})
         fields = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": NODE_POOL_LABEL, "operator": "In", "values": pools}]}]}}}}
+                {"key": contract.NODE_POOL_LABEL, "operator": "In", "values": pools}]}]}}}}
     else:
-        selector = {NODE_POOL_LABEL: SYSTEM_POOL}
+        selector = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
         fields = {}
     if selector or pod.node_selector:
         fields["nodeSelector"] = {**selector, **pod.node_selector}
@@ -117,13 +67,13 @@ def pod_metadata(cfg: StackConfig, side: Side, component: str,
                  annotations: dict[str, str]) -> dict[str, Any]:
     """Template labels and annotations: the config's, then ours (the policy pack reads ours, so
     config cannot override them), with the ECI ones in eci mode."""
-    pod = side_pod(cfg, side)
+    pod = cfg.side_pod(side)
     labels = {**pod.labels, **component_labels(cfg, component)}
     extra = dict(annotations)
     if pod.instance_type == "eci":
-        labels[ECI_LABEL] = "true"
-        extra[ECI_SPECS_ANNOTATION] = ",".join(eci_specs(cfg, side))
-        extra[ECI_STORAGE_ANNOTATION] = f"{pod.eci_ephemeral_storage_gib}Gi"
+        labels[contract.ECI_LABEL] = "true"
+        extra[contract.ECI_SPECS_ANNOTATION] = ",".join(cfg.eci_specs(side))
+        extra[contract.ECI_STORAGE_ANNOTATION] = f"{pod.eci_ephemeral_storage_gib}Gi"
     return {"labels": labels, "annotations": {**pod.annotations, **extra}}
 
 
@@ -195,14 +145,14 @@ def deployment(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[
     return k8s.apps.v1.Deployment(
         name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
                         "labels": labels},
-        spec={"replicas": side_pod(cfg, side).replicas, "selector": {"matchLabels": labels},
+        spec={"replicas": cfg.side_pod(side).replicas, "selector": {"matchLabels": labels},
               "strategy": strategy,
               "template": {"metadata": pod_metadata(cfg, side, side, annotations), "spec": pod}},
         opts=opts)
 
 
 def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
-            ports: dict[str, int], opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+            opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
     """ClusterIP by default; a LoadBalancer is an internal SLB limited to the allowed CIDRs
     unless `<side>.service.allowPublic`."""
     config = getattr(cfg, side).service
@@ -217,14 +167,27 @@ def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str
                         "labels": component_labels(cfg, side), "annotations": annotations},
         spec={"type": config.type, "selector": component_labels(cfg, side),
               "ports": [{"name": port_name, "port": port, "targetPort": port_name,
-                         "protocol": "TCP"} for port_name, port in ports.items()], **spec},
+                         "protocol": "TCP"} for port_name, port in
+                        contract.SERVICE_PORTS[side].items()], **spec},
         opts=opts)
+
+
+def expose(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
+           opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """The workload's Service (`<name>-service`) and, with replicas, its PDB (`<name>-pdb`)."""
+    declared = service(f"{name}-service", cfg, side, namespace, opts)
+    disruption_budget(f"{name}-pdb", cfg, side, namespace, opts)
+    return declared
+
+
+def service_url(service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
+    return pulumi.Output.concat("http://", service.metadata["name"], ":", str(port))
 
 
 def disruption_budget(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
                       opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget | None:
     """With more than one replica, a node drain may take only one pod at a time."""
-    if side_pod(cfg, side).replicas <= 1:
+    if cfg.side_pod(side).replicas <= 1:
         return None
     return k8s.policy.v1.PodDisruptionBudget(
         name, metadata={"name": workload_name(cfg, side), "namespace": namespace,

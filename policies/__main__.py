@@ -1,6 +1,6 @@
 """The chatchat CrossGuard policy pack: `pulumi preview --policy-pack policies`.
 
-The policies live in `chatchat_policies` so that the offline runner (`python -m tools.policy_check`)
+The policies live in `chatchat_policies` so that the offline runner (`python -m tools policy`)
 can import the very same objects without starting the pack's gRPC server.
 """
 

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
+import pytest
 
 from tools.checks.policy_runner import (
     Violation,
@@ -222,10 +223,18 @@ def render(shape: Shape = GOOD, stack: str = "prod") -> Rendering:
     return render_program(lambda: declare(shape), read_stack_file(stack), stack)
 
 
+_RENDERED: dict[tuple[str, str], Rendering] = {}
+
+
 def check(shape: Shape = GOOD, stack: str = "prod",
           config: dict[str, Any] | None = None) -> list[Violation]:
+    """The pack's violations of `shape`; each shape is rendered once (renderings are
+    deterministic and the runner only reads them)."""
+    key = (repr(shape), stack)
+    if key not in _RENDERED:
+        _RENDERED[key] = render(shape, stack)
     settings = parse_policy_config(config or {}, POLICIES)
-    return check_rendering(render(shape, stack), POLICIES, settings)
+    return check_rendering(_RENDERED[key], POLICIES, settings)
 
 
 def of(policy: str, violations: list[Violation]) -> list[Violation]:
@@ -259,3 +268,19 @@ def assert_caught(case: Case) -> None:
         assert "Fix:" in violation.message and case.fix in violation.message, violation.message
         # A stack-wide violation (no URN) names its resources in the message instead.
         assert violation.urn is None or violation.urn.startswith(f"urn:pulumi:{case.stack}::")
+
+
+class PolicyCases:
+    """The scaffold of every policy test file: a `Test...` subclass in a module that defines
+    `CASES` checks each case's passing set to pass and its broken set to be caught."""
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "case" in metafunc.fixturenames:
+            cases: list[Case] = metafunc.module.CASES
+            metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+    def test_passing_resource_set_is_not_reported(self, case: Case) -> None:
+        assert_passes(case)
+
+    def test_violation_names_resource_and_fix(self, case: Case) -> None:
+        assert_caught(case)

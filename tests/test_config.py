@@ -186,3 +186,28 @@ def test_several_chat_replicas_on_adb_and_nas_are_fine():
 def test_annotation_values_are_free_text():
     raw = with_(MINIMAL, llm__pod={"annotations": {"example.com/note": "any text, with spaces"}})
     assert parse_config(raw, "dev").llm.pod.annotations
+
+
+def test_structural_and_cross_key_problems_are_reported_in_one_run():
+    raw = with_(MINIMAL, db__dbType="milvus", llm__pod={"instanceType": "eci"},
+                network={"vswitchCidrs": ["10.0.0.0/20"]})
+    assert {"db.dbType", "llm.pod.instanceType", "network.vswitchCidrs[0]"} <= \
+        set(problems_of(raw))
+
+
+def test_rules_reading_a_broken_key_wait_for_it():
+    # chat.pod.replicas=2 would break the faiss rule, but db is broken: no guess from defaults.
+    problems = problems_of(with_(MINIMAL, db__dbType="milvus", chat__pod={"replicas": 2},
+                                 chat__kb={"storage": "nas"}))
+    assert set(problems) == {"db.dbType"}
+
+
+def test_chat_on_eci_needs_a_spec_it_can_derive():
+    raw = with_(MINIMAL, chat__pod={"instanceType": "eci",
+                                   "resources": {"requests": {"cpu": "500m"}}})
+    assert "cannot derive an ECI spec from cpu 500m" in problems_of(raw)["chat.pod.eciSpecs"]
+
+
+def test_chat_on_eci_gets_a_spec_from_its_requests():
+    cfg = parse_config(with_(MINIMAL, chat__pod={"instanceType": "eci"}), "dev")
+    assert cfg.eci_specs("chat") == ["4-8Gi"]

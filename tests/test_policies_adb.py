@@ -1,8 +1,7 @@
 """ADB (gpdb) policies: vector engine on, segments of at least 4C16G, whitelist never open."""
 
-import pytest
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tests.policy_helpers import GOOD, Case, PolicyCases
 
 CASES = [
     Case("vector-engine-unset", "adb-vector-engine-enabled", GOOD.but(adb_vector=None),
@@ -26,11 +25,5 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestAdbPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""

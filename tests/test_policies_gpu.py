@@ -1,12 +1,12 @@
 """GPU policies: V100/A10 only, memory per card, model fit, DeepGPU-LLM off ECI, node cap."""
 
-import pytest
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tests.policy_helpers import GOOD, Case, PolicyCases
 
 HF_MODEL = (("chatchat.io/model", "qwen-7b-chat"), ("chatchat.io/model-kind", "huggingface"),
             ("chatchat.io/gpu-memory-required-gib", "17.5"))
 NEEDS_17 = (("chatchat.io/gpu-memory-required-gib", "17.5"),)
+
 
 CASES = [
     Case("t4-pool", "gpu-family-allowed", GOOD.but(pool_types=("ecs.gn6i-c4g1.xlarge",)),
@@ -60,11 +60,5 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestGpuPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""

@@ -1,18 +1,17 @@
-"""The pack's copy of the GPU family table agrees with components/catalog.py.
-
-The pack runs in its own virtualenv and never imports the Pulumi program, so it keeps a copy;
-this test is what keeps the two from drifting.
+"""One GPU family table: the file the policy pack ships is the file the program reads, and both
+readers classify every instance type alike.
 """
 
 import importlib
 
 import pytest
 
-from components import catalog
+from components import catalog, contract
 from tools.checks.policy_runner import load_policies
 
 load_policies()
 PACK = importlib.import_module("chatchat_policies.gpu_table")
+PACK_GPU = importlib.import_module("chatchat_policies.gpu")
 
 INSTANCE_TYPES = [
     "ecs.gn6v-c8g1.2xlarge", "ecs.gn6v-c10g1.20xlarge", "ecs.gn6e-c12g1.3xlarge",
@@ -23,8 +22,9 @@ INSTANCE_TYPES = [
 ]
 
 
-def test_same_families():
-    assert set(PACK.GPU_FAMILIES) == set(catalog.GPU_FAMILIES)
+def test_program_reads_the_file_the_pack_ships():
+    assert catalog.GPU_FAMILIES_FILE.resolve() == PACK.DATA_FILE.resolve()
+    assert PACK.DATA_FILE.is_relative_to(PACK.__file__.rsplit("/", 1)[0])
 
 
 @pytest.mark.parametrize("family", sorted(catalog.GPU_FAMILIES))
@@ -41,10 +41,17 @@ def test_same_classification_of_instance_types(instance_type):
         assert ours is None
     else:
         assert ours is not None
-        assert (ours.family, ours.gpu_memory_gib, ours.supported) == (
-            theirs.family, theirs.gpu_memory_gib, theirs.supported)
+        assert (ours.family, ours.gpu_memory_gib, ours.supported, ours.refusal) == (
+            theirs.family, theirs.gpu_memory_gib, theirs.supported, theirs.refusal)
 
 
 def test_only_v100_and_a10_are_supported():
     supported = {f.gpu_model for f in PACK.GPU_FAMILIES.values() if f.supported}
     assert supported == {"NVIDIA V100", "NVIDIA A10"}
+
+
+def test_pack_reads_the_labels_and_annotations_of_the_contract():
+    assert (PACK_GPU.MEMORY_LABEL, PACK_GPU.FAMILY_LABEL, PACK_GPU.ECI_LABEL,
+            PACK_GPU.ECI_SPECS, PACK_GPU.REQUIRED_GIB) == (
+        contract.GPU_MEMORY_LABEL, contract.GPU_FAMILY_LABEL, contract.ECI_LABEL,
+        contract.ECI_SPECS_ANNOTATION, contract.GPU_MEMORY_REQUIRED_ANNOTATION)

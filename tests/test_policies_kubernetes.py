@@ -1,10 +1,10 @@
 """Kubernetes workload policies."""
 
-import pytest
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes, check, of
+from tests.policy_helpers import GOOD, Case, PolicyCases, check, of
 
 DIGEST = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/llm@sha256:" + "a" * 64
+
 
 CASES = [
     Case("privileged", "k8s-no-privileged", GOOD.but(llm_privileged=True), "llm-chatchat",
@@ -30,14 +30,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestKubernetesPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""
 
 
 def test_public_load_balancer_allowed_by_policy_config():
@@ -46,6 +40,10 @@ def test_public_load_balancer_allowed_by_policy_config():
     assert of("k8s-no-public-load-balancer", check(broken, config=config)) == []
 
 
-def test_env_names_without_secret_words_may_be_literal():
-    violations = of("k8s-no-literal-secret-env", check(GOOD))
-    assert violations == []  # LLM_MODEL and EMBEDDING_MODEL are literal in GOOD
+def test_secret_env_names_come_from_the_policy_config():
+    # GOOD passes with the default pattern; a pattern naming MODEL catches its literal LLM_MODEL.
+    config = {"k8s-no-literal-secret-env": {"secretNamePattern": "^LLM_MODEL$"}}
+    found = of("k8s-no-literal-secret-env", check(GOOD, config=config))
+    assert sorted(v.message.split(":")[0] for v in found) == [
+        "Deployment chatchat/chat-chatchat", "Deployment chatchat/llm-chatchat"]
+    assert all("sets LLM_MODEL as a literal value" in v.message for v in found)

@@ -1,8 +1,6 @@
 """Security groups: no ingress from the whole internet unless a port range is allowed."""
 
-import pytest
-
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tests.policy_helpers import GOOD, Case, PolicyCases, check, of
 
 CASES = [
     Case("public-ingress", "security-group-no-public-ingress", GOOD.but(sg_cidr="0.0.0.0/0"),
@@ -13,19 +11,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestNetworkPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""
 
 
 def test_allowed_public_port_range_is_not_reported():
-    allowed = Case("allowed", "security-group-no-public-ingress", GOOD, "", "",
-                   passing=GOOD.but(sg_cidr="0.0.0.0/0"), config={
-                       "security-group-no-public-ingress": {
-                           "allowedPublicPortRanges": ["6443/6443"]}})
-    assert_passes(allowed)
+    config = {"security-group-no-public-ingress": {"allowedPublicPortRanges": ["6443/6443"]}}
+    found = of("security-group-no-public-ingress", check(GOOD.but(sg_cidr="0.0.0.0/0"),
+                                                         config=config))
+    assert found == []

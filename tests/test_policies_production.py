@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes, check, of
+from tests.policy_helpers import GOOD, Case, PolicyCases, check, of
 
 CASES = [
     Case("one-chat-replica", "production-chat-replicas", GOOD.but(chat_replicas=1),
@@ -17,14 +17,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestProductionPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -1,9 +1,8 @@
 """Storage and access policies: private encrypted OSS, scoped RAM, NAS rules not open."""
 
-import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from tests.policy_helpers import GOOD, POLICIES, Case, assert_caught, assert_passes, of, render
+from tests.policy_helpers import GOOD, POLICIES, Case, PolicyCases, of, render
 from tools.checks.policy_runner import check_rendering
 
 CASES = [
@@ -28,14 +27,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestStoragePolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""
 
 
 def test_separate_encryption_is_matched_while_the_bucket_name_is_unknown():

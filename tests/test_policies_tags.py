@@ -5,11 +5,12 @@ import importlib
 import pulumi_alicloud
 import pytest
 
-from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes
+from tests.policy_helpers import GOOD, Case, PolicyCases
 from tools.checks.policy_runner import load_policies
 
 load_policies()
 TAGS = importlib.import_module("chatchat_policies.tags")
+
 
 CASES = [
     Case("no-owner", "required-tags", GOOD.but(tags={"project": "chatchat", "stack": "prod"}),
@@ -20,14 +21,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_passing_resource_set_is_not_reported(case):
-    assert_passes(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_violation_names_resource_and_fix(case):
-    assert_caught(case)
+class TestTagsPolicies(PolicyCases):
+    """Each case of CASES: its passing set passes, its broken set is caught."""
 
 
 @pytest.mark.parametrize("type_token", TAGS.TAGGABLE_TYPES)

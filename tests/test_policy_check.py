@@ -11,11 +11,9 @@ import pytest
 
 from tests.conftest import SHIPPED_STACKS, rendered
 from tests.policy_helpers import GOOD, POLICIES, render
-from tests.test_policies_workloads import _workloads_on_agreed_pools
 from tools.checks.policy_report import MARKDOWN_MARKER
 from tools.checks.policy_runner import CONFIG_DIR, check_rendering, settings_for
-from tools.offline.engine import Rendering, render_program
-from tools.offline.stack_files import read_stack_file
+from tools.offline.engine import Rendering
 from tools.policy import main
 
 # Each broken variant of the issue: the Shape knob that breaks it and the policy that must catch it.
@@ -105,12 +103,10 @@ BREAKERS = {
 def _source(source: str) -> Rendering:
     if source == "hand-declared":
         return render(GOOD)
-    if source == "workload-components":  # the merged workloads on the agreed GPU pools
-        return render_program(_workloads_on_agreed_pools, read_stack_file("prod"), "prod")
     return rendered(source)
 
 
-@pytest.mark.parametrize("source", ["hand-declared", "workload-components", *SHIPPED_STACKS])
+@pytest.mark.parametrize("source", ["hand-declared", *SHIPPED_STACKS])
 @pytest.mark.parametrize("variant", BREAKERS)
 def test_broken_variant_of_a_rendered_stack_is_caught(variant, source):
     rendering = _source(source)

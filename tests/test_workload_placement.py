@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import pulumi_kubernetes as k8s
 import pytest
 
 from components.catalog import MODELS, gpu_family_of
-from components.config import ConfigError, StackConfig, load_config
-from components.llm_workload import CONVERSION_MARKER, LlmWorkload
+from components.config import ConfigError
+from components.llm_workload import CONVERSION_MARKER
 from tests.workload_harness import (
-    KUBECONFIG,
     MODEL_WRITER_PVC,
     container,
     deployment,
     objects_of,
     render_workloads,
 )
-from tools.offline.engine import render_program
-from tools.offline.stack_files import read_stack_file
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -155,21 +151,6 @@ def test_aiacc_model_on_eci_is_refused_by_config():
         render_workloads("dev", {"llm.pod.instanceType": "eci"})
     assert caught.value.problems[0][0] == "llm.pod.instanceType"
     assert "qwen-7b-chat-aiacc" in caught.value.problems[0][1]
-
-
-def test_aiacc_model_on_eci_is_refused_by_the_component_too():
-    # a config built without the cross-key rules (as a library user might) still cannot pass
-    def program():
-        valid = load_config()
-        unchecked = StackConfig.model_validate({
-            **valid.model_dump(by_alias=True),
-            "llm": {"model": "qwen-7b-chat-aiacc", "pod": {"instanceType": "eci"}}})
-        provider = k8s.Provider("k8s", kubeconfig=KUBECONFIG)
-        LlmWorkload("llm", unchecked, provider=provider, namespace="chatchat", image="llm:1",
-                    model_pvc_name="m", model_writer_pvc_name="w", api_key_secret_name="k")
-
-    with pytest.raises(ConfigError, match="eci cannot run DeepGPU-LLM"):
-        render_program(program, read_stack_file("dev"), "dev")
 
 
 @pytest.mark.parametrize("model", [m for m in MODELS if MODELS[m].is_aiacc])

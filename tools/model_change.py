@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.catalog import MODELS, gpu_family_of
+from components.catalog import MODELS
 from components.config import ConfigError, Llm, StackConfig, parse_config, raw_from_config_map
 from tools.checks.model_store import (
     ModelStoreError,
@@ -72,7 +72,7 @@ def validate(report: Report, stack: str, overrides: dict[str, Any],
         return None
     kind = "DeepGPU-LLM converted (aiacc)" if model.is_aiacc else "Hugging Face"
     report.checks.append(("ok", f"{name} is in the catalog: {kind}, directory "
-                                f"/llm-model/{model.directory}"))
+                                f"{model.path}"))
     try:
         config = apply_overrides(read_stack_file(stack, stacks_dir), overrides)
         cfg = parse_config(raw_from_config_map(config), stack)
@@ -89,15 +89,14 @@ def validate(report: Report, stack: str, overrides: dict[str, Any],
         report.checks.append(("warn", f"llm.load8bit=true is ignored for {name}: open-source Qwen "
                                       "loads in fp16 only"))
     if llm.pod.instance_type == "eci":
-        specs = ", ".join(llm.pod.eci_specs) or "the ECI specs ACK picks"
+        specs = ", ".join(cfg.eci_specs("llm"))
         report.checks.append(("ok", f"runs on ECI ({specs}); needs {needed} GiB GPU memory "
                                     f"({precision})"))
     else:
         fits = []
         for pool in cfg.gpu_pools_fitting_llm():
-            families = {f for t in pool.instance_types if (f := gpu_family_of(t))}
-            cards = ", ".join(f"{f.gpu_model} {f.gpu_memory_gib} GiB" for f in families)
-            fits.append(f"{pool.name} ({cards})")
+            family = pool.gpu_family
+            fits.append(f"{pool.name} ({family.gpu_model} {family.gpu_memory_gib} GiB)")
         report.checks.append(("ok", f"fits GPU pool(s) {', '.join(fits)}: needs {needed} GiB "
                                     f"per card ({precision})"))
     if model.is_aiacc:

@@ -1,6 +1,6 @@
 """The chatchat policy pack's policies, importable without starting the pack's gRPC server.
 
-`policies/__main__.py` hands `all_policies` to `PolicyPack`; `tools/policy_check.py` runs the very
+`policies/__main__.py` hands `all_policies` to `PolicyPack`; `tools/checks/policy_runner.py` runs the very
 same objects offline.
 """
 

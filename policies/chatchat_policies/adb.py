@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 
-from .common import describe, items, mapping, schema
+from .common import OPEN_TO_ALL, Report, describe, items, mapping, resource_policy
 
 GPDB_INSTANCE = "alicloud:gpdb/instance:Instance"
 GPDB_IP_ARRAY = "alicloud:gpdb/dbInstanceIpArray:DbInstanceIpArray"
 _SPEC = re.compile(r"^(\d+)C(\d+)G$", re.IGNORECASE)
 _SERVERLESS = ("Serverless", "ServerlessPro")
-OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0", "::/0"}
 
 
-def _validate_vector(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != GPDB_INSTANCE:
-        return
+@resource_policy(
+    "adb-vector-engine-enabled", EnforcementLevel.MANDATORY,
+    "AnalyticDB for PostgreSQL instances have vector engine optimisation enabled.",
+    types=[GPDB_INSTANCE])
+def adb_vector_engine(args: ResourceValidationArgs, report: Report) -> None:
     status = args.props.get("vectorConfigurationStatus")
     if status != "enabled":
         report(f"{describe(args.resource_type, args.name)}: vectorConfigurationStatus is "
@@ -30,17 +28,13 @@ def _validate_vector(args: ResourceValidationArgs, report: ReportViolation) -> N
                f"Fix: set vector_configuration_status=\"enabled\".")
 
 
-adb_vector_engine = ResourceValidationPolicy(
-    name="adb-vector-engine-enabled",
-    description="AnalyticDB for PostgreSQL instances have vector engine optimisation enabled.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_vector,
-)
-
-
-def _validate_spec(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != GPDB_INSTANCE:
-        return
+@resource_policy(
+    "adb-segment-spec", EnforcementLevel.MANDATORY,
+    "AnalyticDB for PostgreSQL segments are at least 4C16G (vector engine minimum).",
+    types=[GPDB_INSTANCE], config={
+        "minCores": {"type": "integer", "default": 4, "minimum": 1},
+        "minMemoryGib": {"type": "integer", "default": 16, "minimum": 1}})
+def adb_segment_spec(args: ResourceValidationArgs, report: Report) -> None:
     if args.props.get("dbInstanceMode") in _SERVERLESS:
         return  # sized through serverless resources, not a segment spec
     config = args.get_config()
@@ -57,18 +51,7 @@ def _validate_spec(args: ResourceValidationArgs, report: ReportViolation) -> Non
                f"or larger.")
 
 
-adb_segment_spec = ResourceValidationPolicy(
-    name="adb-segment-spec",
-    description="AnalyticDB for PostgreSQL segments are at least 4C16G (vector engine minimum).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema({
-        "minCores": {"type": "integer", "default": 4, "minimum": 1},
-        "minMemoryGib": {"type": "integer", "default": 16, "minimum": 1}}),
-    validate=_validate_spec,
-)
-
-
-def whitelist_entries(props) -> list[str]:
+def whitelist_entries(props: Mapping[str, Any]) -> list[str]:
     entries: list[str] = []
     for value in items(props.get("securityIpLists")):
         entries += str(value).split(",")
@@ -77,21 +60,16 @@ def whitelist_entries(props) -> list[str]:
     return [e.strip() for e in entries if e.strip()]
 
 
-def _validate_whitelist(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in (GPDB_INSTANCE, GPDB_IP_ARRAY):
-        return
+@resource_policy(
+    "adb-whitelist-not-open", EnforcementLevel.MANDATORY,
+    "AnalyticDB for PostgreSQL whitelists never contain 0.0.0.0/0.",
+    types=[GPDB_INSTANCE, GPDB_IP_ARRAY])
+def adb_whitelist(args: ResourceValidationArgs, report: Report) -> None:
     for entry in whitelist_entries(args.props):
         if entry in OPEN_TO_ALL:
             report(f"{describe(args.resource_type, args.name)}: whitelist entry {entry} opens the "
                    f"database to every address. Fix: list the VPC or vSwitch CIDRs of the "
                    f"cluster instead.")
 
-
-adb_whitelist = ResourceValidationPolicy(
-    name="adb-whitelist-not-open",
-    description="AnalyticDB for PostgreSQL whitelists never contain 0.0.0.0/0.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_whitelist,
-)
 
 POLICIES = [adb_vector_engine, adb_segment_spec, adb_whitelist]

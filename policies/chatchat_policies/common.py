@@ -8,15 +8,25 @@ resources declared by hand as well as ours.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from pulumi_policy import PolicyConfigSchema
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import UnknownValueError
 
 UNKNOWN = object()  # a value the engine cannot know during preview
 
 DEFAULT_PRODUCTION_STACKS = ["prod", "production"]
+OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0", "::/0"}
 
 # Pod template location per Kubernetes workload kind (type token -> path to the pod template).
 _POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -79,8 +89,81 @@ def is_production(urn: str, props: Mapping[str, Any], config: Mapping[str, Any])
     return stack_of(urn) in stacks or (isinstance(tag, str) and tag in stacks)
 
 
-def schema(properties: dict[str, dict[str, Any]]) -> PolicyConfigSchema:
-    return PolicyConfigSchema(properties=properties)
+# --- declaring policies -----------------------------------------------------------------------
+
+class Report(Protocol):
+    """The violation callback: a message, and for a stack policy the URN of the resource."""
+
+    def __call__(self, message: str, urn: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pods:
+    """The pod template of a workload, and how a reader finds it with kubectl."""
+
+    who: str  # `Deployment chatchat/llm-chatchat`
+    metadata: Mapping[str, Any]
+    spec: Mapping[str, Any]
+
+
+ResourceCheck = Callable[[ResourceValidationArgs, Report], None]
+PodCheck = Callable[[Pods, ResourceValidationArgs, Report], None]
+StackCheck = Callable[[StackValidationArgs, Report], None]
+ConfigProperties = dict[str, dict[str, Any]]
+
+
+def _report(report: ReportViolation) -> Report:
+    # pulumi_policy types the callback `Callable[[str, Optional[str]], None]`, which cannot say
+    # that the URN is optional; every callback the engine and our runner pass takes it as such.
+    def call(message: str, urn: str | None = None) -> None:
+        report(message, urn)
+
+    return call
+
+
+def _schema(config: ConfigProperties | None) -> PolicyConfigSchema | None:
+    return PolicyConfigSchema(properties=config) if config else None
+
+
+def resource_policy(name: str, level: EnforcementLevel, description: str, *,
+                    types: Sequence[str] | None = None, config: ConfigProperties | None = None,
+                    ) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
+    """Declare `check(args, report)` as a resource policy, called for `types` only if given."""
+    def declare(check: ResourceCheck) -> ResourceValidationPolicy:
+        def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+            if types is None or args.resource_type in types:
+                check(args, _report(report))
+
+        return ResourceValidationPolicy(name=name, description=description, validate=validate,
+                                        enforcement_level=level, config_schema=_schema(config))
+    return declare
+
+
+def pod_policy(name: str, level: EnforcementLevel, description: str, *,
+               config: ConfigProperties | None = None,
+               ) -> Callable[[PodCheck], ResourceValidationPolicy]:
+    """Declare `check(pods, args, report)` as a resource policy over every workload's pods."""
+    def declare(check: PodCheck) -> ResourceValidationPolicy:
+        def on_pods(args: ResourceValidationArgs, report: Report) -> None:
+            template = pod_template(args.resource_type, args.props)
+            if template is not None:
+                who = k8s_name(args.resource_type, args.props, args.name)
+                check(Pods(who, *template), args, report)
+
+        return resource_policy(name, level, description, config=config)(on_pods)
+    return declare
+
+
+def stack_policy(name: str, level: EnforcementLevel, description: str, *,
+                 config: ConfigProperties | None = None,
+                 ) -> Callable[[StackCheck], StackValidationPolicy]:
+    """Declare `check(args, report)` as a stack policy; it reports with each resource's URN."""
+    def declare(check: StackCheck) -> StackValidationPolicy:
+        return StackValidationPolicy(
+            name=name, description=description, enforcement_level=level,
+            config_schema=_schema(config),
+            validate=lambda args, report: check(args, _report(report)))
+    return declare
 
 
 # --- Alibaba Cloud --------------------------------------------------------------------------
@@ -117,7 +200,8 @@ def namespace_of(props: Mapping[str, Any]) -> str:
     return "(unknown)" if namespace is UNKNOWN else str(namespace or "default")
 
 
-def pod_template(resource_type: str, props: Mapping[str, Any]) -> tuple[Mapping, Mapping] | None:
+def pod_template(resource_type: str,
+                 props: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
     """(pod metadata, pod spec) of a workload, or None for a type that has no pods."""
     path = _POD_TEMPLATE_PATHS.get(resource_type)
     if path is None:
@@ -170,7 +254,7 @@ def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
         elif op == "DoesNotExist":
             ok = not present
         elif op in ("Gt", "Lt") and values:
-            have, bound = _number(value), _number(values[0])
+            have, bound = number(value), number(values[0])
             ok = have is not None and bound is not None and (
                 have > bound if op == "Gt" else have < bound)
         else:
@@ -196,15 +280,11 @@ def tolerates(pod_spec: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     return False
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def number(value: Any) -> float | None:
-    return _number(value)
 
 
 IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

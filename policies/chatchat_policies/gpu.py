@@ -8,14 +8,12 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     PolicyResource,
-    ReportViolation,
     ResourceValidationArgs,
-    ResourceValidationPolicy,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
 from .common import (
+    Report,
     containers,
     describe,
     dig,
@@ -28,9 +26,10 @@ from .common import (
     node_selector_terms,
     number,
     pod_template,
+    resource_policy,
     resource_quantity,
-    schema,
     selects_node,
+    stack_policy,
     tolerates,
 )
 from .gpu_table import ALLOWED, GPU_FAMILIES, gpu_family_of
@@ -62,7 +61,11 @@ def _instance_types(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return eci_specs(template[0]) if template else []
 
 
-def _validate_gpu_family(args: ResourceValidationArgs, report: ReportViolation) -> None:
+@resource_policy(
+    "gpu-family-allowed", EnforcementLevel.MANDATORY,
+    "GPU instances are V100 (ecs.gn6v, ecs.gn6e) or A10 (ecs.gn7i) only; no T4, vGPU or "
+    "shared-GPU types or scheduling.")
+def gpu_family_allowed(args: ResourceValidationArgs, report: Report) -> None:
     template = pod_template(args.resource_type, args.props)
     what = (k8s_name(args.resource_type, args.props, args.name) if template
             else describe(args.resource_type, args.name))
@@ -85,18 +88,13 @@ def _validate_gpu_family(args: ResourceValidationArgs, report: ReportViolation) 
                            f"Fix: request whole cards with nvidia.com/gpu.")
 
 
-gpu_family_allowed = ResourceValidationPolicy(
-    name="gpu-family-allowed",
-    description="GPU instances are V100 (ecs.gn6v, ecs.gn6e) or A10 (ecs.gn7i) only; no T4, "
-                "vGPU or shared-GPU types or scheduling.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_gpu_family,
-)
-
-
-def _validate_gpu_memory(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != NODE_POOL:
-        return
+@resource_policy(
+    "gpu-memory-per-card", EnforcementLevel.ADVISORY,
+    "GPU node pools have at least minGpuMemoryGib (24) of memory per card.",
+    types=[NODE_POOL], config={"minGpuMemoryGib": {
+        "type": "integer", "default": 24, "minimum": 1,
+        "description": "GPU memory per card below which a pool is reported."}})
+def gpu_memory_per_card(args: ResourceValidationArgs, report: Report) -> None:
     minimum = args.get_config().get("minGpuMemoryGib", 24)
     for itype in _instance_types(args.resource_type, args.props):
         family = gpu_family_of(itype)
@@ -106,16 +104,6 @@ def _validate_gpu_memory(args: ResourceValidationArgs, report: ReportViolation) 
                    f"recommends. Fix: use ecs.gn7i (A10 24 GiB) or ecs.gn6e (V100 32 GiB), or "
                    f"keep this pool for models that fit 16 GiB.")
 
-
-gpu_memory_per_card = ResourceValidationPolicy(
-    name="gpu-memory-per-card",
-    description="GPU node pools have at least minGpuMemoryGib (24) of memory per card.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema({"minGpuMemoryGib": {
-        "type": "integer", "default": 24, "minimum": 1,
-        "description": "GPU memory per card below which a pool is reported."}}),
-    validate=_validate_gpu_memory,
-)
 
 
 # --- stack policies -------------------------------------------------------------------------
@@ -131,7 +119,7 @@ def _eci_namespaces(resources: list[PolicyResource]) -> set[str]:
             and str(mapping(dig(r.props, "metadata", "labels")).get(ECI_LABEL)) == "true"}
 
 
-def is_eci_pod(pod_metadata: Mapping, pod_spec: Mapping, namespace: str,
+def is_eci_pod(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any], namespace: str,
                eci_namespaces: set[str]) -> bool:
     return (str(mapping(pod_metadata.get("labels")).get(ECI_LABEL)) == "true"
             or mapping(pod_spec.get("nodeSelector")).get("type") == "virtual-kubelet"
@@ -142,8 +130,8 @@ def _selector_gib(pod_spec: Mapping[str, Any]) -> float | None:
     """GPU memory the pod pins itself to through labels, when no pool in the stack says more."""
     selector = mapping(pod_spec.get("nodeSelector"))
     candidates: list[float] = []
-    if number(selector.get(MEMORY_LABEL)) is not None:
-        candidates.append(number(selector.get(MEMORY_LABEL)))
+    if (labelled := number(selector.get(MEMORY_LABEL))) is not None:
+        candidates.append(labelled)
     family = selector.get(FAMILY_LABEL)
     if family and f"ecs.{family}" in GPU_FAMILIES:
         candidates.append(GPU_FAMILIES[f"ecs.{family}"].gpu_memory_gib)
@@ -157,7 +145,11 @@ def _selector_gib(pod_spec: Mapping[str, Any]) -> float | None:
     return max(candidates) if candidates else None
 
 
-def _validate_model_fit(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "llm-model-fits-gpu", EnforcementLevel.MANDATORY,
+    "The llm workload's model fits one card of the GPU it is scheduled on (annotation "
+    f"{REQUIRED_GIB} against the node pools or ECI specs it can use).")
+def llm_model_fits_gpu(args: StackValidationArgs, report: Report) -> None:
     pools = [r for r in args.resources if r.resource_type == NODE_POOL]
     eci_namespaces = _eci_namespaces(args.resources)
     for r in args.resources:
@@ -210,14 +202,6 @@ def _validate_model_fit(args: StackValidationArgs, report: ReportViolation) -> N
                    r.urn)
 
 
-llm_model_fits_gpu = StackValidationPolicy(
-    name="llm-model-fits-gpu",
-    description="The llm workload's model fits one card of the GPU it is scheduled on "
-                f"(annotation {REQUIRED_GIB} against the node pools or ECI specs it can use).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_model_fit,
-)
-
 
 def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
     """A pod that serves a DeepGPU-LLM model: by its annotations, or by LLM_MODEL on a container
@@ -232,7 +216,10 @@ def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bo
                for env in map(mapping, items(c.get("env"))))
 
 
-def _validate_aiacc_eci(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "aiacc-not-on-eci", EnforcementLevel.MANDATORY,
+    "DeepGPU-LLM (-aiacc) models never run on ECI pods.")
+def aiacc_not_on_eci(args: StackValidationArgs, report: Report) -> None:
     eci_namespaces = _eci_namespaces(args.resources)
     for r in args.resources:
         template = pod_template(r.resource_type, r.props)
@@ -243,25 +230,25 @@ def _validate_aiacc_eci(args: StackValidationArgs, report: ReportViolation) -> N
                    f"(llm.pod.instanceType=ecs) or use the open-source model on ECI.", r.urn)
 
 
-aiacc_not_on_eci = StackValidationPolicy(
-    name="aiacc-not-on-eci",
-    description="DeepGPU-LLM (-aiacc) models never run on ECI pods.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_aiacc_eci,
-)
-
 
 def pool_max_nodes(props: Mapping[str, Any]) -> int:
     scaling = mapping(props.get("scalingConfig"))
-    if scaling and scaling.get("enable", True) is not False and number(scaling.get("maxSize")):
-        return int(number(scaling.get("maxSize")))
+    if scaling and scaling.get("enable", True) is not False and (
+            maximum := number(scaling.get("maxSize"))):
+        return int(maximum)
     for key in ("desiredSize", "nodeCount"):
-        if number(props.get(key)) is not None:
-            return int(number(props.get(key)))
+        if (size := number(props.get(key))) is not None:
+            return int(size)
     return len(items(props.get("instances")))
 
 
-def _validate_gpu_cap(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "gpu-node-cap", EnforcementLevel.ADVISORY,
+    "The GPU node pools together scale to at most maxGpuNodes nodes.",
+    config={"maxGpuNodes": {
+        "type": "integer", "default": 8, "minimum": 0,
+        "description": "Cap on the sum of scalingConfig.maxSize over GPU node pools."}})
+def gpu_node_cap(args: StackValidationArgs, report: Report) -> None:
     cap = args.get_config().get("maxGpuNodes", 8)
     gpu_pools = [r for r in args.resources if r.resource_type == NODE_POOL
                  and any(gpu_family_of(str(t)) for t in items(r.props.get("instanceTypes")))]
@@ -271,16 +258,6 @@ def _validate_gpu_cap(args: StackValidationArgs, report: ReportViolation) -> Non
         report(f"GPU node pools can grow to {total} nodes ({sizes}), over maxGpuNodes={cap}. "
                f"Fix: lower scalingConfig.maxSize, or raise maxGpuNodes in the policy config.")
 
-
-gpu_node_cap = StackValidationPolicy(
-    name="gpu-node-cap",
-    description="The GPU node pools together scale to at most maxGpuNodes nodes.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema({"maxGpuNodes": {
-        "type": "integer", "default": 8, "minimum": 0,
-        "description": "Cap on the sum of scalingConfig.maxSize over GPU node pools."}}),
-    validate=_validate_gpu_cap,
-)
 
 POLICIES = [gpu_family_allowed, gpu_memory_per_card, llm_model_fits_gpu, aiacc_not_on_eci,
             gpu_node_cap]

@@ -6,17 +6,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
 
 from .common import (
     WORKLOAD_TYPES,
+    Pods,
+    Report,
     containers,
     image_tag,
     items,
@@ -24,9 +19,10 @@ from .common import (
     mapping,
     namespace_of,
     node_selector_terms,
-    pod_template,
+    pod_policy,
+    resource_policy,
     resource_quantity,
-    schema,
+    stack_policy,
 )
 from .gpu import FAMILY_LABEL, MEMORY_LABEL, REQUIRED_GIB
 
@@ -38,55 +34,29 @@ GPU_NODE_LABELS = (FAMILY_LABEL, MEMORY_LABEL, "aliyun.accelerator/nvidia_name")
 DEFAULT_SECRET_PATTERN = r"PASSWORD|PASSWD|SECRET|KEY|TOKEN|CREDENTIAL"
 
 
-def _pods(args: ResourceValidationArgs) -> tuple[str, Mapping, Mapping] | None:
-    template = pod_template(args.resource_type, args.props)
-    if template is None:
-        return None
-    return k8s_name(args.resource_type, args.props, args.name), template[0], template[1]
-
-
-def _validate_privileged(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    pods = _pods(args)
-    if not pods:
-        return
-    who, _, spec = pods
-    for container in containers(spec):
+@pod_policy("k8s-no-privileged", EnforcementLevel.MANDATORY, "No privileged containers.")
+def k8s_no_privileged(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
+    for container in containers(pods.spec):
         if mapping(container.get("securityContext")).get("privileged") is True:
-            report(f"{who}: container {container.get('name')} is privileged. Fix: drop "
+            report(f"{pods.who}: container {container.get('name')} is privileged. Fix: drop "
                    f"securityContext.privileged; GPUs come through nvidia.com/gpu, not privilege.")
 
 
-k8s_no_privileged = ResourceValidationPolicy(
-    name="k8s-no-privileged",
-    description="No privileged containers.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_privileged,
-)
-
-
-def _validate_requests(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    pods = _pods(args)
-    if not pods:
-        return
-    who, _, spec = pods
-    for container in containers(spec):
+@pod_policy("k8s-resource-requests", EnforcementLevel.ADVISORY,
+            "Every container requests CPU and memory.")
+def k8s_resource_requests(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
+    for container in containers(pods.spec):
         requests = mapping(mapping(container.get("resources")).get("requests"))
         missing = [r for r in ("cpu", "memory") if not requests.get(r)]
         if missing:
-            report(f"{who}: container {container.get('name')} has no {' or '.join(missing)} "
+            report(f"{pods.who}: container {container.get('name')} has no {' or '.join(missing)} "
                    f"request. Fix: set resources.requests.cpu and .memory so the scheduler can "
                    f"place it.")
 
 
-k8s_resource_requests = ResourceValidationPolicy(
-    name="k8s-resource-requests",
-    description="Every container requests CPU and memory.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=_validate_requests,
-)
 
-
-def targets_gpu_nodes(resource_type: str, metadata: Mapping, spec: Mapping) -> bool:
+def targets_gpu_nodes(resource_type: str, metadata: Mapping[str, Any],
+                      spec: Mapping[str, Any]) -> bool:
     """Pods that select GPU nodes, tolerate the GPU taint (not DaemonSets) or need GPU memory."""
     if mapping(metadata.get("annotations")).get(REQUIRED_GIB) is not None:
         return True
@@ -100,11 +70,10 @@ def targets_gpu_nodes(resource_type: str, metadata: Mapping, spec: Mapping) -> b
         mapping(t).get("key") == "nvidia.com/gpu" for t in items(spec.get("tolerations")))
 
 
-def _validate_gpu_request(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    pods = _pods(args)
-    if not pods:
-        return
-    who, metadata, spec = pods
+@pod_policy("k8s-gpu-request", EnforcementLevel.MANDATORY,
+            "Pods scheduled onto GPU nodes request nvidia.com/gpu (with a limit).")
+def k8s_gpu_request(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
+    who, metadata, spec = pods.who, pods.metadata, pods.spec
     main = list(map(mapping, items(spec.get("containers"))))
     for container in main:
         resources = mapping(container.get("resources"))
@@ -120,42 +89,28 @@ def _validate_gpu_request(args: ResourceValidationArgs, report: ReportViolation)
                f"[\"nvidia.com/gpu\"] on the model-serving container.")
 
 
-k8s_gpu_request = ResourceValidationPolicy(
-    name="k8s-gpu-request",
-    description="Pods scheduled onto GPU nodes request nvidia.com/gpu (with a limit).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_gpu_request,
-)
-
-
-def _validate_image(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    pods = _pods(args)
-    if not pods:
-        return
-    who, _, spec = pods
-    for container in containers(spec):
+@pod_policy("k8s-image-pinned", EnforcementLevel.MANDATORY,
+            "Container images are pinned: a version tag or digest, never latest or untagged.")
+def k8s_image_pinned(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
+    for container in containers(pods.spec):
         image = str(container.get("image") or "")
         if "@sha256:" in image:
             continue
         tag = image_tag(image)
         if tag is None or tag == "latest":
             problem = "has no tag" if tag is None else "uses the latest tag"
-            report(f"{who}: container {container.get('name')} image {image or '(none)'} "
+            report(f"{pods.who}: container {container.get('name')} image {image or '(none)'} "
                    f"{problem}. Fix: pin a version tag (e.g. :0.1.0) or a digest "
                    f"(@sha256:...).")
 
 
-k8s_image_pinned = ResourceValidationPolicy(
-    name="k8s-image-pinned",
-    description="Container images are pinned: a version tag or digest, never latest or untagged.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_image,
-)
-
-
-def _validate_load_balancer(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != SERVICE:
-        return
+@resource_policy(
+    "k8s-no-public-load-balancer", EnforcementLevel.MANDATORY,
+    "LoadBalancer services are internal (intranet SLB) unless the stack allows public ones.",
+    types=[SERVICE], config={"allowPublicLoadBalancer": {
+        "type": "boolean", "default": False,
+        "description": "Allow internet-facing LoadBalancer services."}})
+def k8s_no_public_load_balancer(args: ResourceValidationArgs, report: Report) -> None:
     if mapping(args.props.get("spec")).get("type") != "LoadBalancer":
         return
     annotations = mapping(mapping(args.props.get("metadata")).get("annotations"))
@@ -168,46 +123,29 @@ def _validate_load_balancer(args: ResourceValidationArgs, report: ReportViolatio
            f"allowPublicLoadBalancer in the policy config for this stack.")
 
 
-k8s_no_public_load_balancer = ResourceValidationPolicy(
-    name="k8s-no-public-load-balancer",
-    description="LoadBalancer services are internal (intranet SLB) unless the stack allows "
-                "public ones.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema({"allowPublicLoadBalancer": {
-        "type": "boolean", "default": False,
-        "description": "Allow internet-facing LoadBalancer services."}}),
-    validate=_validate_load_balancer,
-)
-
-
-def _validate_secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    pods = _pods(args)
-    if not pods:
-        return
-    who, _, spec = pods
+@pod_policy(
+    "k8s-no-literal-secret-env", EnforcementLevel.MANDATORY,
+    "Passwords, keys and tokens reach containers from Secrets, never as literal env values.",
+    config={"secretNamePattern": {
+        "type": "string", "default": DEFAULT_SECRET_PATTERN,
+        "description": "Regular expression (case-insensitive) for env names holding secrets."}})
+def k8s_no_literal_secret_env(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
     pattern = re.compile(args.get_config().get("secretNamePattern", DEFAULT_SECRET_PATTERN),
                          re.IGNORECASE)
-    for container in containers(spec):
+    for container in containers(pods.spec):
         for env in map(mapping, items(container.get("env"))):
             name = str(env.get("name") or "")
             if pattern.search(name) and env.get("value") not in (None, ""):
-                report(f"{who}: container {container.get('name')} sets {name} as a literal "
+                report(f"{pods.who}: container {container.get('name')} sets {name} as a literal "
                        f"value. Fix: put it in a Secret and use valueFrom.secretKeyRef.")
 
 
-k8s_no_literal_secret_env = ResourceValidationPolicy(
-    name="k8s-no-literal-secret-env",
-    description="Passwords, keys and tokens reach containers from Secrets, never as literal "
-                "env values.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema({"secretNamePattern": {
-        "type": "string", "default": DEFAULT_SECRET_PATTERN,
-        "description": "Regular expression (case-insensitive) for env names holding secrets."}}),
-    validate=_validate_secret_env,
-)
-
-
-def _validate_network_policy(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "k8s-network-policy", EnforcementLevel.MANDATORY,
+    "Every namespace that runs workloads has a NetworkPolicy.",
+    config={"exemptNamespaces": {
+        "type": "array", "items": {"type": "string"}, "default": ["kube-system"]}})
+def k8s_network_policy(args: StackValidationArgs, report: Report) -> None:
     exempt = set(args.get_config().get("exemptNamespaces", ["kube-system"]))
     covered = {namespace_of(r.props) for r in args.resources if r.resource_type == NETWORK_POLICY}
     first: dict[str, Any] = {}
@@ -220,15 +158,6 @@ def _validate_network_policy(args: StackValidationArgs, report: ReportViolation)
                    f"has no NetworkPolicy. Fix: add a default-deny NetworkPolicy plus the allowed "
                    f"flows (chat -> llm, ingress to chat) in {namespace}.", r.urn)
 
-
-k8s_network_policy = StackValidationPolicy(
-    name="k8s-network-policy",
-    description="Every namespace that runs workloads has a NetworkPolicy.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema({"exemptNamespaces": {
-        "type": "array", "items": {"type": "string"}, "default": ["kube-system"]}}),
-    validate=_validate_network_policy,
-)
 
 POLICIES = [k8s_no_privileged, k8s_resource_requests, k8s_gpu_request, k8s_image_pinned,
             k8s_no_public_load_balancer, k8s_no_literal_secret_env, k8s_network_policy]

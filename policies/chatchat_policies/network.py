@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 
-from .common import describe, schema
+from .common import OPEN_TO_ALL, Report, describe, resource_policy
 
 SECURITY_GROUP_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0", "::/0"}
 
 
-def _validate_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != SECURITY_GROUP_RULE:
-        return
+@resource_policy(
+    "security-group-no-public-ingress", EnforcementLevel.MANDATORY,
+    "Security group rules never accept ingress from 0.0.0.0/0.",
+    types=[SECURITY_GROUP_RULE], config={"allowedPublicPortRanges": {
+        "type": "array", "items": {"type": "string"}, "default": [],
+        "description": "Port ranges (e.g. 443/443) that may be open to 0.0.0.0/0."}})
+def security_group_no_public_ingress(args: ResourceValidationArgs, report: Report) -> None:
     props = args.props
     if props.get("type") != "ingress" or (props.get("policy") or "accept") != "accept":
         return
@@ -30,15 +28,5 @@ def _validate_ingress(args: ResourceValidationArgs, report: ReportViolation) -> 
                    f"{port_range} from {cidr}, the whole internet. Fix: restrict cidr_ip to the "
                    f"VPC or office CIDRs, or reach the service through an internal SLB.")
 
-
-security_group_no_public_ingress = ResourceValidationPolicy(
-    name="security-group-no-public-ingress",
-    description="Security group rules never accept ingress from 0.0.0.0/0.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema({"allowedPublicPortRanges": {
-        "type": "array", "items": {"type": "string"}, "default": [],
-        "description": "Port ranges (e.g. 443/443) that may be open to 0.0.0.0/0."}}),
-    validate=_validate_ingress,
-)
 
 POLICIES = [security_group_no_public_ingress]

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
 
 from .common import (
+    Pods,
+    Report,
     describe,
     is_production,
-    k8s_name,
     mapping,
     number,
-    pod_template,
+    pod_policy,
     production_schema,
-    schema,
+    resource_policy,
     stack_of,
+    stack_policy,
 )
 
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 VSWITCH = "alicloud:vpc/switch:Switch"
 MANAGED_KUBERNETES = "alicloud:cs/managedKubernetes:ManagedKubernetes"
 # Stateful resources without a deletion-protection property of their own: `protect` guards them.
@@ -34,35 +30,32 @@ STATEFUL_TYPES = (
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
-def _validate_chat_replicas(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "kubernetes:apps/v1:Deployment":
-        return
+@pod_policy(
+    "production-chat-replicas", EnforcementLevel.ADVISORY,
+    "Production stacks run at least two chat replicas.",
+    config={**production_schema(),
+            "minChatReplicas": {"type": "integer", "default": 2, "minimum": 1}})
+def production_chat_replicas(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
     config = args.get_config()
-    if not is_production(args.urn, args.props, config):
+    if args.resource_type != DEPLOYMENT or not is_production(args.urn, args.props, config):
         return
-    metadata, _ = pod_template(args.resource_type, args.props)
-    if mapping(metadata.get("labels")).get(COMPONENT_LABEL) != "chat":
+    if mapping(pods.metadata.get("labels")).get(COMPONENT_LABEL) != "chat":
         return
     minimum = config.get("minChatReplicas", 2)
     replicas = number(mapping(args.props.get("spec")).get("replicas"))
-    replicas = 1 if replicas is None else int(replicas)
-    if replicas < minimum:
-        report(f"{k8s_name(args.resource_type, args.props, args.name)} has {replicas} "
-               f"replica(s) in production stack {stack_of(args.urn)}. Fix: set chat.pod.replicas "
-               f"to {minimum} or more (with a ReadWriteMany knowledge-base volume).")
+    count = 1 if replicas is None else int(replicas)
+    if count < minimum:
+        report(f"{pods.who} has {count} replica(s) in production stack {stack_of(args.urn)}. "
+               f"Fix: set chat.pod.replicas to {minimum} or more (with a ReadWriteMany "
+               f"knowledge-base volume).")
 
 
-production_chat_replicas = ResourceValidationPolicy(
-    name="production-chat-replicas",
-    description="Production stacks run at least two chat replicas.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema({**production_schema(),
-                          "minChatReplicas": {"type": "integer", "default": 2, "minimum": 1}}),
-    validate=_validate_chat_replicas,
-)
-
-
-def _validate_zones(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "production-multi-zone", EnforcementLevel.ADVISORY,
+    "Production stacks spread their vSwitches over at least two zones.",
+    config={**production_schema(),
+            "minZones": {"type": "integer", "default": 2, "minimum": 1}})
+def production_multi_zone(args: StackValidationArgs, report: Report) -> None:
     config = args.get_config()
     switches = [r for r in args.resources if r.resource_type == VSWITCH]
     if not switches or not is_production(switches[0].urn, switches[0].props, config):
@@ -76,17 +69,12 @@ def _validate_zones(args: StackValidationArgs, report: ReportViolation) -> None:
                switches[0].urn)
 
 
-production_multi_zone = StackValidationPolicy(
-    name="production-multi-zone",
-    description="Production stacks spread their vSwitches over at least two zones.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema({**production_schema(),
-                          "minZones": {"type": "integer", "default": 2, "minimum": 1}}),
-    validate=_validate_zones,
-)
-
-
-def _validate_protection(args: ResourceValidationArgs, report: ReportViolation) -> None:
+@resource_policy(
+    "production-deletion-protection", EnforcementLevel.ADVISORY,
+    "In production the cluster has deletion protection and stateful resources (ADB, NAS, OSS "
+    "bucket) are protected.",
+    types=[MANAGED_KUBERNETES, *STATEFUL_TYPES], config=production_schema())
+def production_deletion_protection(args: ResourceValidationArgs, report: Report) -> None:
     if not is_production(args.urn, args.props, args.get_config()):
         return
     what = describe(args.resource_type, args.name)
@@ -98,14 +86,5 @@ def _validate_protection(args: ResourceValidationArgs, report: ReportViolation) 
         report(f"{what} is not protected in production; a replace or destroy would lose data. "
                f"Fix: declare it with pulumi.ResourceOptions(protect=True).")
 
-
-production_deletion_protection = ResourceValidationPolicy(
-    name="production-deletion-protection",
-    description="In production the cluster has deletion protection and stateful resources "
-                "(ADB, NAS, OSS bucket) are protected.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema(production_schema()),
-    validate=_validate_protection,
-)
 
 POLICIES = [production_chat_replicas, production_multi_zone, production_deletion_protection]

@@ -7,16 +7,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
 
-from .common import UNKNOWN, describe, items, known, mapping
+from .common import (
+    OPEN_TO_ALL,
+    UNKNOWN,
+    Report,
+    describe,
+    items,
+    known,
+    mapping,
+    resource_policy,
+    stack_policy,
+)
 
 BUCKET = "alicloud:oss/bucket:Bucket"
 BUCKET_ACL = "alicloud:oss/bucketAcl:BucketAcl"
@@ -29,15 +32,16 @@ RAM_ATTACHMENTS = (
 )
 NAS_ACCESS_RULE = "alicloud:nas/accessRule:AccessRule"
 SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
-OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0", "::/0"}
 _OSS_EVERYTHING = re.compile(r"^acs:oss:[^:]*:[^:]*:\*$")
 # System policies that grant OSS actions on every bucket.
 _BROAD_SYSTEM_POLICIES = re.compile(r"^(AdministratorAccess|AliyunOSS\w*Access)$")
 
 
-def _validate_private(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in (BUCKET, BUCKET_ACL):
-        return
+@resource_policy(
+    "oss-bucket-private", EnforcementLevel.MANDATORY,
+    "OSS buckets are private (acl private on the bucket and on any BucketAcl).",
+    types=[BUCKET, BUCKET_ACL])
+def oss_bucket_private(args: ResourceValidationArgs, report: Report) -> None:
     acl = args.props.get("acl")
     if acl not in (None, "", "private"):
         report(f"{describe(args.resource_type, args.name)}: acl is {acl}, anyone can read the "
@@ -45,15 +49,11 @@ def _validate_private(args: ResourceValidationArgs, report: ReportViolation) -> 
                f"credentials.")
 
 
-oss_bucket_private = ResourceValidationPolicy(
-    name="oss-bucket-private",
-    description="OSS buckets are private (acl private on the bucket and on any BucketAcl).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_private,
-)
-
-
-def _validate_encrypted(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "oss-bucket-encrypted", EnforcementLevel.MANDATORY,
+    "OSS buckets have server-side encryption (on the bucket or a BucketServerSideEncryption "
+    "resource).")
+def oss_bucket_encrypted(args: StackValidationArgs, report: Report) -> None:
     sse = [r for r in args.resources if r.resource_type == BUCKET_SSE
            and r.props.get("sseAlgorithm") in SSE_ALGORITHMS]
     for bucket in (r for r in args.resources if r.resource_type == BUCKET):
@@ -70,14 +70,6 @@ def _validate_encrypted(args: StackValidationArgs, report: ReportViolation) -> N
                f"Fix: set server_side_encryption_rule sse_algorithm=\"AES256\" (or KMS), or add "
                f"an oss.BucketServerSideEncryption for it.", bucket.urn)
 
-
-oss_bucket_encrypted = StackValidationPolicy(
-    name="oss-bucket-encrypted",
-    description="OSS buckets have server-side encryption (on the bucket or a "
-                "BucketServerSideEncryption resource).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_encrypted,
-)
 
 
 def _statements(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -104,15 +96,17 @@ def _oss_wildcards(statement: Mapping[str, Any]) -> list[str]:
             if str(r) == "*" or _OSS_EVERYTHING.match(str(r))]
 
 
-def _validate_ram(args: ResourceValidationArgs, report: ReportViolation) -> None:
+@resource_policy(
+    "ram-oss-scoped", EnforcementLevel.MANDATORY,
+    "RAM policies grant OSS actions on named buckets only: no `*` resource, no broad system OSS "
+    "policies.", types=[RAM_POLICY, *RAM_ATTACHMENTS])
+def ram_oss_scoped(args: ResourceValidationArgs, report: Report) -> None:
     what = describe(args.resource_type, args.name)
     if args.resource_type in RAM_ATTACHMENTS:
         name = str(args.props.get("policyName") or "")
         if args.props.get("policyType") == "System" and _BROAD_SYSTEM_POLICIES.match(name):
             report(f"{what}: attaches system policy {name}, which grants OSS on every bucket. "
                    f"Fix: attach a custom ram.Policy scoped to the model bucket.")
-        return
-    if args.resource_type != RAM_POLICY:
         return
     try:
         statements = _statements(args.props)
@@ -126,30 +120,15 @@ def _validate_ram(args: ResourceValidationArgs, report: ReportViolation) -> None
                    f"the bucket, e.g. acs:oss:*:*:<bucket> and acs:oss:*:*:<bucket>/*.")
 
 
-ram_oss_scoped = ResourceValidationPolicy(
-    name="ram-oss-scoped",
-    description="RAM policies grant OSS actions on named buckets only: no `*` resource, no "
-                "broad system OSS policies.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_ram,
-)
-
-
-def _validate_nas(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != NAS_ACCESS_RULE:
-        return
+@resource_policy(
+    "nas-access-not-open", EnforcementLevel.MANDATORY,
+    "NAS access rules are never open to 0.0.0.0/0.", types=[NAS_ACCESS_RULE])
+def nas_access_not_open(args: ResourceValidationArgs, report: Report) -> None:
     for key in ("sourceCidrIp", "ipv6SourceCidrIp"):
         cidr = args.props.get(key)
         if cidr in OPEN_TO_ALL:
             report(f"{describe(args.resource_type, args.name)}: {key} {cidr} lets every address "
                    f"mount the file system. Fix: use the VPC CIDR of the cluster.")
 
-
-nas_access_not_open = ResourceValidationPolicy(
-    name="nas-access-not-open",
-    description="NAS access rules are never open to 0.0.0.0/0.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_nas,
-)
 
 POLICIES = [oss_bucket_private, oss_bucket_encrypted, ram_oss_scoped, nas_access_not_open]

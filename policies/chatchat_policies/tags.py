@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs
 
-from .common import describe, mapping, schema
+from .common import Report, describe, mapping, resource_policy
 
 # Alibaba Cloud types this stack uses that take `tags` (tests check each against the provider).
 TAGGABLE_TYPES = (
@@ -29,9 +24,12 @@ TAGGABLE_TYPES = (
 DEFAULT_REQUIRED_TAGS = ["project", "stack", "owner"]
 
 
-def _validate_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in TAGGABLE_TYPES:
-        return
+@resource_policy(
+    "required-tags", EnforcementLevel.ADVISORY,
+    "Taggable Alibaba Cloud resources carry the project, stack and owner tags.",
+    types=TAGGABLE_TYPES, config={"requiredTags": {
+        "type": "array", "items": {"type": "string"}, "default": DEFAULT_REQUIRED_TAGS}})
+def required_tags(args: ResourceValidationArgs, report: Report) -> None:
     tags = mapping(args.props.get("tags"))
     required = args.get_config().get("requiredTags", DEFAULT_REQUIRED_TAGS)
     missing = [key for key in required if not tags.get(key)]
@@ -39,14 +37,5 @@ def _validate_tags(args: ResourceValidationArgs, report: ReportViolation) -> Non
         report(f"{describe(args.resource_type, args.name)} lacks tag(s) {', '.join(missing)}. "
                f"Fix: pass tags=cfg.resource_tags() (project, stack, owner).")
 
-
-required_tags = ResourceValidationPolicy(
-    name="required-tags",
-    description="Taggable Alibaba Cloud resources carry the project, stack and owner tags.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=schema({"requiredTags": {
-        "type": "array", "items": {"type": "string"}, "default": DEFAULT_REQUIRED_TAGS}}),
-    validate=_validate_tags,
-)
 
 POLICIES = [required_tags]

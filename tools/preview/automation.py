@@ -22,7 +22,8 @@ from tools.preview.engine_events import summarise
 from tools.preview.plan_diff import PlanDiff
 
 _PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
-_PROJECT_DIRS = ("components",)
+# The GPU family table (and the cloud facts beside it) ships in the pack and the program reads it.
+_PROJECT_DIRS = ("components", "policies/chatchat_policies/data")
 _CLOUD_CREDENTIALS = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY")
 
 
