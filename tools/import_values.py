@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, parse_config, raw_from_config_map
-from tools.cli import add_stack_arguments, command_parser, legacy_entry
-from tools.offline.stack_files import read_stack_file, set_dotted, stack_path
 from components.contract import ECI_LABEL
 from components.contract import ECI_SPECS_ANNOTATION as ECI_SPECS
 from components.contract import ECI_STORAGE_ANNOTATION as ECI_STORAGE
+from tools.cli import add_stack_arguments, command_parser, legacy_entry
+from tools.offline.stack_files import read_stack_file, set_dotted, stack_path
 
 # chart key -> our key (dotted, under `chatchat:`); values copy as they are.
 DIRECT = {

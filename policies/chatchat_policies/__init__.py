@@ -1,7 +1,7 @@
 """The chatchat policy pack's policies, importable without starting the pack's gRPC server.
 
-`policies/__main__.py` hands `all_policies` to `PolicyPack`; `tools/checks/policy_runner.py` runs the very
-same objects offline.
+`policies/__main__.py` hands `all_policies` to `PolicyPack`; `tools/checks/policy_runner.py`
+runs the very same objects offline.
 """
 
 from . import adb, gpu, kubernetes, network, production, storage, tags
