@@ -60,11 +60,13 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": i.get("vpcId", "vpc-offline"),
         "securityGroupId": i.get("securityGroupId", f"sg-{_digest(n, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(n, 'slb')}",
+        "slbId": f"lb-{_digest(n, 'slb')}",
         "connections": [{"apiServerIntranet": f"https://{id_}.vpc.cs.aliyuncs.com:6443",
                          "apiServerInternet": "", "masterPublicIp": "",
                          "serviceDomain": "cluster.local"}],
         "workerRamRoleName": f"KubernetesWorkerRole-{_digest(n, 'role', length=8)}",
         "clusterDomain": "cluster.local"}),
+    "alicloud:slb/acl:Acl": ("acl-", lambda n, i, id_: {}),
     "alicloud:cs/nodePool:NodePool": ("np", lambda n, i, id_: {
         "nodePoolId": id_.split(":")[-1], "scalingGroupId": f"asg-{_digest(n, 'asg')}"}),
     "alicloud:cs/kubernetesAddon:KubernetesAddon": ("", lambda n, i, id_: {
