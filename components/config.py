@@ -542,7 +542,9 @@ def _check_cloud_facts(cfg: StackConfig) -> list[tuple[str, str]]:
     if cfg.db.db_type == "adb":
         category = adb_category(cfg)
         specs = cloud_facts.adb_specs(category)
-        if _ADB_SPEC.match(cfg.db.adb.instance_spec) and cfg.db.adb.instance_spec not in specs:
+        match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
+        big_enough = match and int(match.group(1)) >= 4 and int(match.group(2)) >= 16
+        if big_enough and cfg.db.adb.instance_spec not in specs:  # else reported above
             problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is not a "
                              f"{category} storage-elastic spec (production: {cfg.production}); "
                              f"allowed: {', '.join(specs)}"))
