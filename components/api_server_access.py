@@ -5,7 +5,8 @@ server open to `cluster.apiServerAllowedCidrs` only.
 ACK sets access control on the 6443 listener of the API server's private CLB, and the rule holds
 for its internal and public endpoints alike (ACK: "Configure access control policies for the API
 server"). pulumi-alicloud 4.0.0 has no argument for it on `cs.ManagedKubernetes`, and ACK's
-`ModifyCluster access_control_list` no longer takes effect (cloud facts: ack.apiServerAclOnProvider),
+`ModifyCluster access_control_list` no longer takes effect (cloud facts:
+ack.apiServerAclOnProvider),
 so the stack makes the ACL with the provider (`slb.Acl`, one `slb.AclEntryAttachment` per CIDR) and
 binds it to the listener with CLB's `SetLoadBalancerTCPListenerAttribute` in a small dynamic
 resource. The Kubernetes provider waits for the binding.
