@@ -61,6 +61,7 @@ class Registry(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        release_namespace = namespace  # the Kubernetes namespace; `namespace` below is ACR's
         if cfg.registry.edition == "enterprise":
             self._enterprise(name, cfg)
             return
@@ -87,10 +88,10 @@ class Registry(pulumi.ComponentResource):
         self.chat_repository, self.llm_repository = repositories["chat"], repositories["llm"]
         self.chat_image, self.llm_image = references["chat"], references["llm"]
         secret_name = pull_secret_name(cfg)
-        if secret_name and provider is not None and namespace is not None:
+        if secret_name and provider is not None and release_namespace is not None:
             server = repositories["llm"].apply(lambda r: r.split("/")[0])
             k8s.core.v1.Secret(
-                f"{name}-pull", metadata={"name": secret_name, "namespace": namespace},
+                f"{name}-pull", metadata={"name": secret_name, "namespace": release_namespace},
                 type="kubernetes.io/dockerconfigjson",
                 string_data={".dockerconfigjson": pulumi.Output.secret(server.apply(
                     lambda host: docker_config(host, cfg.registry.pull_username or "",
