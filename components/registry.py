@@ -61,13 +61,13 @@ class Registry(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chatchat:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        release_namespace = namespace  # the Kubernetes namespace; `namespace` below is ACR's
+        release_namespace = namespace  # the Kubernetes namespace
         if cfg.registry.edition == "enterprise":
             self._enterprise(name, cfg)
             return
         # Personal-edition namespaces are unique per region: one per stack, so that dev, staging
         # and prod can live in one account (share images by setting `*.image.repository`).
-        namespace = alicloud.cr.Namespace(
+        acr_namespace = alicloud.cr.Namespace(
             f"{name}-namespace", name=f"{cfg.registry.namespace}-{cfg.stack}"[:30].rstrip("-_"),
             auto_create=False,
             default_visibility="PRIVATE", opts=child)
@@ -76,11 +76,12 @@ class Registry(pulumi.ComponentResource):
         for role, summary in IMAGES.items():
             image: Image = getattr(cfg, role).image
             repo = alicloud.cr.Repo(
-                f"{name}-{role}", namespace=namespace.name, name=f"{cfg.release}-{role}",
+                f"{name}-{role}", namespace=acr_namespace.name, name=f"{cfg.release}-{role}",
                 repo_type="PRIVATE", summary=f"chatchat {role}: {summary}", opts=child)
             # Nodes pull over the VPC endpoint: no NAT traffic, no public exposure.
-            repositories[role] = pulumi.Output.all(repo.domain_lists, namespace.name, repo.name) \
-                .apply(lambda a: f"{a[0][0]['vpc']}/{a[1]}/{a[2]}")
+            repositories[role] = pulumi.Output.all(
+                repo.domain_lists, acr_namespace.name, repo.name).apply(
+                    lambda a: f"{a[0][0]['vpc']}/{a[1]}/{a[2]}")
             source = pulumi.Output.from_input(image.repository) if image.repository \
                 else repositories[role]
             references[role] = source.apply(lambda r, i=image: image_reference(r, i))
@@ -89,13 +90,13 @@ class Registry(pulumi.ComponentResource):
         self.chat_image, self.llm_image = references["chat"], references["llm"]
         secret_name = pull_secret_name(cfg)
         if secret_name and provider is not None and release_namespace is not None:
-            server = repositories["llm"].apply(lambda r: r.split("/")[0])
+            username, password = cfg.registry.pull_username or "", cfg.registry.pull_password or ""
+            config_json: pulumi.Output[str] = repositories["llm"].apply(
+                lambda r: docker_config(r.split("/")[0], username, password))
             k8s.core.v1.Secret(
                 f"{name}-pull", metadata={"name": secret_name, "namespace": release_namespace},
                 type="kubernetes.io/dockerconfigjson",
-                string_data={".dockerconfigjson": pulumi.Output.secret(server.apply(
-                    lambda host: docker_config(host, cfg.registry.pull_username or "",
-                                               cfg.registry.pull_password or "")))},
+                string_data={".dockerconfigjson": pulumi.Output.secret(config_json)},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider))
         self._outputs()
 
