@@ -25,7 +25,7 @@ namespace = ReleaseNamespace("release", cfg, k8s)
 storage = ModelStorage("storage", cfg, network, k8s, namespace.name)
 database = VectorDatabase("vectors", cfg, network, k8s, namespace.name) \
     if cfg.db.db_type == "adb" else None
-registry = Registry("registry", cfg)
+registry = Registry("registry", cfg, k8s, namespace.name)  # images and their pull Secret
 
 security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.name)
 # The workloads wait for the node pools: an llm rollout that starts before its GPU pool exists

@@ -49,8 +49,11 @@ class Model:
         return f"{MODEL_ROOT}/{self.directory}"
 
     def effective_load8bit(self, load8bit: bool) -> bool:
-        """The chart forces int8 off for open-source Qwen (its remote code cannot load it)."""
-        if self.kind == "huggingface" and self.family == "qwen":
+        """What the engine really loads. Only DeepGPU-LLM (`*-aiacc`) honours int8: open-source
+        models are served by vLLM on a GPU (`dtype="float16"`, app_images/llm
+        engines/vllm_engine.py) and by transformers on CPU, both fp16 whatever `load8bit` says;
+        the chart also forces int8 off for open-source Qwen."""
+        if self.kind == "huggingface":
             return False
         return load8bit
 

@@ -16,14 +16,17 @@ import pulumi
 import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
-from components import contract
+from components import cloud_facts, contract
+from components.api_server_access import ApiServerAccess
 from components.config import GpuPool, StackConfig
 from components.network import Network
 
 # Terway, not Flannel: Flannel on ACK does not enforce NetworkPolicy, and the release relies on
 # NetworkPolicies to keep the llm API reachable from chat only. Terway gives pods addresses in
-# the node vSwitches (one per zone here), so `network.podCidr` is not used.
+# the pod vSwitches (`network.podVswitchCidrs`, else the node vSwitches), so `network.podCidr`
+# is not used.
 TERWAY = {"name": "terway-eniip", "config": json.dumps(
     {"IPVlan": "false", "NetworkPolicy": "true", "ENITrunking": "false"}, sort_keys=True)}
 # Cluster `addons` apply at create only: the network plugin and the CSI storage drivers (OSS,
@@ -33,9 +36,25 @@ CREATE_TIME_ADDONS = [TERWAY, {"name": "csi-plugin"}, {"name": "csi-provisioner"
                       {"name": "nginx-ingress-controller", "disabled": True}]
 # Day-2 addons, managed as resources so that a config change installs or removes them later.
 NODE_PROBLEM_DETECTOR = "ack-node-problem-detector"
-# Password-free pulls from the stack's private Container Registry (same account).
-ACR_CREDENTIAL_HELPER = "aliyun-acr-credential-helper"
+# Node pools' auto_repair needs it (cloud facts: ack.nodePoolAutoRepairAddon).
+NODE_LIFECYCLE_CONTROLLER: str = cloud_facts.value("ack", "nodePoolAutoRepairAddon")
+# Password-free pulls serve ACR Enterprise Edition only (and Personal Edition instances made on or
+# before 2024-09-08): installed when `registry.edition` is enterprise.
+ACR_CREDENTIAL_HELPER: str = cloud_facts.value("registry", "credentialHelperAddon")
 VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
+
+
+def intranet_kubeconfig(kubeconfig: str, connections: Any) -> str:
+    """`kubeconfig` with every cluster's server set to the API server's intranet endpoint."""
+    rows = connections if isinstance(connections, list) else [connections or {}]
+    endpoint = next((r.get("api_server_intranet") or r.get("apiServerIntranet")
+                     if isinstance(r, dict) else r.api_server_intranet for r in rows if r), None)
+    if not endpoint:
+        raise ValueError("the cluster reports no intranet API server endpoint")
+    document = yaml.safe_load(kubeconfig)
+    for entry in document.get("clusters", []):
+        entry["cluster"]["server"] = endpoint
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 class AckGpuCluster(pulumi.ComponentResource):
@@ -57,11 +76,14 @@ class AckGpuCluster(pulumi.ComponentResource):
             cluster_spec=cfg.cluster.cluster_spec,
             version=cfg.cluster.version,
             vswitch_ids=network.vswitch_ids,
-            pod_vswitch_ids=network.vswitch_ids,
+            pod_vswitch_ids=network.pod_vswitch_ids,
             service_cidr=cfg.network.service_cidr,
             security_group_id=network.security_group_id,
             new_nat_gateway=False,  # the Network component owns the NAT gateway
-            slb_internet_enabled=cfg.cluster.api_server_public,
+            # A public endpoint only with a whitelist (ApiServerAccess below); else VPC only.
+            slb_internet_enabled=bool(cfg.cluster.api_server_allowed_cidrs),
+            # RRSA: pods assume RAM roles through their service account, no AccessKeys.
+            enable_rrsa=True,
             deletion_protection=cfg.production,
             proxy_mode="ipvs",
             addons=CREATE_TIME_ADDONS,
@@ -72,13 +94,22 @@ class AckGpuCluster(pulumi.ComponentResource):
                 ignore_changes=["addons"]))
         self.cluster_id = cluster.id
 
-        day2 = [NODE_PROBLEM_DETECTOR, ACR_CREDENTIAL_HELPER]
+        day2 = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
+        day2 += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
         day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
-        for addon in day2:
-            alicloud.cs.KubernetesAddon(
-                f"{name}-addon-{addon}", cluster_id=cluster.id, name=addon,
-                cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
-                opts=pulumi.ResourceOptions(parent=self))
+        addons = {addon: alicloud.cs.KubernetesAddon(
+            f"{name}-addon-{addon}", cluster_id=cluster.id, name=addon,
+            cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
+            opts=pulumi.ResourceOptions(parent=self)) for addon in day2}
+        self._repair_addon = addons[NODE_LIFECYCLE_CONTROLLER]
+        # Auto-scaling node pools scale only with cluster node scaling on (and the
+        # AliyunCSManagedAutoScalerRole authorised: `python -m tools preflight` checks it).
+        self.autoscaling = alicloud.cs.AutoscalingConfig(
+            f"{name}-autoscaling", cluster_id=cluster.id, scaler_type="cluster-autoscaler",
+            scale_up_from_zero=True, scale_down_enabled=True, expander="least-waste",
+            cool_down_duration="10m", unneeded_duration="10m", utilization_threshold="0.5",
+            gpu_utilization_threshold="0.5", scan_interval="30s",
+            opts=pulumi.ResourceOptions(parent=self)) if cfg.cluster.gpu_pools else None
 
         system_labels = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
         self.node_pools = {contract.SYSTEM_POOL: self._node_pool(
@@ -90,16 +121,30 @@ class AckGpuCluster(pulumi.ComponentResource):
         for pool in cfg.cluster.gpu_pools:
             self.node_pools[pool.name] = self._gpu_pool(name, pool, cluster.id)
 
+        # The provider always asks for the public-endpoint kubeconfig (PrivateIpAddress=false;
+        # cloud facts: ack.kubeconfigEndpoint). Without a public endpoint, point it at the
+        # intranet endpoint: `pulumi up` then runs inside the VPC (docs/infrastructure.md).
         credential = alicloud.cs.get_cluster_credential_output(
             cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self))
-        self.kubeconfig = pulumi.Output.secret(credential.kube_config)
+        waits: list[pulumi.Resource] = [self.node_pools[contract.SYSTEM_POOL]]
+        if cfg.cluster.api_server_allowed_cidrs:
+            access = ApiServerAccess(
+                f"{name}-api-server", region=cfg.region, load_balancer_id=cluster.slb_id,
+                allowed_cidrs=cfg.cluster.api_server_allowed_cidrs, tags=tags,
+                opts=pulumi.ResourceOptions(parent=self))
+            waits.append(access.ready)
+            kubeconfig = credential.kube_config
+        else:
+            kubeconfig = pulumi.Output.all(credential.kube_config, cluster.connections).apply(
+                lambda a: intranet_kubeconfig(a[0], a[1]))
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig,
             enable_server_side_apply=True, delete_unreachable=False,
             # Objects need nodes to run on (CSI, DNS): wait for the system pool, not the GPU
-            # pools; workloads that need a GPU depend on `node_pools` themselves.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.node_pools[contract.SYSTEM_POOL]]))
+            # pools; workloads that need a GPU depend on `node_pools` themselves. With a public
+            # endpoint, wait for its whitelist too.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits))
         self.register_outputs({"clusterId": self.cluster_id, "kubeconfig": self.kubeconfig})
 
     def _gpu_pool(self, name: str, pool: GpuPool,
@@ -152,4 +197,5 @@ class AckGpuCluster(pulumi.ComponentResource):
             management={"enable": True, "auto_repair": True, "max_unavailable": 1},
             tags=cfg.resource_tags(),
             **args,
-            opts=pulumi.ResourceOptions(parent=self))
+            # auto_repair needs the node-lifecycle-controller addon installed first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._repair_addon]))

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components import cloud_facts
 from components.catalog import GPU_FAMILIES, MODELS, GpuFamily, Model, gpu_family_of
 from components.contract import GPU_RESOURCE, SYSTEM_POOL, Side
 
@@ -190,7 +191,8 @@ class Chat(_Model):
 
 class Adb(_Model):
     engine_version: Literal["6.0", "7.0"] = "6.0"
-    instance_spec: str = "4C16G"  # per segment
+    # Per segment; the values the API accepts depend on the category (cloud facts: adb).
+    instance_spec: str = "4C16G"
     # Storage-elastic segments come in steps: 4 (HighAvailability, production) or 2 (Basic).
     seg_node_num: int = Field(4, ge=2, le=512)
     # The provider creates only cloud_essd segments since 1.233.1 (storage-elastic mode).
@@ -247,9 +249,13 @@ class SystemPool(_Model):
 
 
 class Cluster(_Model):
-    version: str = Field("1.31.1-aliyun.1", pattern=r"^1\.\d+\.\d+-aliyun\.\d+$")
+    # A creatable version (cloud facts: ack.creatableMinorVersions); checked across keys.
+    version: str = Field(cloud_facts.value("ack", "defaultVersion"),
+                         pattern=r"^1\.\d+\.\d+-aliyun\.\d+$")
     cluster_spec: Literal["ack.pro.small"] = "ack.pro.small"
-    api_server_public: bool = False
+    # Who may reach the API server's endpoint (the deployer's or CI runner's egress CIDRs). Empty:
+    # the API server has no public endpoint and `pulumi up` must run inside the VPC.
+    api_server_allowed_cidrs: list[str] = []
     system_pool: SystemPool = SystemPool()
     gpu_pools: list[GpuPool] = []
 
@@ -257,6 +263,8 @@ class Cluster(_Model):
 class Network(_Model):
     vpc_cidr: str = "192.168.0.0/16"
     vswitch_cidrs: list[str] = ["192.168.0.0/20"]
+    # Terway pod vSwitches, one per zone, apart from the node vSwitches (empty: share them).
+    pod_vswitch_cidrs: list[str] = []
     pod_cidr: str = "172.20.0.0/16"
     service_cidr: str = "172.21.0.0/20"
 
@@ -278,7 +286,19 @@ class Tags(_Model):
 
 
 class Registry(_Model):
+    """Where the images live. `personal`: ACR Personal Edition repositories made by the stack,
+    pulled with a docker-registry Secret the stack makes from `registry.pullUsername` and the
+    secret `registry.pullPassword` (the password set in the ACR console; the credential helper
+    does not serve Personal Edition instances made after 2024-09-08). `enterprise`: an existing
+    ACR Enterprise Edition instance (`registry.instanceId`, `registry.endpoint`), pulled through
+    the aliyun-acr-credential-helper addon."""
+
+    edition: Literal["personal", "enterprise"] = "personal"
     namespace: str = Field("chatchat", pattern=r"^[a-z0-9][a-z0-9_-]{1,29}$")
+    pull_username: str | None = None
+    pull_password: str | None = None
+    instance_id: str | None = Field(None, pattern=r"^cri-[a-z0-9]+$")
+    endpoint: str | None = None  # e.g. myreg-registry-vpc.cn-hangzhou.cr.aliyuncs.com
 
 
 class StackConfig(_Model):
@@ -365,6 +385,23 @@ def _network_rules(cfg: StackConfig) -> Problems:
                              f"{cfg.network.vpc_cidr}"))
         if any(net.overlaps(other) for other in vswitches):
             problems.append((f"network.vswitchCidrs[{i}]", f"{cidr} overlaps another vSwitch"))
+        vswitches.append(net)
+    pod_vswitches = cfg.network.pod_vswitch_cidrs
+    if pod_vswitches and len(pod_vswitches) != len(cfg.zones):
+        problems.append(("network.podVswitchCidrs", f"{len(pod_vswitches)} CIDR(s) for "
+                         f"{len(cfg.zones)} zone(s); give one Terway pod vSwitch CIDR per zone"))
+    for i, cidr in enumerate(pod_vswitches):
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            problems.append((f"network.podVswitchCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+            continue
+        if "vpc_cidr" in nets and not net.subnet_of(nets["vpc_cidr"]):
+            problems.append((f"network.podVswitchCidrs[{i}]", f"{cidr} is outside vpcCidr "
+                             f"{cfg.network.vpc_cidr}"))
+        if any(net.overlaps(other) for other in vswitches):
+            problems.append((f"network.podVswitchCidrs[{i}]", f"{cidr} overlaps another "
+                             "vSwitch"))
         vswitches.append(net)
     for key in ("pod_cidr", "service_cidr"):
         if key in nets and "vpc_cidr" in nets and nets[key].overlaps(nets["vpc_cidr"]):
@@ -533,6 +570,83 @@ def _label_map_problems(path: str, mapping: Mapping[str, str], check_values: boo
     return problems
 
 
+def adb_category(cfg: StackConfig) -> str:
+    """Production stacks get a HighAvailability ADB instance, the others a Basic one."""
+    return "HighAvailability" if cfg.production else "Basic"
+
+
+def _check_cloud_facts(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Values the Alibaba Cloud API would refuse, judged on the cloud facts table."""
+    problems: list[tuple[str, str]] = []
+    creatable = cloud_facts.creatable_ack_minors()
+    minor = cloud_facts.ack_minor(cfg.cluster.version)
+    if minor not in creatable:
+        problems.append(("cluster.version", f"{cfg.cluster.version}: ACK creates clusters only on "
+                         f"{', '.join(creatable)} (cloud facts ack.creatableMinorVersions); use "
+                         f"e.g. {cloud_facts.value('ack', 'defaultVersion')}"))
+    drivers = cloud_facts.nvidia_driver_versions()
+    for i, pool in enumerate(cfg.cluster.gpu_pools):
+        if pool.driver_version and pool.driver_version not in drivers:
+            problems.append((f"cluster.gpuPools[{i}].driverVersion", f"{pool.driver_version} is "
+                             f"not an NVIDIA driver ACK installs (ack.nvidiaDriverVersions: "
+                             f"{', '.join(drivers)}); pick one or leave it unset for ACK's "
+                             "default"))
+    if cfg.db.db_type == "adb":
+        category = adb_category(cfg)
+        specs = cloud_facts.adb_specs(category)
+        match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
+        big_enough = match and int(match.group(1)) >= 4 and int(match.group(2)) >= 16
+        if big_enough and cfg.db.adb.instance_spec not in specs:  # else reported above
+            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is not a "
+                             f"{category} storage-elastic spec (production: {cfg.production}); "
+                             f"allowed: {', '.join(specs)}"))
+    return problems
+
+
+def _check_names_and_regions(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Names the cluster would refuse and zones of another region: fail in plan, not in up."""
+    problems: list[tuple[str, str]] = []
+    for key, name in (("chat.kbPVC", cfg.chat.kb_pvc), ("llm.modelPVC", cfg.llm.model_pvc)):
+        if name is not None and (len(name) > 253 or not _DNS_SUBDOMAIN.match(name)):
+            problems.append((key, f"{name!r} is not a Kubernetes object name (DNS-1123: lower "
+                             "case letters, digits, '-' and '.', starting and ending with a "
+                             "letter or digit)"))
+    for i, zone in enumerate(cfg.zones):
+        if not re.fullmatch(rf"{re.escape(cfg.region)}-[a-z0-9]+", zone):
+            problems.append((f"zones[{i}]", f"{zone} is not a zone of region {cfg.region} "
+                             f"(alicloud:region); zones look like {cfg.region}-k"))
+    return problems
+
+
+def _check_registry(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Every image must be pullable on a new account (see `Registry`)."""
+    registry, problems = cfg.registry, []
+    own = [side for side in ("llm", "chat") if not getattr(cfg, side).image.repository]
+    if registry.edition == "enterprise":
+        for key in ("instance_id", "endpoint"):
+            if own and not getattr(registry, key):
+                problems.append((f"registry.{to_camel(key)}", "required with edition "
+                                 "enterprise: the ACR Enterprise Edition instance to pull from"))
+    elif registry.pull_password and not registry.pull_username:
+        problems.append(("registry.pullUsername", "required with registry.pullPassword: the "
+                         "account's registry login name (ACR console, Access Credential)"))
+    return problems
+
+
+def _check_api_server_access(cfg: StackConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for i, cidr in enumerate(cfg.cluster.api_server_allowed_cidrs):
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError as exc:
+            problems.append((f"cluster.apiServerAllowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
+            continue
+        if net.prefixlen == 0:
+            problems.append((f"cluster.apiServerAllowedCidrs[{i}]", f"{cidr} opens the API "
+                             "server to the internet; give the deployer's or CI runner's egress"))
+    return problems
+
+
 # Each area's rules and the top-level keys they read: a rule runs when all its keys passed the
 # structural check, so one run reports the structural problems and every rule they do not hide.
 _RULES = [
@@ -542,6 +656,10 @@ _RULES = [
     (_chat_rules, {"chat", "db"}),
     (_db_rules, {"db", "production"}),
     (_tags_rules, {"tags"}),
+    (_check_cloud_facts, {"cluster", "db", "production"}),
+    (_check_names_and_regions, {"chat", "llm", "zones"}),
+    (_check_api_server_access, {"cluster"}),
+    (_check_registry, {"registry", "llm", "chat"}),
 ]
 
 

@@ -154,10 +154,10 @@ class LlmWorkload(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": labels,
                                  "annotations": {contract.MODEL_ANNOTATION: model.name}},
-                    "spec": wp.pod_spec(
+                    "spec": wp.with_pull_secrets(cfg, wp.pod_spec(
                         service_account=wp.workload_name(cfg, "llm"), containers=[converter],
                         restart_policy="Never", priorityClassName=priority.metadata["name"],
-                        volumes=[wp.model_volume(writer_pvc, read_only=False)], **placement),
+                        volumes=[wp.model_volume(writer_pvc, read_only=False)], **placement)),
                 },
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(

@@ -25,6 +25,7 @@ class Network(pulumi.ComponentResource):
     vpc_cidr: str
     zones: list[str]
     vswitch_ids: list[pulumi.Output[str]]
+    pod_vswitch_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Output[str]
     nat_gateway_id: pulumi.Output[str]
     egress_ip: pulumi.Output[str]
@@ -49,6 +50,14 @@ class Network(pulumi.ComponentResource):
             for zone, cidr in zip(cfg.zones, net.vswitch_cidrs, strict=True)
         ]
 
+        # Terway pod vSwitches apart from the node vSwitches, when configured (same zones).
+        pod_vswitches = [
+            alicloud.vpc.Switch(
+                f"{name}-pod-vswitch-{zone}", vswitch_name=f"{prefix}-pods-{zone}", vpc_id=vpc.id,
+                cidr_block=cidr, zone_id=zone, tags=tags, opts=child)
+            for zone, cidr in zip(cfg.zones, net.pod_vswitch_cidrs, strict=True)
+        ] if net.pod_vswitch_cidrs else vswitches
+
         nat = alicloud.vpc.NatGateway(
             f"{name}-nat", nat_gateway_name=f"{prefix}-nat", vpc_id=vpc.id,
             vswitch_id=vswitches[0].id, nat_type="Enhanced", network_type="internet",
@@ -61,11 +70,14 @@ class Network(pulumi.ComponentResource):
         association = alicloud.ecs.EipAssociation(
             f"{name}-nat-eip-association", allocation_id=eip.id, instance_id=nat.id,
             instance_type="Nat", opts=child)
-        for zone, vswitch in zip(cfg.zones, vswitches, strict=True):
+        snat = [(zone, v, "") for zone, v in zip(cfg.zones, vswitches, strict=True)]
+        if pod_vswitches is not vswitches:
+            snat += [(zone, v, "pods-") for zone, v in zip(cfg.zones, pod_vswitches, strict=True)]
+        for zone, vswitch, role in snat:
             alicloud.vpc.SnatEntry(
-                f"{name}-snat-{zone}", snat_table_id=nat.snat_table_ids,
+                f"{name}-snat-{role}{zone}", snat_table_id=nat.snat_table_ids,
                 source_vswitch_id=vswitch.id, snat_ip=eip.ip_address,
-                snat_entry_name=f"{prefix}-{zone}",
+                snat_entry_name=f"{prefix}-{role}{zone}",
                 # SNAT needs the EIP bound to the gateway first.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[association]))
 
@@ -85,11 +97,13 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = net.vpc_cidr
         self.zones = list(cfg.zones)
         self.vswitch_ids = [v.id for v in vswitches]
+        self.pod_vswitch_ids = [v.id for v in pod_vswitches]
         self.security_group_id = group.id
         self.nat_gateway_id = nat.id
         self.egress_ip = eip.ip_address
         self.register_outputs({
             "vpcId": self.vpc_id, "vswitchIds": self.vswitch_ids,
+            "podVswitchIds": self.pod_vswitch_ids,
             "securityGroupId": self.security_group_id, "natGatewayId": self.nat_gateway_id,
             "egressIp": self.egress_ip,
         })

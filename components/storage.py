@@ -19,11 +19,13 @@ import pulumi_random as random
 
 from components.config import StackConfig
 from components.network import Network
+from components.workload_pod import RUN_AS_UID
 
 OSS_DRIVER = "ossplugin.csi.alibabacloud.com"
 NAS_DRIVER = "nasplugin.csi.alibabacloud.com"
 DISK_STORAGE_CLASS = "alicloud-disk-essd"  # ACK's built-in ESSD class
 NAS_MOUNT_OPTIONS = ["nolock,tcp,noresvport", "vers=3"]  # ACK's recommended NFSv3 options
+NAS_WRITABLE_MODE = "0777"
 READ_ACTIONS = ["oss:GetObject", "oss:GetObjectMeta", "oss:ListObjects", "oss:GetBucketInfo"]
 WRITE_ACTIONS = ["oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload",
                  "oss:ListParts", "oss:ListMultipartUploads"]
@@ -96,13 +98,15 @@ class ModelStorage(pulumi.ComponentResource):
         bucket = alicloud.oss.Bucket(
             f"{name}-bucket",
             bucket=suffix.hex.apply(lambda h: f"{store.bucket_prefix}-{cfg.stack}-{h}"),
-            acl="private",
             server_side_encryption_rule={"sse_algorithm": "AES256"},
             versioning={"status": "Enabled"} if cfg.production else None,
             redundancy_type="ZRS" if cfg.production else "LRS",
             force_destroy=not cfg.production,
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+        # `Bucket.acl` is deprecated (cloud facts: storage.ossBucketAclResource).
+        alicloud.oss.BucketAcl(f"{name}-bucket-acl", bucket=bucket.bucket, acl="private",
+                               opts=child)
         self.bucket_name = bucket.bucket
         self.store_id = bucket.bucket
         self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
@@ -131,7 +135,9 @@ class ModelStorage(pulumi.ComponentResource):
             metadata={"name": f"{cfg.release}-{role}-oss", "namespace": self._namespace},
             string_data={"akId": key.id, "akSecret": pulumi.Output.secret(key.secret)},
             opts=self._k8s)
-        options = "-o allow_other -o umask=022" + ("" if write else " -o ro")
+        # The CSI driver does not apply fsGroup to ossfs: mount as the images' user.
+        options = f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + \
+            ("" if write else " -o ro")
         return self._static_pvc(role, OSS_DRIVER, "ReadWriteMany" if write else "ReadOnlyMany", {
             "bucket": bucket.bucket, "url": bucket.intranet_endpoint, "path": f"/{prefix}",
             "otherOpts": options}, read_only=not write, secret=secret)
@@ -169,8 +175,13 @@ class ModelStorage(pulumi.ComponentResource):
                  path: str | None = None, size: str | None = None) -> pulumi.Output[str]:
         path = path or f"/{self._cfg.model_store.prefix.strip('/')}"
         mode = "ReadOnlyMany" if read_only else "ReadWriteMany"
-        return self._static_pvc(role, NAS_DRIVER, mode, {"server": server, "path": path,
-                                                         "vers": "3"},
+        attributes: dict[str, Any] = {"server": server, "path": path, "vers": "3"}
+        if not read_only:
+            # NAS subdirectories are created root-owned 0755 and the driver does not apply
+            # fsGroup: it chmods the mounted subdirectory (cloud facts: storage.nasModeAttribute)
+            # so that uid 10001 can write; the NAS access group keeps it to the VPC.
+            attributes |= {"mode": NAS_WRITABLE_MODE, "modeType": "non-recursive"}
+        return self._static_pvc(role, NAS_DRIVER, mode, attributes,
                                 read_only=read_only, size=size, mount_options=NAS_MOUNT_OPTIONS)
 
     # --- Kubernetes -------------------------------------------------------------------------

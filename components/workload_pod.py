@@ -17,6 +17,7 @@ from components import contract
 from components.catalog import MODEL_ROOT
 from components.config import Probe, StackConfig
 from components.contract import Side
+from components.registry import image_pull_secrets
 
 APP_NAME = "chatchat"
 RUN_AS_UID = 10001  # the images' non-root user (app_images/*/Dockerfile)
@@ -137,11 +138,18 @@ def service_account(name: str, cfg: StackConfig, side: Side, namespace: pulumi.I
         automount_service_account_token=False, opts=opts)
 
 
+def with_pull_secrets(cfg: StackConfig, pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec naming the registry pull Secret, when the stack makes one."""
+    secrets = image_pull_secrets(cfg)
+    return {**pod, "imagePullSecrets": secrets} if secrets else pod
+
+
 def deployment(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str], *,
                strategy: dict[str, Any], annotations: dict[str, str], pod: dict[str, Any],
                opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
     """The workload's Deployment: its name, labels, replicas and selector come from the side."""
     labels = component_labels(cfg, side)
+    pod = with_pull_secrets(cfg, pod)
     return k8s.apps.v1.Deployment(
         name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
                         "labels": labels},

@@ -17,6 +17,7 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pytest
 
+from components.api_server_access import ListenerAcl
 from tools.checks.policy_runner import (
     Violation,
     check_rendering,
@@ -69,12 +70,16 @@ class Shape:
     sg_cidr: str = "10.30.0.0/16"
     # ADB
     adb_vector: str | None = "enabled"
-    adb_spec: str = "4C16G"
+    adb_spec: str = "4C32G"
     adb_whitelist: str = "10.30.0.0/16"
     # production
     zones: tuple[str, ...] = ("cn-hangzhou-j", "cn-hangzhou-k")
     protect: bool = True
     deletion_protection: bool = True
+    ack_version: str = "1.34.1-aliyun.1"
+    api_server_public: bool = False
+    api_server_cidrs: tuple[str, ...] = ()
+    api_server_acl_bound: bool = True
     tags: dict[str, str] = field(default_factory=lambda: {
         "project": "chatchat", "stack": "prod", "owner": "platform-team"})
 
@@ -98,7 +103,15 @@ def declare(shape: Shape) -> None:
                                    cidr_ip=shape.sg_cidr, policy="accept")
     cluster = alicloud.cs.ManagedKubernetes(
         "ack", cluster_spec="ack.pro.small", vswitch_ids=[s.id for s in switches],
-        deletion_protection=shape.deletion_protection, tags=tags)
+        deletion_protection=shape.deletion_protection, version=shape.ack_version,
+        slb_internet_enabled=shape.api_server_public, tags=tags)
+    if shape.api_server_cidrs:
+        acl = alicloud.slb.Acl("api-acl", name="api-server", ip_version="ipv4")
+        entries = [alicloud.slb.AclEntryAttachment(f"api-acl-{i}", acl_id=acl.id, entry=cidr)
+                   for i, cidr in enumerate(shape.api_server_cidrs)]
+        if shape.api_server_acl_bound:
+            ListenerAcl("api-listener-acl", region="cn-hangzhou", load_balancer_id=cluster.slb_id,
+                        acl_id=acl.id, opts=pulumi.ResourceOptions(depends_on=entries))
     alicloud.cs.NodePool(
         "system", cluster_id=cluster.id, vswitch_ids=[s.id for s in switches],
         instance_types=["ecs.g7.xlarge"], desired_size=2, tags=tags,

@@ -69,7 +69,8 @@ def test_cpu_types_are_not_gpu_types():
 
 @pytest.mark.parametrize(("model", "family", "load8bit", "fits"), [
     ("llama-2-13b-hf", "ecs.gn7i", False, False),   # 13B fp16 does not fit a 24 GB A10
-    ("llama-2-13b-hf", "ecs.gn7i", True, True),     # ... unless int8
+    ("llama-2-13b-hf", "ecs.gn7i", True, False),    # vLLM serves open-source models fp16
+    ("llama-2-13b-hf-aiacc", "ecs.gn7i", True, True),  # DeepGPU-LLM honours int8
     ("qwen-7b-chat", "ecs.gn6v", True, False),      # open-source qwen forces fp16: 16 GB too small
     ("qwen-7b-chat", "ecs.gn7i", True, True),
     ("qwen-7b-chat-aiacc", "ecs.gn6v", True, True),

@@ -135,9 +135,16 @@ def test_error_text_lists_each_problem_on_its_own_line():
     assert any(line.startswith("  - db.dbType: ") for line in lines)
 
 
-def test_int8_lets_a_13b_model_fit_an_a10_pool():
-    cfg = parse_config(with_(MINIMAL, llm__model="llama-2-13b-hf", llm__load8bit=True), "dev")
+def test_int8_lets_a_13b_aiacc_model_fit_an_a10_pool():
+    cfg = parse_config(with_(MINIMAL, llm__model="llama-2-13b-hf-aiacc", llm__load8bit=True),
+                       "dev")
     assert [p.name for p in cfg.gpu_pools_fitting_llm()] == ["a10"]
+
+
+def test_open_source_13b_with_load8bit_is_refused_on_a10_because_vllm_serves_fp16():
+    problems = problems_of(with_(MINIMAL, llm__model="llama-2-13b-hf", llm__load8bit=True))
+    assert "llm.model" in problems
+    assert "(fp16) needs 27.6 GiB" in problems["llm.model"]
 
 
 def test_eci_runs_an_open_source_model():

@@ -81,11 +81,12 @@ def test_gpu_pools_are_tainted_and_labelled_for_the_llm_only(stack):
     assert "taints" not in pools["system"]
 
 
-def test_prod_pins_the_driver_and_both_gpu_families():
+def test_prod_has_both_gpu_families_and_leaves_the_driver_to_ack():
     pools = gpu_pools(rendered("prod"))
     assert pools["a10"]["labelMap"]["chatchat.io/gpu-memory-gib"] == "24"
     assert pools["v100"]["labelMap"]["chatchat.io/gpu-family"] == "gn6e"
-    assert pools["v100"]["labelMap"]["ack.aliyun.com/nvidia-driver-version"] == "535.161.07"
+    # 535.161.07 is not in ACK's driver list for 1.34+: no pin until one from the table is chosen
+    assert "ack.aliyun.com/nvidia-driver-version" not in pools["v100"]["labelMap"]
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -140,7 +141,7 @@ def test_shipped_stacks_without_eci_have_no_virtual_node(stack):
 def test_virtual_node_addon_is_installed_exactly_when_a_pod_runs_on_eci():
     eci = variant("dev", chat__pod__instanceType="eci")
     assert sorted(_addons(eci)) == ["ack-node-problem-detector", "ack-virtual-node",
-                                    "aliyun-acr-credential-helper"]
+                                    "node-lifecycle-controller"]
     cluster_addons = {a["name"] for a in eci.one(CLUSTER).inputs["addons"]}
     assert "ack-virtual-node" not in cluster_addons  # day-2 only, never create-time
 
@@ -157,10 +158,32 @@ def test_cluster_is_ack_pro_with_terway_and_csi_at_create():
     assert "addons" in cluster.options["ignoreChanges"]
 
 
-def test_api_server_is_private_unless_configured_public():
-    assert rendered("dev").one(CLUSTER).inputs["slbInternetEnabled"] is False
-    public = variant("dev", cluster__apiServerPublic=True)
-    assert public.one(CLUSTER).inputs["slbInternetEnabled"] is True
+def test_api_server_is_public_only_behind_the_allowed_cidrs():
+    dev = rendered("dev")
+    assert dev.one(CLUSTER).inputs["slbInternetEnabled"] is True
+    entries = [e.inputs["entry"] for e in dev.by_type(
+        "alicloud:slb/aclEntryAttachment:AclEntryAttachment")]
+    assert entries == dev.config.cluster.api_server_allowed_cidrs
+    (binding,) = dev.by_type("pulumi-python:dynamic:Resource")
+    assert binding.inputs["purpose"] == "ack-api-server-acl"
+    assert binding.inputs["listenerPort"] == 6443
+    assert binding.inputs["loadBalancerId"] == dev.one(CLUSTER).outputs["slbId"]
+
+
+def test_without_allowed_cidrs_the_api_server_is_private_and_kubeconfig_intranet():
+    private = variant("dev", cluster__apiServerAllowedCidrs=[])
+    assert private.one(CLUSTER).inputs["slbInternetEnabled"] is False
+    assert not private.by_type("pulumi-python:dynamic:Resource")
+    kubeconfig = private.outputs["kubeconfig"]
+    assert ".vpc.cs.aliyuncs.com:6443" in getattr(kubeconfig, "value", kubeconfig)
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_gpu_pools_scale_with_cluster_autoscaling_and_auto_repair_addon(stack):
+    rendering = rendered(stack)
+    scaler = rendering.one("alicloud:cs/autoscalingConfig:AutoscalingConfig").inputs
+    assert scaler["scaleUpFromZero"] is True and scaler["scalerType"] == "cluster-autoscaler"
+    assert "node-lifecycle-controller" in _addons(rendering)
 
 
 # --- network ---------------------------------------------------------------------------------
@@ -177,7 +200,10 @@ def test_prod_has_a_vswitch_and_snat_entry_per_zone():
     rendering = rendered("prod")
     zones = {s.inputs["zoneId"] for s in rendering.by_type("alicloud:vpc/switch:Switch")}
     assert zones == {"cn-hangzhou-j", "cn-hangzhou-k"}
-    assert len(rendering.by_type("alicloud:vpc/snatEntry:SnatEntry")) == 2
+    # node and Terway pod vSwitches, one SNAT entry each
+    assert len(rendering.by_type("alicloud:vpc/snatEntry:SnatEntry")) == 4
+    cluster = rendering.one(CLUSTER).inputs
+    assert set(cluster["podVswitchIds"]).isdisjoint(cluster["vswitchIds"])
     assert rendering.one("alicloud:vpc/natGateway:NatGateway").inputs["natType"] == "Enhanced"
 
 
@@ -216,7 +242,8 @@ def test_pg_secret_carries_every_key_and_the_password_stays_secret():
 
 def test_bucket_is_private_and_encrypted_and_versioned_only_in_production():
     dev = rendered("dev").one(BUCKET)
-    assert dev.inputs["acl"] == "private"
+    assert "acl" not in dev.inputs  # deprecated: oss.BucketAcl
+    assert rendered("dev").one("alicloud:oss/bucketAcl:BucketAcl").inputs["acl"] == "private"
     assert dev.inputs["serverSideEncryptionRule"]["sseAlgorithm"] in {"AES256", "KMS"}
     assert "versioning" not in dev.inputs and not dev.protect
     prod_like = variant("dev", production=True).one(BUCKET)

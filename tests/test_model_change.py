@@ -59,11 +59,18 @@ def test_model_that_fits_no_gpu_pool_is_invalid(capsys):
     assert "llama-2-13b-hf (fp16) needs 27.6 GiB" in out and "no GPU pool fits" in out
 
 
-def test_int8_makes_the_same_model_fit(capsys):
-    code, out = run(model_change_main, ["--stack", "dev", "--model", "llama-2-13b-hf",
+def test_int8_makes_the_same_aiacc_model_fit(capsys):
+    code, out = run(model_change_main, ["--stack", "dev", "--model", "llama-2-13b-hf-aiacc",
                                         "--load8bit", "true", "--no-store-check"], capsys)
     assert code in (0, 2), out  # valid; 2 only if something outside the llm workload changed
     assert "fits GPU pool(s) a10 (NVIDIA A10 24 GiB)" in out and "(int8)" in out
+
+
+def test_int8_does_not_make_an_open_source_13b_fit_because_vllm_serves_fp16(capsys):
+    code, out = run(model_change_main, ["--stack", "dev", "--model", "llama-2-13b-hf",
+                                        "--load8bit", "true", "--no-store-check"], capsys)
+    assert code == 1
+    assert "llama-2-13b-hf (fp16) needs 27.6 GiB" in out and "no GPU pool fits" in out
 
 
 def test_skipped_store_check_is_said_in_the_output(capsys):

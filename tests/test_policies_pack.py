@@ -21,6 +21,7 @@ from pulumi_policy import EnforcementLevel, StackValidationPolicy
 
 from tests import (
     test_policies_adb,
+    test_policies_cloud,
     test_policies_gpu,
     test_policies_kubernetes,
     test_policies_network,
@@ -38,6 +39,7 @@ MANDATORY = {
     "ram-oss-scoped", "nas-access-not-open", "security-group-no-public-ingress",
     "k8s-no-privileged", "k8s-gpu-request", "k8s-image-pinned", "k8s-no-public-load-balancer",
     "k8s-no-literal-secret-env", "k8s-network-policy",
+    "ack-version-creatable", "adb-spec-for-category", "production-api-server-restricted",
 }
 BROKEN = GOOD.but(pool_types=("ecs.gn6i-c4g1.xlarge",), llm_eci=True, adb_whitelist="0.0.0.0/0",
                   bucket_acl="public-read", llm_image="chatchat/llm:latest", pool_max=12,
@@ -49,7 +51,8 @@ _LEVELS = {EnforcementLevel.ADVISORY: analyzer_pb2.ADVISORY,
 
 def test_every_policy_has_cases():
     modules = (test_policies_gpu, test_policies_adb, test_policies_storage, test_policies_network,
-               test_policies_kubernetes, test_policies_tags, test_policies_production)
+               test_policies_kubernetes, test_policies_tags, test_policies_production,
+               test_policies_cloud)
     tested = {case.policy for module in modules for case in module.CASES}
     assert tested == {p.name for p in POLICIES}
 

@@ -57,7 +57,7 @@ def test_llm_model_reaches_both_pods(model):
 @pytest.mark.parametrize(("model", "load8bit", "expected"), [
     ("qwen-7b-chat-aiacc", True, "true"),
     ("qwen-7b-chat-aiacc", False, "false"),
-    ("chatglm2-6b", True, "true"),
+    ("chatglm2-6b", True, "false"),  # vLLM serves open-source models fp16
     ("qwen-7b-chat", True, "false"),  # the chart forces int8 off for open-source qwen
 ])
 def test_llm_load8bit_sets_load_8bit(model, load8bit, expected):

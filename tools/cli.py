@@ -37,6 +37,8 @@ VERBS: dict[str, Verb] = {
                                    "SARIF)"),
     "import-values": Verb("tools.import_values", "turn a values.yaml of the seed Helm chart into "
                                                  "a stack file"),
+    "preflight": Verb("tools.preflight", "ask the Alibaba Cloud account whether the stack can "
+                                         "be created (needs credentials)"),
     "config-reference": Verb("tools.config_reference", "print the stack-config reference as "
                                                        "Markdown"),
 }

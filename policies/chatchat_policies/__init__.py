@@ -4,7 +4,7 @@
 runs the very same objects offline.
 """
 
-from . import adb, gpu, kubernetes, network, production, storage, tags
+from . import adb, cloud, gpu, kubernetes, network, production, storage, tags
 
 PACK_NAME = "chatchat"
 PACK_DESCRIPTION = ("Guard rails for the chatchat RAG stack on Alibaba Cloud ACK: GPU families and "
@@ -19,6 +19,7 @@ all_policies = [
     *kubernetes.POLICIES,
     *tags.POLICIES,
     *production.POLICIES,
+    *cloud.POLICIES,
 ]
 
 __all__ = ["PACK_DESCRIPTION", "PACK_NAME", "all_policies"]

@@ -81,11 +81,13 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
         "vpcId": r.inputs.get("vpcId", "vpc-offline"),
         "securityGroupId": r.inputs.get("securityGroupId", f"sg-{_digest(r.name, 'sg')}"),
         "slbInternet": "", "slbIntranet": f"lb-{_digest(r.name, 'slb')}",
+        "slbId": f"lb-{_digest(r.name, 'slb')}",
         "connections": [{"apiServerIntranet": api_server(r.id, r.region),
                          "apiServerInternet": "", "masterPublicIp": "",
                          "serviceDomain": "cluster.local"}],
         "workerRamRoleName": f"KubernetesWorkerRole-{_digest(r.name, 'role', length=8)}",
         "clusterDomain": "cluster.local"}),
+    "alicloud:slb/acl:Acl": ("acl-", lambda r: {}),
     "alicloud:cs/nodePool:NodePool": ("np", lambda r: {
         "nodePoolId": r.id.split(":")[-1], "scalingGroupId": f"asg-{_digest(r.name, 'asg')}"}),
     "alicloud:cs/kubernetesAddon:KubernetesAddon": ("", lambda r: {

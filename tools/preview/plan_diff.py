@@ -8,7 +8,7 @@ Terraform provider's `ForceNew` arguments, which pulumi-alicloud bridges unchang
 fields Kubernetes refuses to update). A property listed in a resource's `replaceOnChanges`
 option, or any change when the option holds `*`, replaces too. What offline rendering cannot
 see (a provider deciding at run time, outputs that change because a dependency is replaced),
-`tools.automation_preview` gets from the real engine where credentials exist.
+`tools.preview.automation` gets from the real engine where credentials exist.
 
 Danger rules (one function each, `assess`):
 - any replacement or deletion of a stateful resource (`STATEFUL_TYPES`) is dangerous everywhere;
