@@ -122,7 +122,7 @@ def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
     assert copied["chatchat:llm"]["pod"] == {"replicas": 1, "instanceType": "ecs"}
     # everything else, comments included, is the real file's
     text = (tmp_path / "stacks" / "Pulumi.prod.yaml").read_text()
-    assert text.startswith("# prod: two zones") and "driverVersion: \"535.161.07\"" in text
+    assert text.startswith("# prod: two zones") and "instanceSpec: 4C32G" in text
 
 
 def test_engine_property_paths_are_parsed_with_quoted_keys():

@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
 
 from . import cloud_facts
-from .common import describe, is_production, production_schema, schema, stack_of
+from .common import (
+    OPEN_TO_ALL,
+    Report,
+    describe,
+    is_production,
+    production_schema,
+    resource_policy,
+    stack_of,
+    stack_policy,
+)
 
 MANAGED_KUBERNETES = "alicloud:cs/managedKubernetes:ManagedKubernetes"
 GPDB_INSTANCE = "alicloud:gpdb/instance:Instance"
@@ -22,9 +24,11 @@ DYNAMIC = "pulumi-python:dynamic:Resource"
 LISTENER_ACL_PURPOSE = "ack-api-server-acl"  # components/api_server_access.py ListenerAcl
 
 
-def _validate_ack_version(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != MANAGED_KUBERNETES:
-        return
+@resource_policy(
+    "ack-version-creatable", EnforcementLevel.MANDATORY,
+    "ACK clusters use a Kubernetes version ACK still creates (cloud facts table).",
+    types=[MANAGED_KUBERNETES])
+def ack_version_creatable(args: ResourceValidationArgs, report: Report) -> None:
     version = str(args.props.get("version") or "")
     creatable = cloud_facts.value("ack", "creatableMinorVersions")
     minor = ".".join(version.split(".")[:2])
@@ -34,16 +38,13 @@ def _validate_ack_version(args: ResourceValidationArgs, report: ReportViolation)
                f"{cloud_facts.value('ack', 'defaultVersion')} or another creatable version.")
 
 
-ack_version_creatable = ResourceValidationPolicy(
-    name="ack-version-creatable",
-    description="ACK clusters use a Kubernetes version ACK still creates (cloud facts table).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_ack_version,
-)
 
-
-def _validate_adb_spec(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != GPDB_INSTANCE or args.props.get("dbInstanceMode") != "StorageElastic":
+@resource_policy(
+    "adb-spec-for-category", EnforcementLevel.MANDATORY,
+    "ADB storage-elastic segment specs are ones the API accepts for the category.",
+    types=[GPDB_INSTANCE])
+def adb_spec_for_category(args: ResourceValidationArgs, report: Report) -> None:
+    if args.props.get("dbInstanceMode") != "StorageElastic":
         return
     category = str(args.props.get("dbInstanceCategory") or "")
     specs = cloud_facts.value("adb", "storageElasticSpecs").get(category)
@@ -54,15 +55,12 @@ def _validate_adb_spec(args: ResourceValidationArgs, report: ReportViolation) ->
                f"of {', '.join(specs)}.")
 
 
-adb_spec_for_category = ResourceValidationPolicy(
-    name="adb-spec-for-category",
-    description="ADB storage-elastic segment specs are ones the API accepts for the category.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=_validate_adb_spec,
-)
 
-
-def _validate_api_server(args: StackValidationArgs, report: ReportViolation) -> None:
+@stack_policy(
+    "production-api-server-restricted", EnforcementLevel.MANDATORY,
+    "In production the API server has no public endpoint, or one behind a whitelist that is not "
+    "0.0.0.0/0.", config=production_schema())
+def api_server_not_open(args: StackValidationArgs, report: Report) -> None:
     config = args.get_config()
     for cluster in (r for r in args.resources if r.resource_type == MANAGED_KUBERNETES):
         if not is_production(cluster.urn, cluster.props, config):
@@ -74,7 +72,7 @@ def _validate_api_server(args: StackValidationArgs, report: ReportViolation) -> 
                    if r.resource_type == ACL_ENTRY]
         bound = any(r.resource_type == DYNAMIC and r.props.get("purpose") == LISTENER_ACL_PURPOSE
                     for r in args.resources)
-        open_entries = [e for e in entries if e.endswith("/0") or e in ("0.0.0.0", "::")]
+        open_entries = [e for e in entries if e.endswith("/0") or e in OPEN_TO_ALL]
         what = f"{describe(cluster.resource_type, cluster.name)} in production stack " \
                f"{stack_of(cluster.urn)}"
         if not bound or not entries:
@@ -85,14 +83,5 @@ def _validate_api_server(args: StackValidationArgs, report: ReportViolation) -> 
             report(f"{what} admits {', '.join(open_entries)} to the API server. Fix: list only "
                    "the deployer's egress CIDRs in cluster.apiServerAllowedCidrs.", cluster.urn)
 
-
-api_server_not_open = StackValidationPolicy(
-    name="production-api-server-restricted",
-    description="In production the API server has no public endpoint, or one behind a whitelist "
-                "that is not 0.0.0.0/0.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=schema(production_schema()),
-    validate=_validate_api_server,
-)
 
 POLICIES = [ack_version_creatable, adb_spec_for_category, api_server_not_open]
