@@ -73,7 +73,8 @@ class Registry(pulumi.ComponentResource):
             auto_create=False,
             default_visibility="PRIVATE", opts=child)
 
-        repositories, references = {}, {}
+        repositories: dict[str, pulumi.Output[str]] = {}
+        references: dict[str, pulumi.Output[str]] = {}
         for role, summary in IMAGES.items():
             image: Image = getattr(cfg, role).image
             repo = alicloud.cr.Repo(
@@ -92,12 +93,13 @@ class Registry(pulumi.ComponentResource):
         secret_name = pull_secret_name(cfg)
         if secret_name and provider is not None and release_namespace is not None:
             username, password = cfg.registry.pull_username or "", cfg.registry.pull_password or ""
-            config_json: pulumi.Output[str] = repositories["llm"].apply(
+            llm_repository: pulumi.Output[str] = pulumi.Output.secret(repositories["llm"])
+            config_json = llm_repository.apply(
                 lambda r: docker_config(r.split("/")[0], username, password))
             k8s.core.v1.Secret(
                 f"{name}-pull", metadata={"name": secret_name, "namespace": release_namespace},
                 type="kubernetes.io/dockerconfigjson",
-                string_data={".dockerconfigjson": pulumi.Output.secret(config_json)},
+                string_data={".dockerconfigjson": config_json},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider))
         self._outputs()
 
