@@ -13,19 +13,27 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-# Test-only fault injection: CHAT_FAULT_PAUSE_AT=<step> makes the process touch
-# CHAT_FAULT_MARKER and sleep at that step, so that a test can SIGKILL it there. Inert when unset.
+# Test-only fault injection: CHAT_FAULT_PAUSE_AT=<step>[#<n>][,...] makes the process write its
+# pid to CHAT_FAULT_MARKER at that step (the n-th time it passes there) and wait until the marker
+# is removed, so that a test can SIGKILL it, or break the database, right there. Inert when unset.
 FAULT_PAUSE_ENV = "CHAT_FAULT_PAUSE_AT"
 FAULT_MARKER_ENV = "CHAT_FAULT_MARKER"
+_fault_hits: dict[str, int] = {}
 
 
 def fault_point(step: str) -> None:
-    if os.environ.get(FAULT_PAUSE_ENV) != step:
+    wanted = os.environ.get(FAULT_PAUSE_ENV)
+    if not wanted:
         return
-    marker = os.environ.get(FAULT_MARKER_ENV)
-    if marker:
-        Path(marker).write_text(f"{os.getpid()} {step}\n")
-    time.sleep(120)  # bounded: the test kills the process long before this ends
+    hit = _fault_hits[step] = _fault_hits.get(step, 0) + 1
+    steps = wanted.split(",")
+    if step not in steps and f"{step}#{hit}" not in steps:
+        return
+    marker = Path(os.environ[FAULT_MARKER_ENV])
+    marker.write_text(f"{os.getpid()} {step}#{hit}\n")
+    ends = time.monotonic() + 120  # bounded: the test acts long before this
+    while marker.exists() and time.monotonic() < ends:
+        time.sleep(0.02)
 
 
 class KnowledgeBaseError(Exception):
