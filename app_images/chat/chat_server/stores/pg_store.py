@@ -284,7 +284,9 @@ class PgIndex:
 
     def count(self) -> int:
         with self.db.connect() as conn:
-            return int(conn.execute(self.db.sql.count(self.kb)).fetchone()[0])
+            row = conn.execute(self.db.sql.count(self.kb)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def drop(self) -> None:
         with self.db.connect() as conn:
