@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     webui_host: str = "0.0.0.0"
     webui_port: int = Field(default=8501, ge=1, le=65535)
 
+    # Replicas of the chat Deployment (the stack sets it): faiss KBs need exactly one writer.
+    chat_replicas: int = Field(default=1, ge=1)
+    faiss_lease_ttl_s: float = Field(default=30.0, gt=0)
+    pg_timeout_s: float = Field(default=3.0, gt=0)
+    pg_retry_after_s: int = Field(default=5, ge=1)
+    # Bounds on parsing one document (README "Failure behaviour").
+    parse_max_unzipped_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    parse_max_zip_members: int = Field(default=2_000, ge=1)
+    parse_max_elements: int = Field(default=1_000_000, ge=1)
+    parse_max_pdf_pages: int = Field(default=2_000, ge=1)
+    parse_max_text_chars: int = Field(default=20_000_000, ge=1)
+    parse_deadline_s: float = Field(default=60.0, gt=0)
     # Bounds on one request: a body over its cap is refused (413) before it is buffered.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1)

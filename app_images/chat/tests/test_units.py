@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
 
 from chat_server.kb.splitter import split_text
+from chat_server.stores import base, pg_store
 from chat_server.stores.base import KnowledgeBaseNameError, validate_kb_name
 from chat_server.stores.faiss_store import FaissIndex
 from chat_server.stores.pg_store import PgSql, detect_dialect, table_name, vector_literal
@@ -22,16 +27,57 @@ def test_adb_creates_real_array_table_with_fastann_index():
         'CREATE TABLE IF NOT EXISTS "chat_vec_docs_1" '
         "(id BIGINT PRIMARY KEY, embedding real[] NOT NULL)"
     )
-    assert "USING ann(embedding) WITH (dim=384, distancemeasure=L2" in statements[2]
+    index = render(PgSql("adb", 384).create_index("Docs_1"))
+    assert "USING ann(embedding) WITH (dim=384, distancemeasure=L2" in index
     assert "real[]" in render(PgSql("adb", 384).search("Docs_1"))
     assert vector_literal("adb", np.array([0.5, -1.0])) == "{0.5,-1}"
 
 
 def test_pgvector_creates_vector_column_with_hnsw_index():
-    create, index = (render(s) for s in PgSql("pgvector", 8).create_table("k"))
+    (create,) = (render(s) for s in PgSql("pgvector", 8).create_table("k"))
     assert "embedding vector(8)" in create
-    assert "USING hnsw (embedding vector_l2_ops)" in index
+    assert "USING hnsw (embedding vector_l2_ops)" in render(PgSql("pgvector", 8).create_index("k"))
     assert vector_literal("pgvector", np.array([0.25, 1.0])) == "[0.25,1]"
+
+
+# PostgreSQL 9.5+ syntax that ADB for PostgreSQL 6.0 (Greenplum 6, PostgreSQL 9.4) refuses.
+NEWER_THAN_94 = [
+    re.compile(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(CONCURRENTLY\s+)?IF\s+NOT\s+EXISTS", re.I),
+    re.compile(r"\bON\s+CONFLICT\b", re.I),
+    re.compile(r"ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS", re.I),
+    re.compile(r"\bDROP\s+COLUMN\s+IF\s+EXISTS", re.I),
+    re.compile(r"\bTABLESAMPLE\b|\bSKIP\s+LOCKED\b|\bGENERATED\s+(ALWAYS|BY)", re.I),
+]
+
+
+def sql_strings(module) -> list[str]:
+    """Every string literal of a module except docstrings: the SQL it can send."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_adb_sql_uses_only_postgresql_94_grammar():
+    rendered = [render(s) for d in ("adb", "pgvector") for s in PgSql(d, 8).create_table("k")]
+    rendered += [render(PgSql(d, 8).create_index("k")) for d in ("adb", "pgvector")]
+    rendered += [render(getattr(PgSql("adb", 8), f)("k")) for f in ("insert", "search", "delete")]
+    sources = sql_strings(base) + sql_strings(pg_store)
+    assert any("INSERT INTO" in s for s in sources)  # the scan sees the SQL
+    for statement in rendered + sources:
+        for pattern in NEWER_THAN_94:
+            assert not pattern.search(statement), f"{pattern.pattern!r} in {statement!r}"
 
 
 @pytest.mark.parametrize("name", ['a"; DROP TABLE x; --', "a b", "1a", "", "a" * 49])
@@ -70,7 +116,7 @@ def test_faiss_index_persists_atomically_and_reloads(tmp_path):
     vectors = np.eye(4, dtype=np.float32)
     index.add(np.array([10, 11, 12, 13]), vectors)
     index.delete([11])
-    assert sorted(p.name for p in directory.iterdir()) == [".write.lock", "index.faiss"]
+    assert sorted(p.name for p in directory.iterdir()) == ["index.faiss"]
     reloaded = FaissIndex(directory, 4)
     assert reloaded.count() == 3
     hits = reloaded.search(vectors[2], 2)

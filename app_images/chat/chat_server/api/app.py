@@ -28,8 +28,7 @@ PUBLIC_PATHS = frozenset(
 
 def build_service(settings: Settings) -> KnowledgeService:
     embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
-    conninfo = settings.pg_conninfo if settings.pg_host else None
-    return KnowledgeService(embedder, settings.kb_root, conninfo, settings.default_vs_type)
+    return KnowledgeService.from_settings(settings, embedder)
 
 
 def create_app(

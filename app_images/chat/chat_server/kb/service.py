@@ -11,29 +11,35 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chat_server.errors import ServiceError, StoreUnavailable
 from chat_server.kb.embeddings import Embedder
-from chat_server.kb.loaders import DocumentError, load_text, validate_file_name
+from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
 from chat_server.kb.splitter import split_text
 from chat_server.stores.base import (
+    DatabaseUnavailable,
     FileRecord,
     KnowledgeBase,
+    KnowledgeBaseError,
+    KnowledgeBaseLocked,
     MetaStore,
     VectorIndex,
+    fault_point,
     validate_kb_name,
 )
-from chat_server.stores.faiss_store import FaissIndex, sqlite_meta
+from chat_server.stores.faiss_store import FaissIndex, WriterLease, sqlite_meta
+
+if TYPE_CHECKING:
+    from chat_server.settings import Settings
+    from chat_server.stores.pg_store import PgDatabase
+
+__all__ = ["DatabaseUnavailable", "KnowledgeBaseError", "KnowledgeBaseLocked", "KnowledgeService"]
 
 log = logging.getLogger(__name__)
 VS_TYPES = ("faiss", "adb", "pg")
-
-
-class KnowledgeBaseError(ServiceError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, message)
 
 
 @dataclass(frozen=True)
@@ -86,22 +92,73 @@ class KnowledgeService:
         kb_root: Path,
         pg_conninfo: str | None = None,
         default_vs_type: str = "faiss",
+        *,
+        replicas: int = 1,
+        parse_limits: ParseLimits | None = None,
+        faiss_lease_ttl_s: float = 30.0,
+        pg_timeout_s: float = 3.0,
+        pg_retry_after_s: int = 5,
     ) -> None:
         self.embedder = embedder
         self.kb_root = kb_root
         kb_root.mkdir(parents=True, exist_ok=True)
         self.default_vs_type = default_vs_type
+        self.replicas = replicas
+        self.parse_limits = parse_limits or ParseLimits()
         self._faiss_meta = sqlite_meta(kb_root)
-        self._pg = None
+        self._faiss_lease = WriterLease(kb_root, faiss_lease_ttl_s)
+        self._pg: PgDatabase | None = None
         self._pg_meta: MetaStore | None = None
         if pg_conninfo:
             from chat_server.stores.pg_store import PgDatabase
 
-            self._pg = PgDatabase(pg_conninfo, embedder.dim)
+            self._pg = PgDatabase(
+                pg_conninfo, embedder.dim, timeout_s=pg_timeout_s, retry_after_s=pg_retry_after_s
+            )
             self._pg_meta = self._pg.meta()
         self._indexes: dict[str, VectorIndex] = {}
         self._kb_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._recover_faiss()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder) -> KnowledgeService:
+        return cls(
+            embedder,
+            settings.kb_root,
+            settings.pg_conninfo if settings.pg_host else None,
+            settings.default_vs_type,
+            replicas=settings.chat_replicas,
+            parse_limits=ParseLimits.from_settings(settings),
+            faiss_lease_ttl_s=settings.faiss_lease_ttl_s,
+            pg_timeout_s=settings.pg_timeout_s,
+            pg_retry_after_s=settings.pg_retry_after_s,
+        )
+
+    def _recover_faiss(self) -> None:
+        """Start-up check of every faiss KB: what a crash mid-write left is repaired here."""
+        for kb in self._faiss_meta.list_kbs():
+            try:
+                index = self._index(kb)
+                assert isinstance(index, FaissIndex)
+                index.recover()
+            except KnowledgeBaseLocked as exc:
+                log.warning("faiss recovery skipped", extra={"reason": exc.message})
+                return
+
+    def _reconcile_faiss(self, kb_name: str, index_ids: np.ndarray) -> list[int]:
+        """Metadata vs a faiss index: forget files with missing vectors, return orphan ids."""
+        present = set(index_ids.tolist())
+        by_file = self._faiss_meta.chunk_ids_by_file(kb_name)
+        broken = sorted(f for f, ids in by_file.items() if not present.issuperset(ids))
+        if broken:
+            log.warning(
+                "files without vectors forgotten; re-upload embeds them",
+                extra={"kb": kb_name, "files": broken},
+            )
+            self._faiss_meta.delete_files(kb_name, broken)
+        named = {i for f, ids in by_file.items() if f not in broken for i in ids}
+        return [i for i in present if i not in named]
 
     # -- knowledge bases -------------------------------------------------------------------
     def _meta_for(self, vs_type: str) -> MetaStore:
@@ -116,9 +173,23 @@ class KnowledgeService:
     def _metas(self) -> list[MetaStore]:
         return [m for m in (self._faiss_meta, self._pg_meta) if m is not None]
 
-    def list_kbs(self) -> list[KnowledgeBase]:
-        kbs = [kb for meta in self._metas() for kb in meta.list_kbs()]
+    def list_kbs(self, require_all: bool = False) -> list[KnowledgeBase]:
+        """Every KB; while PostgreSQL is down only the faiss ones (unless `require_all`)."""
+        kbs = list(self._faiss_meta.list_kbs())
+        if self._pg_meta is not None:
+            try:
+                kbs += self._pg_meta.list_kbs()
+            except DatabaseUnavailable:
+                if require_all:
+                    raise
+                log.warning("knowledge bases in ADB/PostgreSQL not listed: database down")
         return sorted(kbs, key=lambda kb: kb.name)
+
+    def database_status(self) -> str | None:
+        """The ADB/PostgreSQL state, "ok" or "unavailable"; None where none is configured."""
+        if self._pg is None:
+            return None
+        return "ok" if self._pg.ping() else "unavailable"
 
     def get_kb(self, name: str) -> tuple[KnowledgeBase, MetaStore]:
         try:
@@ -142,15 +213,25 @@ class KnowledgeService:
                 400, f"vector_store_type={vs_type!r} is not supported; use one of {VS_TYPES}"
             )
         vs_type = "adb" if vs_type == "pg" else vs_type
+        if vs_type == "faiss" and self.replicas > 1:
+            raise KnowledgeBaseError(
+                409,
+                f"vector_store_type='faiss' needs a single chat replica (CHAT_REPLICAS="
+                f"{self.replicas}): faiss has one writer; use vector_store_type='adb'",
+            )
         if embed_model and embed_model != self.embedder.name:
             # Chatchat clients send their own configured default; one model serves every KB.
             log.warning(
                 "embed_model ignored",
                 extra={"kb": name, "requested": embed_model, "used": self.embedder.name},
             )
-        if any(kb.name.lower() == name.lower() for kb in self.list_kbs()):
+        if any(kb.name.lower() == name.lower() for kb in self.list_kbs(require_all=True)):
             raise KnowledgeBaseError(409, f"knowledge base {name!r} already exists")
         meta = self._meta_for(vs_type)
+        if vs_type == "faiss":
+            self._faiss_lease.ensure()
+        # What a crash during an earlier delete of this name left on disk is not this KB's.
+        shutil.rmtree(self.kb_root / name, ignore_errors=True)
         kb = KnowledgeBase(name, vs_type, self.embedder.name)
         meta.create_kb(kb)
         self._content_dir(name).mkdir(parents=True, exist_ok=True)
@@ -161,9 +242,13 @@ class KnowledgeService:
     def delete_kb(self, name: str) -> None:
         kb, meta = self.get_kb(name)
         with self._lock_for(name):
-            self._index(kb).drop()
+            index = self._index(kb)
+            # Metadata first: a crash after it leaves files on disk that no KB names.
+            with index.bulk():
+                meta.delete_kb(name)
+                fault_point("delete_kb.metadata_deleted")
+                index.drop()
             self._indexes.pop(name, None)
-            meta.delete_kb(name)
             shutil.rmtree(self.kb_root / name, ignore_errors=True)
         log.info("knowledge base deleted", extra={"kb": name})
 
@@ -192,7 +277,13 @@ class KnowledgeService:
             index = self._indexes.get(kb.name)
             if index is None:
                 if kb.vs_type == "faiss":
-                    index = FaissIndex(self.kb_root / kb.name / "vector_store", self.embedder.dim)
+                    name = kb.name
+                    index = FaissIndex(
+                        self.kb_root / name / "vector_store",
+                        self.embedder.dim,
+                        self._faiss_lease,
+                        lambda ids: self._reconcile_faiss(name, ids),
+                    )
                 else:
                     assert self._pg is not None
                     index = self._pg.index(kb.name)
@@ -230,7 +321,7 @@ class KnowledgeService:
             if f.name in seen:
                 raise DocumentError(400, f"file {f.name!r} is given twice")
             seen.add(f.name)
-            text = load_text(f.name, f.data)
+            text = load_text(f.name, f.data, self.parse_limits)
             fp = fingerprint(f.data, params)
             existing = meta.get_file(kb_name, f.name)
             if existing is not None and existing.fingerprint == fp:
@@ -257,11 +348,18 @@ class KnowledgeService:
         index = self._index(kb)
         total = 0
         with self._lock_for(kb_name), index.bulk():
-            # Vectors first, then metadata in one transaction, then old vectors out: a crash in
-            # between leaves only vectors without metadata, which search ignores.
+            # Crash-consistent order (PostgreSQL: all of it is one transaction):
+            # 1. new vectors durable, 2. content, 3. metadata naming them, 4. old vectors out.
+            # A crash before 3 leaves vectors no metadata names (removed at recovery) and the
+            # file not listed; a crash after 3 leaves old vectors (removed at recovery).
             all_ids = meta.reserve_ids(kb_name, len(all_chunks))
             old_ids = [i for f, _, _ in prepared for i in meta.chunk_ids(kb_name, f.name)]
             index.add(all_ids, vectors)
+            index.flush()
+            fault_point("ingest.vectors_written")
+            for f, _, _ in prepared:
+                self._write_content(kb_name, f.name, f.data)
+            fault_point("ingest.content_written")
             entries = []
             offset = 0
             for f, fp, chunks in prepared:
@@ -269,9 +367,8 @@ class KnowledgeService:
                 entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
                 offset += len(chunks)
             meta.replace_files(kb_name, entries)
+            fault_point("ingest.metadata_written")
             index.delete(old_ids)
-            for f, _, _ in prepared:
-                self._write_content(kb_name, f.name, f.data)
             total = len(all_chunks)
         log.info(
             "ingested",
@@ -294,10 +391,13 @@ class KnowledgeService:
                 )
         index = self._index(kb)
         with self._lock_for(kb_name):
-            for name in file_names:
-                index.delete(meta.chunk_ids(kb_name, name))
-                meta.delete_file(kb_name, name)
-                if delete_content:
+            with index.bulk():
+                ids = [i for name in file_names for i in meta.chunk_ids(kb_name, name)]
+                meta.delete_files(kb_name, file_names)
+                fault_point("delete.metadata_deleted")
+                index.delete(ids)
+            if delete_content:
+                for name in file_names:
                     (self._content_dir(kb_name) / name).unlink(missing_ok=True)
 
     def stored_files(self, kb_name: str) -> list[str]:
@@ -321,10 +421,11 @@ class KnowledgeService:
         kb, meta = self.get_kb(kb_name)
         with self._lock_for(kb_name):
             index = self._index(kb)
-            index.drop()
+            with index.bulk():
+                meta.delete_files(kb_name, [r.file_name for r in meta.list_files(kb_name)])
+                fault_point("rebuild.metadata_deleted")
+                index.drop()
             self._indexes.pop(kb_name, None)
-            for record in meta.list_files(kb_name):
-                meta.delete_file(kb_name, record.file_name)
         self._index(kb)
 
     # -- search ----------------------------------------------------------------------------
@@ -355,6 +456,7 @@ class KnowledgeService:
         ]
 
     def close(self) -> None:
+        self._faiss_lease.release()
         if self._pg is not None:
             self._pg.close()
 
@@ -364,14 +466,8 @@ class KnowledgeService:
         return self._pg is not None
 
     def ping_database(self) -> None:
-        """Raise StoreUnavailable unless PostgreSQL answers a query within two seconds."""
+        """Raise DatabaseUnavailable (503 + Retry-After) unless PostgreSQL answers a query."""
         if self._pg is None:
             return
-        import psycopg
-        import psycopg_pool
-
-        try:
-            with self._pg.pool.connection(timeout=2.0) as conn:
-                conn.execute("SELECT 1")
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable(f"the knowledge-base database is unavailable: {exc}") from exc
+        with self._pg.connect() as conn:  # raises DatabaseUnavailable (fast while it is down)
+            conn.execute("SELECT 1")

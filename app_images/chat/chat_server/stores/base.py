@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from chat_server.errors import ServiceError, StoreUnavailable
+
+# Test-only fault injection: CHAT_FAULT_PAUSE_AT=<step>[#<n>][,...] makes the process write its
+# pid to CHAT_FAULT_MARKER at that step (the n-th time it passes there) and wait until the marker
+# is removed, so that a test can SIGKILL it, or break the database, right there. Inert when unset.
+FAULT_PAUSE_ENV = "CHAT_FAULT_PAUSE_AT"
+FAULT_MARKER_ENV = "CHAT_FAULT_MARKER"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(step: str) -> None:
+    wanted = os.environ.get(FAULT_PAUSE_ENV)
+    if not wanted:
+        return
+    hit = _fault_hits[step] = _fault_hits.get(step, 0) + 1
+    steps = wanted.split(",")
+    if step not in steps and f"{step}#{hit}" not in steps:
+        return
+    marker = Path(os.environ[FAULT_MARKER_ENV])
+    marker.write_text(f"{os.getpid()} {step}#{hit}\n")
+    ends = time.monotonic() + 120  # bounded: the test acts long before this
+    while marker.exists() and time.monotonic() < ends:
+        time.sleep(0.02)
+
+
+class KnowledgeBaseError(ServiceError):
+    """A knowledge-base request that cannot be served: an HTTP status and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+
+
+class KnowledgeBaseLocked(KnowledgeBaseError):
+    """Another live process is the writer of the faiss knowledge bases on this volume."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message)
+
+
+class DatabaseUnavailable(StoreUnavailable):
+    """ADB/PostgreSQL cannot be reached (down or restarting): 503, retry after `retry_after_s`."""
+
 
 # KB names become SQL table names on ADB/PostgreSQL: identifiers only, no injection possible.
 KB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
@@ -43,7 +89,11 @@ class VectorIndex(Protocol):
     def drop(self) -> None: ...
 
     def bulk(self) -> AbstractContextManager[None]:
-        """Group several changes into one durable write."""
+        """Group several changes: one transaction (PostgreSQL) or one writer turn (faiss)."""
+        ...
+
+    def flush(self) -> None:
+        """Make the changes so far durable before the metadata names them (faiss: save)."""
         ...
 
 
@@ -79,24 +129,50 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS chat_chunk (
         kb TEXT NOT NULL, id BIGINT NOT NULL, file_name TEXT NOT NULL, content TEXT NOT NULL,
         PRIMARY KEY (kb, id))""",
-    "CREATE INDEX IF NOT EXISTS chat_chunk_by_file ON chat_chunk (kb, file_name)",
 ]
+# CREATE INDEX IF NOT EXISTS is PostgreSQL 9.5+; ADB 6.0 (Greenplum 6) is 9.4: check the catalog.
+SCHEMA_INDEXES = {
+    "chat_chunk_by_file": "CREATE INDEX chat_chunk_by_file ON chat_chunk (kb, file_name)"
+}
+INDEX_EXISTS = {
+    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+    "postgres": (
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = ? AND n.nspname = current_schema()"
+    ),
+}
 
 
 class MetaStore:
     """Knowledge bases, their files (with content fingerprints) and chunk texts, in SQL.
 
     One implementation for SQLite (faiss) and PostgreSQL (adb): only the placeholder differs.
+    The schema is made on first use, so that a database that is down does not stop start-up.
     """
 
     def __init__(
-        self, connect: Callable[[], AbstractContextManager[Any]], placeholder: str
+        self,
+        connect: Callable[[], AbstractContextManager[Any]],
+        placeholder: str,
+        dialect: Literal["sqlite", "postgres"] = "sqlite",
     ) -> None:
-        self._connect = connect
+        self._raw_connect = connect
         self._ph = placeholder
-        with self._connect() as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
+        self._dialect = dialect
+        self._schema_ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        with self._raw_connect() as conn:
+            if not self._schema_ready:
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                for name, create in SCHEMA_INDEXES.items():
+                    exists = conn.execute(self._sql(INDEX_EXISTS[self._dialect]), (name,))
+                    if exists.fetchone() is None:
+                        conn.execute(create)
+                self._schema_ready = True
+            yield conn
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self._ph)
@@ -161,14 +237,16 @@ class MetaStore:
 
     def reserve_ids(self, kb: str, n: int) -> np.ndarray:
         with self._connect() as conn:
+            # UPDATE first: it takes the row lock, so concurrent writers never get the same ids.
+            conn.execute(
+                self._sql("UPDATE chat_kb SET next_chunk_id = next_chunk_id + ? WHERE name = ?"),
+                (n, kb),
+            )
             row = conn.execute(
                 self._sql("SELECT next_chunk_id FROM chat_kb WHERE name = ?"), (kb,)
             ).fetchone()
-            start = int(row[0])
-            conn.execute(
-                self._sql("UPDATE chat_kb SET next_chunk_id = ? WHERE name = ?"), (start + n, kb)
-            )
-        return np.arange(start, start + n, dtype=np.int64)
+            end = int(row[0])
+        return np.arange(end - n, end, dtype=np.int64)
 
     def replace_files(
         self, kb: str, entries: list[tuple[FileRecord, np.ndarray, list[str]]]
@@ -199,12 +277,27 @@ class MetaStore:
         self.replace_files(kb, [(record, ids, chunks)])
 
     def delete_file(self, kb: str, file_name: str) -> None:
+        self.delete_files(kb, [file_name])
+
+    def delete_files(self, kb: str, file_names: list[str]) -> None:
+        """Forget several files and their chunks in one transaction."""
         with self._connect() as conn:
-            for table in ("chat_chunk", "chat_file"):
-                conn.execute(
-                    self._sql(f"DELETE FROM {table} WHERE kb = ? AND file_name = ?"),
-                    (kb, file_name),
-                )
+            for file_name in file_names:
+                for table in ("chat_chunk", "chat_file"):
+                    conn.execute(
+                        self._sql(f"DELETE FROM {table} WHERE kb = ? AND file_name = ?"),
+                        (kb, file_name),
+                    )
+
+    def chunk_ids_by_file(self, kb: str) -> dict[str, list[int]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT file_name, id FROM chat_chunk WHERE kb = ?"), (kb,)
+            ).fetchall()
+        by_file: dict[str, list[int]] = {}
+        for file_name, chunk_id in rows:
+            by_file.setdefault(file_name, []).append(int(chunk_id))
+        return by_file
 
     def get_chunks(self, kb: str, ids: list[int]) -> dict[int, Chunk]:
         if not ids:

@@ -5,16 +5,22 @@ The dialect is detected from the server: ADB exposes the `ann` access method.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from psycopg import Connection, sql
-from psycopg_pool import ConnectionPool
+from psycopg import Connection, OperationalError, sql
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chat_server.stores.base import MetaStore, validate_kb_name
+from chat_server.stores.base import DatabaseUnavailable, MetaStore, validate_kb_name
+
+log = logging.getLogger(__name__)
 
 Dialect = Literal["pgvector", "adb"]
 
@@ -34,42 +40,66 @@ def table_name(kb: str) -> str:
     return f"chat_vec_{validate_kb_name(kb).lower()}"
 
 
+def index_exists(conn: Connection, name: str) -> bool:
+    """A catalog check: `CREATE INDEX IF NOT EXISTS` is PostgreSQL 9.5+, ADB 6.0 is 9.4."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND n.nspname = current_schema()",
+            (name,),
+        ).fetchone()
+        is not None
+    )
+
+
 @dataclass(frozen=True)
 class PgSql:
-    """The statements of one dialect; pure functions of the KB name, so they are unit-testable."""
+    """The statements of one dialect; pure functions of the KB name, so they are unit-testable.
+
+    Only PostgreSQL 9.4 grammar (ADB for PostgreSQL 6.0 is Greenplum 6 on PostgreSQL 9.4):
+    no `CREATE INDEX IF NOT EXISTS`, no `ON CONFLICT`, no `ADD COLUMN IF NOT EXISTS`.
+    """
 
     dialect: Dialect
     dim: int
 
+    def index_name(self, kb: str) -> str:
+        return table_name(kb) + "_ann"
+
     def create_table(self, kb: str) -> list[sql.Composed]:
         table = sql.Identifier(table_name(kb))
-        index = sql.Identifier(table_name(kb) + "_ann")
         if self.dialect == "pgvector":
             return [
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (id BIGINT PRIMARY KEY, embedding vector({}))"
                 ).format(table, sql.Literal(self.dim)),
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_l2_ops)"
-                ).format(index, table),
             ]
         return [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id BIGINT PRIMARY KEY, embedding real[] NOT NULL)"
             ).format(table),
             sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(table),
-            sql.SQL(
-                "CREATE INDEX IF NOT EXISTS {} ON {} USING ann(embedding) "
-                "WITH (dim={}, distancemeasure=L2, hnsw_m=64, pq_enable=0)"
-            ).format(index, table, sql.Literal(self.dim)),
         ]
+
+    def create_index(self, kb: str) -> sql.Composed:
+        """Run only where `index_exists` says the index is missing."""
+        table = sql.Identifier(table_name(kb))
+        index = sql.Identifier(self.index_name(kb))
+        if self.dialect == "pgvector":
+            return sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_l2_ops)").format(
+                index, table
+            )
+        return sql.SQL(
+            "CREATE INDEX {} ON {} USING ann(embedding) "
+            "WITH (dim={}, distancemeasure=L2, hnsw_m=64, pq_enable=0)"
+        ).format(index, table, sql.Literal(self.dim))
 
     def insert(self, kb: str) -> sql.Composed:
         cast = "vector" if self.dialect == "pgvector" else "real[]"
-        return sql.SQL(
-            "INSERT INTO {} (id, embedding) VALUES (%s, %s::{}) "
-            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding"
-        ).format(sql.Identifier(table_name(kb)), sql.SQL(cast))
+        # Ids are reserved fresh for every write, so a plain INSERT never meets an old row.
+        return sql.SQL("INSERT INTO {} (id, embedding) VALUES (%s, %s::{})").format(
+            sql.Identifier(table_name(kb)), sql.SQL(cast)
+        )
 
     def search(self, kb: str) -> sql.Composed:
         cast = "vector" if self.dialect == "pgvector" else "real[]"
@@ -94,23 +124,117 @@ def vector_literal(dialect: Dialect, vector: np.ndarray) -> str:
 
 
 class PgDatabase:
-    """A connection pool plus the detected dialect; one per process."""
+    """A connection pool plus the detected dialect; one per process.
 
-    def __init__(self, conninfo: str, dim: int, max_size: int = 16) -> None:
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, open=True)
-        with self.pool.connection() as conn:
-            self.dialect: Dialect = detect_dialect(conn)
-            if self.dialect == "pgvector":
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        self.sql = PgSql(self.dialect, dim)
+    Connections are checked before use (a server restart leaves dead ones in the pool); getting
+    one is retried once; a server that is still unreachable raises DatabaseUnavailable, and so
+    does a connection lost mid-transaction (the server rolls the transaction back). Nothing is
+    asked of the server at start-up, so a database that is down does not stop the service.
+    Nested `connect()` calls in one thread share the outer transaction: an ingest writes its
+    vectors and its metadata in one transaction.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        dim: int,
+        max_size: int = 16,
+        timeout_s: float = 3.0,
+        retry_after_s: int = 5,
+    ) -> None:
+        self.dim = dim
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=timeout_s,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": max(1, int(timeout_s))},
+        )
+        self.pool.open(wait=False)
+        self._dialect: Dialect | None = None
+        self._init_lock = threading.Lock()
+        self._down_until = 0.0
+        self._current: ContextVar[Connection | None] = ContextVar(
+            f"pg_txn_{id(self)}", default=None
+        )
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        self._down_until = time.monotonic() + self.retry_after_s
+        log.warning("database unavailable", extra={"error": str(exc)})
+        return DatabaseUnavailable(
+            f"the ADB/PostgreSQL database is unavailable ({type(exc).__name__}); "
+            f"retry in {self.retry_after_s}s",
+            self.retry_after_s,
+        )
+
+    def _getconn(self) -> Connection:
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable(
+                f"the ADB/PostgreSQL database is unavailable; retry in {self.retry_after_s}s",
+                self.retry_after_s,
+            )
+        last: BaseException | None = None
+        for _ in range(2):  # one retry: a restart replaces every pooled connection
+            try:
+                return self.pool.getconn()
+            except (PoolTimeout, OperationalError) as exc:
+                last = exc
+        assert last is not None
+        raise self._unavailable(last)
+
+    def _init(self, conn: Connection) -> None:
+        with self._init_lock:
+            if self._dialect is None:
+                dialect = detect_dialect(conn)
+                if dialect == "pgvector":
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                self._dialect = dialect
+
+    @property
+    def dialect(self) -> Dialect:
+        if self._dialect is None:
+            with self.connect():
+                pass
+        assert self._dialect is not None
+        return self._dialect
+
+    @property
+    def sql(self) -> PgSql:
+        return PgSql(self.dialect, self.dim)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self.pool.connection() as conn, conn.transaction():
-            yield conn
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
+        conn = self._getconn()
+        token = self._current.set(conn)
+        try:
+            with conn.transaction():
+                if self._dialect is None:
+                    self._init(conn)
+                yield conn
+        except OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            self._current.reset(token)
+            self.pool.putconn(conn)
+
+    def ping(self) -> bool:
+        try:
+            with self.connect() as conn:
+                conn.execute("SELECT 1")
+        except DatabaseUnavailable:
+            return False
+        return True
 
     def meta(self) -> MetaStore:
-        return MetaStore(self.connect, "%s")
+        return MetaStore(self.connect, "%s", "postgres")
 
     def index(self, kb: str) -> PgIndex:
         return PgIndex(self, kb)
@@ -126,6 +250,8 @@ class PgIndex:
         with db.connect() as conn:
             for statement in db.sql.create_table(kb):
                 conn.execute(statement)
+            if not index_exists(conn, db.sql.index_name(kb)):
+                conn.execute(db.sql.create_index(kb))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         rows = [
@@ -147,12 +273,20 @@ class PgIndex:
             rows = conn.execute(self.db.sql.search(self.kb), (literal, literal, top_k)).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def bulk(self) -> AbstractContextManager[None]:
-        return nullcontext()
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """One transaction for everything inside: vectors and metadata commit together."""
+        with self.db.connect():
+            yield
+
+    def flush(self) -> None:
+        return None
 
     def count(self) -> int:
         with self.db.connect() as conn:
-            return int(conn.execute(self.db.sql.count(self.kb)).fetchone()[0])
+            row = conn.execute(self.db.sql.count(self.kb)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def drop(self) -> None:
         with self.db.connect() as conn:
