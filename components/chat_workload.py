@@ -56,6 +56,16 @@ class ChatWorkload(pulumi.ComponentResource):
                {"name": "KB_ROOT", "value": KB_ROOT}, wp.HOME_ENV]
         if db_secret_name is not None:
             env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
+        # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
+        # KB disk attaches to one node, and a faiss index has a single writer.
+        overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
+                                                               "maxUnavailable": 0}} \
+            if overlap else {"type": "Recreate"}
+        # The most chat pods that can run at once (a rollout's surge pod included): above one,
+        # the service refuses to create faiss knowledge bases, which allow a single writer.
+        env.append({"name": "CHAT_REPLICAS",
+                    "value": str(cfg.chat.pod.replicas + (1 if overlap else 0))})
         probes = cfg.chat.probes
         app = {
             "name": "chat", "image": image, "imagePullPolicy": "IfNotPresent",
@@ -64,18 +74,13 @@ class ChatWorkload(pulumi.ComponentResource):
             "env": env,
             "resources": cfg.pod_resources("chat"),
             "startupProbe": wp.http_probe(probes.startup, "/health", API_PORT),
-            "readinessProbe": wp.http_probe(probes.readiness, "/health", API_PORT),
+            # /ready is 503 while the knowledge-base database is down: no traffic, no restart.
+            "readinessProbe": wp.http_probe(probes.readiness, "/ready", API_PORT),
             "livenessProbe": wp.http_probe(probes.liveness, "/health", API_PORT),
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT,
                              {"name": "kb", "mountPath": KB_ROOT}],
         }
-        # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
-        # KB disk attaches to one node, and a faiss index has a single writer.
-        overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
-        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
-                                                               "maxUnavailable": 0}} \
-            if overlap else {"type": "Recreate"}
         deployment = wp.deployment(
             f"{name}-deployment", cfg, "chat", namespace, strategy=strategy, annotations={},
             pod=wp.pod_spec(service_account=release_name, containers=[app],

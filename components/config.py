@@ -185,8 +185,8 @@ class Chat(_Model):
     image: Image = Image()
     probes: ChatProbes = ChatProbes()
     service: Service = Service()
-    # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL).
-    allowed_cidrs: list[str] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL); unset: the VPC only.
+    allowed_cidrs: list[str] | None = None
 
 
 class Adb(_Model):
@@ -315,6 +315,12 @@ class StackConfig(_Model):
     llm: Llm = Llm()
     chat: Chat = Chat()
     db: Db = Db()
+
+    def chat_allowed_cidrs(self) -> list[str]:
+        """Who may reach the chat ports: `chat.allowedCidrs`, narrow by default (the VPC)."""
+        if self.chat.allowed_cidrs is None:
+            return [self.network.vpc_cidr]
+        return list(self.chat.allowed_cidrs)
 
     def resource_tags(self) -> dict[str, str]:
         """Tags for every taggable Alibaba Cloud resource."""
@@ -503,7 +509,7 @@ def _chat_rules(cfg: StackConfig) -> Problems:
         # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
         problems.append(("chat.pod.replicas", f"{chat.pod.replicas} replicas cannot write one "
                          "faiss index (single writer); use db.dbType adb, or 1 replica"))
-    for i, cidr in enumerate(chat.allowed_cidrs):
+    for i, cidr in enumerate(chat.allowed_cidrs or []):
         try:
             ipaddress.IPv4Network(cidr)
         except ValueError as exc:

@@ -68,6 +68,10 @@ class LlmWorkload(pulumi.ComponentResource):
             contract.LOAD8BIT_ANNOTATION: str(cfg.llm.effective_load8bit).lower(),
         }
         probes = cfg.llm.probes
+        # Our server (DeepGPU-LLM models) answers /health before the model is loaded and
+        # /v1/models after; vLLM's (open-source models) listens only once loaded, and its
+        # /v1/models needs the API key, which a kubelet probe cannot send.
+        ready_path = "/v1/models" if model.is_aiacc else "/health"
         server = {
             "name": "llm", "image": image, "imagePullPolicy": "IfNotPresent",
             "ports": [{"name": "api", "containerPort": LLM_PORT, "protocol": "TCP"}],
@@ -79,8 +83,8 @@ class LlmWorkload(pulumi.ComponentResource):
             "resources": cfg.pod_resources("llm"),
             # Loading (or a first conversion) of a 13B model takes minutes: only the startup
             # probe waits that long; readiness answers once the model is loaded.
-            "startupProbe": wp.http_probe(probes.startup, "/v1/models", LLM_PORT),
-            "readinessProbe": wp.http_probe(probes.readiness, "/v1/models", LLM_PORT),
+            "startupProbe": wp.http_probe(probes.startup, ready_path, LLM_PORT),
+            "readinessProbe": wp.http_probe(probes.readiness, ready_path, LLM_PORT),
             "livenessProbe": wp.http_probe(probes.liveness, "/health", LLM_PORT),
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],

@@ -5,7 +5,7 @@ Flows allowed (everything else in the namespace is denied, in and out):
 - every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
   on 53/UDP+TCP;
 - chat -> llm on 8888;
-- allowed CIDRs (`chat.allowedCidrs`) -> chat on 8501 and 7861 (and -> llm on 8888 only when the
+- allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861 (and -> llm on 8888 only when the
   llm Service is a LoadBalancer);
 - chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
 The model store and the KB volume are mounted by the CSI drivers on the node, so neither the llm
@@ -44,7 +44,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
     llm_sources = [{"podSelector": {"matchLabels": chat}}]
     if cfg.llm.service.type == "LoadBalancer":
-        llm_sources += _cidrs(cfg.chat.allowed_cidrs)
+        llm_sources += _cidrs(cfg.chat_allowed_cidrs())
     chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(LLM_PORT)}]
     if cfg.db.db_type == "adb":
         chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
@@ -56,7 +56,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         "llm-ingress": {"podSelector": {"matchLabels": llm}, "policyTypes": ["Ingress"],
                         "ingress": [{"from": llm_sources, "ports": _tcp(LLM_PORT)}]},
         "chat-ingress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Ingress"],
-                         "ingress": [{"from": _cidrs(cfg.chat.allowed_cidrs),
+                         "ingress": [{"from": _cidrs(cfg.chat_allowed_cidrs()),
                                       "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT)}]},
         "chat-egress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Egress"],
                         "egress": chat_egress},

@@ -25,6 +25,11 @@ OSS_DRIVER = "ossplugin.csi.alibabacloud.com"
 NAS_DRIVER = "nasplugin.csi.alibabacloud.com"
 DISK_STORAGE_CLASS = "alicloud-disk-essd"  # ACK's built-in ESSD class
 NAS_MOUNT_OPTIONS = ["nolock,tcp,noresvport", "vers=3"]  # ACK's recommended NFSv3 options
+# The shared KB volume needs locks that hold across nodes (the faiss writer lease, SQLite):
+# NFSv4.0 carries them in the protocol, where v3 `nolock` keeps them on one node. The options are
+# NAS's documented v4.0 ones; the driver maps `vers` to `vers=4.0` (cloud facts: storage.nasNfsV4).
+NAS_LOCKING_MOUNT_OPTIONS = ["vers=4.0", "rsize=1048576", "wsize=1048576", "hard", "timeo=600",
+                             "retrans=2", "noresvport"]
 NAS_WRITABLE_MODE = "0777"
 READ_ACTIONS = ["oss:GetObject", "oss:GetObjectMeta", "oss:ListObjects", "oss:GetBucketInfo"]
 WRITE_ACTIONS = ["oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload",
@@ -82,7 +87,7 @@ class ModelStorage(pulumi.ComponentResource):
             self.kb_pvc_name = pulumi.Output.from_input(cfg.chat.kb_pvc)
         elif kb.storage == "nas":
             self.kb_pvc_name = self._nas_pvc("kb", self._nas_file_system()[1], read_only=False,
-                                             path="/chatchat-kb", size=kb.size)
+                                             path="/chatchat-kb", size=kb.size, locking=True)
         else:  # the chat rules refuse ReadWriteMany on a disk
             self.kb_pvc_name = self._claim("kb", kb.size, kb.effective_access_mode,
                                            DISK_STORAGE_CLASS)
@@ -158,11 +163,16 @@ class ModelStorage(pulumi.ComponentResource):
         group = alicloud.nas.AccessGroup(
             f"{name}-nas-access", access_group_name=f"{cfg.release}-{cfg.stack}-vpc",
             access_group_type="Vpc", file_system_type="standard",
-            description="the stack's VPC only", opts=child)
-        alicloud.nas.AccessRule(
-            f"{name}-nas-access-vpc", access_group_name=group.access_group_name,
-            source_cidr_ip=network.vpc_cidr, rw_access_type="RDWR", user_access_type="no_squash",
-            priority=1, file_system_type="standard", opts=child)
+            description="the stack's node vSwitches only", opts=child)
+        # Only the node vSwitches mount NFS (the CSI driver, on the node): pods on Terway pod
+        # vSwitches get no rule at all. Root is not squashed because the driver creates a missing
+        # subdirectory and applies `mode` as root on the node (cloud facts: storage.nasRootSquash);
+        # the pods themselves run as uid 10001 and never as root.
+        for zone, cidr in zip(cfg.zones, cfg.network.vswitch_cidrs, strict=True):
+            alicloud.nas.AccessRule(
+                f"{name}-nas-access-{zone}", access_group_name=group.access_group_name,
+                source_cidr_ip=cidr, rw_access_type="RDWR", user_access_type="no_squash",
+                priority=1, file_system_type="standard", opts=child)
         target = alicloud.nas.MountTarget(
             f"{name}-nas-mount", file_system_id=file_system.id,
             access_group_name=group.access_group_name, network_type="Vpc",
@@ -172,17 +182,21 @@ class ModelStorage(pulumi.ComponentResource):
         return self._nas
 
     def _nas_pvc(self, role: str, server: pulumi.Output[str], read_only: bool,
-                 path: str | None = None, size: str | None = None) -> pulumi.Output[str]:
+                 path: str | None = None, size: str | None = None,
+                 locking: bool = False) -> pulumi.Output[str]:
         path = path or f"/{self._cfg.model_store.prefix.strip('/')}"
         mode = "ReadOnlyMany" if read_only else "ReadWriteMany"
-        attributes: dict[str, Any] = {"server": server, "path": path, "vers": "3"}
+        attributes: dict[str, Any] = {"server": server, "path": path,
+                                      "vers": "4.0" if locking else "3"}
         if not read_only:
             # NAS subdirectories are created root-owned 0755 and the driver does not apply
             # fsGroup: it chmods the mounted subdirectory (cloud facts: storage.nasModeAttribute)
             # so that uid 10001 can write; the NAS access group keeps it to the VPC.
             attributes |= {"mode": NAS_WRITABLE_MODE, "modeType": "non-recursive"}
         return self._static_pvc(role, NAS_DRIVER, mode, attributes,
-                                read_only=read_only, size=size, mount_options=NAS_MOUNT_OPTIONS)
+                                read_only=read_only, size=size,
+                                mount_options=NAS_LOCKING_MOUNT_OPTIONS if locking
+                                else NAS_MOUNT_OPTIONS)
 
     # --- Kubernetes -------------------------------------------------------------------------
     def _static_pvc(self, role: str, driver: str, mode: str, attributes: dict[str, Any],

@@ -168,7 +168,7 @@ def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str
     if config.type == "LoadBalancer":
         annotations[SLB_ADDRESS_TYPE] = "internet" if config.allow_public else "intranet"
         # Local keeps the client address, so the NetworkPolicy's ipBlock can judge it.
-        spec = {"loadBalancerSourceRanges": list(cfg.chat.allowed_cidrs),
+        spec = {"loadBalancerSourceRanges": cfg.chat_allowed_cidrs(),
                 "externalTrafficPolicy": "Local"}
     return k8s.core.v1.Service(
         name, metadata={"name": workload_name(cfg, side), "namespace": namespace,

@@ -301,10 +301,14 @@ def test_kb_volume_is_a_disk_in_dev_and_shared_nas_in_prod():
     assert prod["chatchat-kb"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_nas_admits_only_the_vpc_cidr():
+def test_nas_admits_only_the_node_vswitches_never_the_pod_vswitches():
     rendering = rendered("prod")
+    network = rendering.config.network
+    assert network.pod_vswitch_cidrs  # prod runs Terway pods on vSwitches of their own
     rules = rendering.by_type("alicloud:nas/accessRule:AccessRule")
-    assert [r.inputs["sourceCidrIp"] for r in rules] == [rendering.config.network.vpc_cidr]
+    sources = [r.inputs["sourceCidrIp"] for r in rules]
+    assert sources == network.vswitch_cidrs
+    assert not set(sources) & set(network.pod_vswitch_cidrs)
     target = rendering.one("alicloud:nas/mountTarget:MountTarget")
     first_zone = rendering.one("alicloud:vpc/switch:Switch",
                                f"network-vswitch-{rendering.config.zones[0]}")
@@ -418,3 +422,21 @@ def test_docs_resource_map_is_current(stack):
     doc = (REPO / "docs" / "infrastructure.md").read_text(encoding="utf-8")
     stale = f"docs/infrastructure.md is stale: paste `python -m tools plan --stack {stack}`"
     assert tree in doc, stale
+
+
+def _pv_of_claim(rendering, claim_name: str):
+    claim = next(c for c in rendering.by_type(PVC) if c.inputs["metadata"]["name"] == claim_name)
+    resources = rendering.by_urn()
+    (volume,) = [resources[urn] for urn in claim.property_dependencies["spec"]
+                 if resources[urn].type == "kubernetes:core/v1:PersistentVolume"]
+    return volume.inputs["spec"]
+
+
+def test_shared_kb_volume_mounts_nfs_v4_so_locks_hold_across_nodes():
+    spec = _pv_of_claim(rendered("prod"), "chatchat-kb")
+    assert spec["accessModes"] == ["ReadWriteMany"]
+    assert spec["csi"]["volumeAttributes"]["vers"] == "4.0"
+    assert "vers=4.0" in spec["mountOptions"]
+    assert not any("nolock" in option for option in spec["mountOptions"])
+    model = _pv_of_claim(rendered("prod"), "chatchat-model")  # read-only: v3 is fine
+    assert model["csi"]["volumeAttributes"]["vers"] == "3"

@@ -90,7 +90,7 @@ def test_network_policies_select_the_pods_they_mean(case):
     chat_in = _policy(rendering, "chat-ingress")
     assert _selected(chat_in["podSelector"], pods) == {"chat"}
     (rule,) = chat_in["ingress"]
-    assert [p["ipBlock"]["cidr"] for p in rule["from"]] == rendering.config.chat.allowed_cidrs
+    assert [p["ipBlock"]["cidr"] for p in rule["from"]] == rendering.config.chat_allowed_cidrs()
     assert {p["port"] for p in rule["ports"]} == {8501, 7861} == _ports(pods["chat"])
 
     chat_out = _policy(rendering, "chat-egress")
@@ -165,6 +165,17 @@ def test_services_are_cluster_internal_by_default():
             assert "loadBalancerSourceRanges" not in service["spec"]
 
 
+def test_chat_ports_admit_only_the_vpc_unless_allowed_cidrs_are_given():
+    for stack in STACKS:
+        rendering = render_workloads(stack)
+        (rule,) = _policy(rendering, "chat-ingress")["ingress"]
+        expected = rendering.config.chat.allowed_cidrs or [rendering.config.network.vpc_cidr]
+        assert [p["ipBlock"]["cidr"] for p in rule["from"]] == expected
+    narrow = render_workloads("dev", {"chat.allowedCidrs": ["10.8.0.0/24"]})
+    (rule,) = _policy(narrow, "chat-ingress")["ingress"]
+    assert [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.8.0.0/24"]
+
+
 def test_a_load_balancer_is_an_internal_slb_limited_to_the_allowed_cidrs():
     rendering = render_workloads("dev", {"chat.service.type": "LoadBalancer",
                                          "chat.allowedCidrs": ["10.1.0.0/16"]})
@@ -231,5 +242,25 @@ def test_probes_tell_the_truth():
     startup = llm["startupProbe"]
     # loading a 13B model from network storage takes well over ten minutes on a cold node
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # the chat is Ready only while its knowledge-base database answers; alive regardless
+    assert chat["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 7861}
+    for probe in ("startupProbe", "livenessProbe"):
         assert chat[probe]["httpGet"] == {"path": "/health", "port": 7861}
+
+
+def test_vllm_served_models_are_probed_where_vllm_answers_without_a_key():
+    # vLLM's /v1/models needs the API key; it listens only once the model is loaded
+    llm = container(deployment(render_workloads("dev", {"llm.model": "qwen-7b-chat"}), "llm"))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert llm[probe]["httpGet"] == {"path": "/health", "port": 8888}
+
+
+def test_chat_pods_say_how_many_can_run_at_once():
+    # faiss KBs allow one writer: the service refuses to create one when this is above 1
+    single = deployment(render_workloads("dev"), "chat")
+    assert single["spec"]["strategy"] == {"type": "Recreate"}
+    assert env_of(container(single))["CHAT_REPLICAS"] == "1"
+    rolling = deployment(render_workloads("prod"), "chat")  # adb on a shared NAS volume
+    assert rolling["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1
+    replicas = rolling["spec"]["replicas"]
+    assert env_of(container(rolling))["CHAT_REPLICAS"] == str(replicas + 1)
