@@ -5,8 +5,8 @@ Flows allowed (everything else in the namespace is denied, in and out):
 - every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
   on 53/UDP+TCP;
 - chat -> llm on 8888;
-- allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861 (and -> llm on 8888 only when the
-  llm Service is a LoadBalancer);
+- allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861
+  (and -> llm on 8888 only when the llm Service is a LoadBalancer);
 - chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
 The model store and the KB volume are mounted by the CSI drivers on the node, so neither the llm
 nor the conversion Job needs any egress of its own.
