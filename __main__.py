@@ -23,8 +23,11 @@ cluster = AckGpuCluster("cluster", cfg, network)
 k8s = cluster.k8s_provider
 namespace = ReleaseNamespace("release", cfg, k8s)
 storage = ModelStorage("storage", cfg, network, k8s, namespace.name)
-database = VectorDatabase("vectors", cfg, network, k8s, namespace.name) \
-    if cfg.db.db_type == "adb" else None
+database = (
+    VectorDatabase("vectors", cfg, network, k8s, namespace.name)
+    if cfg.db.db_type == "adb"
+    else None
+)
 registry = Registry("registry", cfg, k8s, namespace.name)  # images and their pull Secret
 
 security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.name)
@@ -32,14 +35,29 @@ security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.na
 # would spend Pulumi's readiness timeout waiting for a node.
 on_nodes = pulumi.ResourceOptions(depends_on=list(cluster.node_pools.values()))
 llm = LlmWorkload(
-    "llm", cfg, provider=k8s, namespace=namespace.name, image=registry.llm_image,
-    model_pvc_name=storage.model_pvc_name, model_writer_pvc_name=storage.model_writer_pvc_name,
-    api_key_secret_name=security.api_key_secret_name, opts=on_nodes)
+    "llm",
+    cfg,
+    provider=k8s,
+    namespace=namespace.name,
+    image=registry.llm_image,
+    model_pvc_name=storage.model_pvc_name,
+    model_writer_pvc_name=storage.model_writer_pvc_name,
+    api_key_secret_name=security.api_key_secret_name,
+    opts=on_nodes,
+)
 chat = ChatWorkload(
-    "chat", cfg, provider=k8s, namespace=namespace.name, image=registry.chat_image,
-    model_pvc_name=storage.model_pvc_name, kb_pvc_name=storage.kb_pvc_name,
-    api_key_secret_name=security.api_key_secret_name, llm_service_name=llm.service_name,
-    db_secret_name=database.secret_name if database else None, opts=on_nodes)
+    "chat",
+    cfg,
+    provider=k8s,
+    namespace=namespace.name,
+    image=registry.chat_image,
+    model_pvc_name=storage.model_pvc_name,
+    kb_pvc_name=storage.kb_pvc_name,
+    api_key_secret_name=security.api_key_secret_name,
+    llm_service_name=llm.service_name,
+    db_secret_name=database.secret_name if database else None,
+    opts=on_nodes,
+)
 
 pulumi.export("release", cfg.release)
 pulumi.export("llmModel", cfg.llm.model)
@@ -56,6 +74,12 @@ pulumi.export("chatApiKey", security.chat_api_key)  # secret
 pulumi.export("chatWebUrl", chat.web_url)
 pulumi.export("chatApiUrl", chat.api_url)
 pulumi.export("llmEndpoint", llm.endpoint)
-pulumi.export("portForward", namespace.name.apply(
-    lambda ns: f"kubectl port-forward -n {ns} svc/{workload_name('chat', cfg.release)} "
-               f"{CHAT_WEB_PORT}:{CHAT_WEB_PORT}"))
+pulumi.export(
+    "portForward",
+    namespace.name.apply(
+        lambda ns: (
+            f"kubectl port-forward -n {ns} svc/{workload_name('chat', cfg.release)} "
+            f"{CHAT_WEB_PORT}:{CHAT_WEB_PORT}"
+        )
+    ),
+)

@@ -32,9 +32,13 @@ def _set_listener_acl(region: str, load_balancer_id: str, acl_id: str | None) ->
     from components.aliyun_sdk import openapi_config
 
     request = SetLoadBalancerTCPListenerAttributeRequest(
-        region_id=region, load_balancer_id=load_balancer_id, listener_port=LISTENER_PORT,
-        acl_status="on" if acl_id else "off", acl_type="white" if acl_id else None,
-        acl_id=acl_id)
+        region_id=region,
+        load_balancer_id=load_balancer_id,
+        listener_port=LISTENER_PORT,
+        acl_status="on" if acl_id else "off",
+        acl_type="white" if acl_id else None,
+        acl_id=acl_id,
+    )
     Client(openapi_config(region)).set_load_balancer_tcplistener_attribute(request)
 
 
@@ -48,8 +52,11 @@ class _ListenerAclProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = ("region", "loadBalancerId", "aclId")
         changed = [k for k in keys if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=["loadBalancerId"]
-                          if "loadBalancerId" in changed else [], delete_before_replace=False)
+        return DiffResult(
+            changes=bool(changed),
+            replaces=["loadBalancerId"] if "loadBalancerId" in changed else [],
+            delete_before_replace=False,
+        )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         _set_listener_acl(news["region"], news["loadBalancerId"], news["aclId"])
@@ -62,11 +69,27 @@ class _ListenerAclProvider(ResourceProvider):
 class ListenerAcl(Resource):
     """The API server listener's whitelist binding (type `pulumi-python:dynamic:Resource`)."""
 
-    def __init__(self, name: str, *, region: str, load_balancer_id: pulumi.Input[str],
-                 acl_id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(_ListenerAclProvider(), name, {
-            "region": region, "loadBalancerId": load_balancer_id, "aclId": acl_id,
-            "listenerPort": LISTENER_PORT, "purpose": "ack-api-server-acl"}, opts)
+    def __init__(
+        self,
+        name: str,
+        *,
+        region: str,
+        load_balancer_id: pulumi.Input[str],
+        acl_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            _ListenerAclProvider(),
+            name,
+            {
+                "region": region,
+                "loadBalancerId": load_balancer_id,
+                "aclId": acl_id,
+                "listenerPort": LISTENER_PORT,
+                "purpose": "ack-api-server-acl",
+            },
+            opts,
+        )
 
 
 class ApiServerAccess(pulumi.ComponentResource):
@@ -75,21 +98,42 @@ class ApiServerAccess(pulumi.ComponentResource):
     acl_id: pulumi.Output[str]
     ready: pulumi.Resource
 
-    def __init__(self, name: str, *, region: str, load_balancer_id: pulumi.Input[str],
-                 allowed_cidrs: list[str], tags: dict[str, str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        region: str,
+        load_balancer_id: pulumi.Input[str],
+        allowed_cidrs: list[str],
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:cluster:ApiServerAccess", name, None, opts)
         if not allowed_cidrs or any(c.endswith("/0") for c in allowed_cidrs):
-            raise ValueError(f"cluster.apiServerAllowedCidrs: {allowed_cidrs} must list the "
-                             "deployer's egress CIDRs, none of them /0")
+            raise ValueError(
+                f"cluster.apiServerAllowedCidrs: {allowed_cidrs} must list the "
+                "deployer's egress CIDRs, none of them /0"
+            )
         child = pulumi.ResourceOptions(parent=self)
-        acl = alicloud.slb.Acl(f"{name}-acl", name=f"{name}-api-server", ip_version="ipv4",
-                               tags=tags, opts=child)
-        entries = [alicloud.slb.AclEntryAttachment(
-            f"{name}-acl-{cidr.replace('/', '-')}", acl_id=acl.id, entry=cidr,
-            comment="cluster.apiServerAllowedCidrs", opts=child) for cidr in allowed_cidrs]
+        acl = alicloud.slb.Acl(
+            f"{name}-acl", name=f"{name}-api-server", ip_version="ipv4", tags=tags, opts=child
+        )
+        entries = [
+            alicloud.slb.AclEntryAttachment(
+                f"{name}-acl-{cidr.replace('/', '-')}",
+                acl_id=acl.id,
+                entry=cidr,
+                comment="cluster.apiServerAllowedCidrs",
+                opts=child,
+            )
+            for cidr in allowed_cidrs
+        ]
         self.ready = ListenerAcl(
-            f"{name}-listener-acl", region=region, load_balancer_id=load_balancer_id,
-            acl_id=acl.id, opts=pulumi.ResourceOptions(parent=self, depends_on=entries))
+            f"{name}-listener-acl",
+            region=region,
+            load_balancer_id=load_balancer_id,
+            acl_id=acl.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=entries),
+        )
         self.acl_id = acl.id
         self.register_outputs({"aclId": self.acl_id})

@@ -88,12 +88,16 @@ class GpuTable:
 
     def __init__(self, path: Path) -> None:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        self.families = {name: GpuFamily(name, row["gpuModel"], row["gpuMemoryGib"],
-                                         row["supported"], row.get("refusal"))
-                         for name, row in raw["families"].items()}
+        self.families = {
+            name: GpuFamily(
+                name, row["gpuModel"], row["gpuMemoryGib"], row["supported"], row.get("refusal")
+            )
+            for name, row in raw["families"].items()
+        }
         self._instance_type = re.compile(raw["instanceTypePattern"])
-        self._refused_prefixes = [(tuple(r["prefixes"]), r["gpuModel"], r["refusal"])
-                                  for r in raw["refusedPrefixes"]]
+        self._refused_prefixes = [
+            (tuple(r["prefixes"]), r["gpuModel"], r["refusal"]) for r in raw["refusedPrefixes"]
+        ]
 
     def family_of(self, instance_type: str) -> GpuFamily | None:
         match = self._instance_type.match(instance_type)

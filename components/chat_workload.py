@@ -28,49 +28,71 @@ class ChatWorkload(pulumi.ComponentResource):
     web_url: pulumi.Output[str]
     api_url: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
-                 namespace: pulumi.Input[str], image: pulumi.Input[str],
-                 model_pvc_name: pulumi.Input[str], kb_pvc_name: pulumi.Input[str],
-                 api_key_secret_name: pulumi.Input[str], llm_service_name: pulumi.Input[str],
-                 db_secret_name: pulumi.Input[str] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        *,
+        provider: k8s.Provider,
+        namespace: pulumi.Input[str],
+        image: pulumi.Input[str],
+        model_pvc_name: pulumi.Input[str],
+        kb_pvc_name: pulumi.Input[str],
+        api_key_secret_name: pulumi.Input[str],
+        llm_service_name: pulumi.Input[str],
+        db_secret_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:chat_workload:ChatWorkload", name, None, opts)
         if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
-            raise ValueError(f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
-                             "when the vectors live in ADB")
+            raise ValueError(
+                f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
+                "when the vectors live in ADB"
+            )
         placement = wp.placement(cfg, "chat")
         # Children do not inherit the component's depends_on (the node pools): pass it on.
-        child = pulumi.ResourceOptions(parent=self, provider=provider,
-                                       depends_on=opts.depends_on if opts else None)
+        child = pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=opts.depends_on if opts else None
+        )
         release_name = wp.workload_name(cfg, "chat")
         account = wp.service_account(f"{name}-account", cfg, "chat", namespace, child)
 
-        env = [{"name": "LLM_MODEL", "value": cfg.llm.model},
-               {"name": "LLM_HOST", "value": llm_service_name},
-               {"name": "LLM_PORT", "value": str(LLM_PORT)},
-               wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
-               wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
-               {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
-               {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
-               {"name": "MODEL_ROOT", "value": MODEL_ROOT},
-               {"name": "KB_ROOT", "value": KB_ROOT}, wp.HOME_ENV]
+        env = [
+            {"name": "LLM_MODEL", "value": cfg.llm.model},
+            {"name": "LLM_HOST", "value": llm_service_name},
+            {"name": "LLM_PORT", "value": str(LLM_PORT)},
+            wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
+            wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
+            {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
+            {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
+            {"name": "MODEL_ROOT", "value": MODEL_ROOT},
+            {"name": "KB_ROOT", "value": KB_ROOT},
+            wp.HOME_ENV,
+        ]
         if db_secret_name is not None:
             env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
         # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
         # KB disk attaches to one node, and a faiss index has a single writer.
         overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
-        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1,
-                                                               "maxUnavailable": 0}} \
-            if overlap else {"type": "Recreate"}
+        strategy = (
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+            if overlap
+            else {"type": "Recreate"}
+        )
         # The most chat pods that can run at once (a rollout's surge pod included): above one,
         # the service refuses to create faiss knowledge bases, which allow a single writer.
-        env.append({"name": "CHAT_REPLICAS",
-                    "value": str(cfg.chat.pod.replicas + (1 if overlap else 0))})
+        env.append(
+            {"name": "CHAT_REPLICAS", "value": str(cfg.chat.pod.replicas + (1 if overlap else 0))}
+        )
         probes = cfg.chat.probes
         app = {
-            "name": "chat", "image": image, "imagePullPolicy": "IfNotPresent",
-            "ports": [{"name": "webui", "containerPort": WEB_PORT, "protocol": "TCP"},
-                      {"name": "api", "containerPort": API_PORT, "protocol": "TCP"}],
+            "name": "chat",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [
+                {"name": "webui", "containerPort": WEB_PORT, "protocol": "TCP"},
+                {"name": "api", "containerPort": API_PORT, "protocol": "TCP"},
+            ],
             "env": env,
             "resources": cfg.pod_resources("chat"),
             "startupProbe": wp.http_probe(probes.startup, "/health", API_PORT),
@@ -78,24 +100,37 @@ class ChatWorkload(pulumi.ComponentResource):
             "readinessProbe": wp.http_probe(probes.readiness, "/ready", API_PORT),
             "livenessProbe": wp.http_probe(probes.liveness, "/health", API_PORT),
             "securityContext": wp.container_security(),
-            "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT,
-                             {"name": "kb", "mountPath": KB_ROOT}],
+            "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT, {"name": "kb", "mountPath": KB_ROOT}],
         }
         deployment = wp.deployment(
-            f"{name}-deployment", cfg, "chat", namespace, strategy=strategy, annotations={},
-            pod=wp.pod_spec(service_account=release_name, containers=[app],
-                            volumes=[wp.model_volume(model_pvc_name),
-                                     {"name": "kb", "persistentVolumeClaim": {
-                                         "claimName": kb_pvc_name}}],
-                            **placement),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[account])))
+            f"{name}-deployment",
+            cfg,
+            "chat",
+            namespace,
+            strategy=strategy,
+            annotations={},
+            pod=wp.pod_spec(
+                service_account=release_name,
+                containers=[app],
+                volumes=[
+                    wp.model_volume(model_pvc_name),
+                    {"name": "kb", "persistentVolumeClaim": {"claimName": kb_pvc_name}},
+                ],
+                **placement,
+            ),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[account])),
+        )
         service = wp.expose(name, cfg, "chat", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
         self.web_url = wp.service_url(service, WEB_PORT)
         self.api_url = wp.service_url(service, API_PORT)
-        self.register_outputs({"deploymentName": self.deployment_name,
-                               "serviceName": self.service_name, "webUrl": self.web_url,
-                               "apiUrl": self.api_url})
+        self.register_outputs(
+            {
+                "deploymentName": self.deployment_name,
+                "serviceName": self.service_name,
+                "webUrl": self.web_url,
+                "apiUrl": self.api_url,
+            }
+        )

@@ -13,8 +13,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FACTS_PATH = (Path(__file__).resolve().parent.parent / "policies" / "chatchat_policies" / "data"
-              / "cloud_facts.json")
+FACTS_PATH = (
+    Path(__file__).resolve().parent.parent
+    / "policies"
+    / "chatchat_policies"
+    / "data"
+    / "cloud_facts.json"
+)
 _ACK_VERSION = re.compile(r"^1\.(\d+)\.\d+-aliyun\.\d+$")
 
 
@@ -49,5 +54,10 @@ def nvidia_driver_versions() -> list[str]:
 
 def unverified() -> list[str]:
     """`area.name` of every fact no document we could read confirms."""
-    return [f"{area}.{name}" for area, rows in facts().items() if not area.startswith("_")
-            for name, row in rows.items() if not row.get("verified", False)]
+    return [
+        f"{area}.{name}"
+        for area, rows in facts().items()
+        if not area.startswith("_")
+        for name, row in rows.items()
+        if not row.get("verified", False)
+    ]

@@ -27,13 +27,21 @@ from components.network import Network
 # NetworkPolicies to keep the llm API reachable from chat only. Terway gives pods addresses in
 # the pod vSwitches (`network.podVswitchCidrs`, else the node vSwitches), so `network.podCidr`
 # is not used.
-TERWAY = {"name": "terway-eniip", "config": json.dumps(
-    {"IPVlan": "false", "NetworkPolicy": "true", "ENITrunking": "false"}, sort_keys=True)}
+TERWAY = {
+    "name": "terway-eniip",
+    "config": json.dumps(
+        {"IPVlan": "false", "NetworkPolicy": "true", "ENITrunking": "false"}, sort_keys=True
+    ),
+}
 # Cluster `addons` apply at create only: the network plugin and the CSI storage drivers (OSS,
 # NAS, disk static and dynamic volumes) must exist before the first pod. The ingress controller
 # is not needed: the UI is reached by port-forward or an internal Service.
-CREATE_TIME_ADDONS = [TERWAY, {"name": "csi-plugin"}, {"name": "csi-provisioner"},
-                      {"name": "nginx-ingress-controller", "disabled": True}]
+CREATE_TIME_ADDONS = [
+    TERWAY,
+    {"name": "csi-plugin"},
+    {"name": "csi-provisioner"},
+    {"name": "nginx-ingress-controller", "disabled": True},
+]
 # Day-2 addons, managed as resources so that a config change installs or removes them later.
 NODE_PROBLEM_DETECTOR = "ack-node-problem-detector"
 # Node pools' auto_repair needs it (cloud facts: ack.nodePoolAutoRepairAddon).
@@ -47,8 +55,16 @@ VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
 def intranet_kubeconfig(kubeconfig: str, connections: Any) -> str:
     """`kubeconfig` with every cluster's server set to the API server's intranet endpoint."""
     rows = connections if isinstance(connections, list) else [connections or {}]
-    endpoint = next((r.get("api_server_intranet") or r.get("apiServerIntranet")
-                     if isinstance(r, dict) else r.api_server_intranet for r in rows if r), None)
+    endpoint = next(
+        (
+            r.get("api_server_intranet") or r.get("apiServerIntranet")
+            if isinstance(r, dict)
+            else r.api_server_intranet
+            for r in rows
+            if r
+        ),
+        None,
+    )
     if not endpoint:
         raise ValueError("the cluster reports no intranet API server endpoint")
     document = yaml.safe_load(kubeconfig)
@@ -65,8 +81,13 @@ class AckGpuCluster(pulumi.ComponentResource):
     k8s_provider: k8s.Provider
     node_pools: dict[str, alicloud.cs.NodePool]
 
-    def __init__(self, name: str, cfg: StackConfig, network: Network,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        network: Network,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:cluster:AckGpuCluster", name, None, opts)
         self._cfg, self._network = cfg, network
         tags = cfg.resource_tags()
@@ -89,35 +110,61 @@ class AckGpuCluster(pulumi.ComponentResource):
             addons=CREATE_TIME_ADDONS,
             tags=tags,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=cfg.production,
+                parent=self,
+                protect=cfg.production,
                 # Create-time only: later edits would show a diff that never applies.
-                ignore_changes=["addons"]))
+                ignore_changes=["addons"],
+            ),
+        )
         self.cluster_id = cluster.id
 
         day2 = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
         day2 += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
         day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
-        addons = {addon: alicloud.cs.KubernetesAddon(
-            f"{name}-addon-{addon}", cluster_id=cluster.id, name=addon,
-            cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
-            opts=pulumi.ResourceOptions(parent=self)) for addon in day2}
+        addons = {
+            addon: alicloud.cs.KubernetesAddon(
+                f"{name}-addon-{addon}",
+                cluster_id=cluster.id,
+                name=addon,
+                cleanup_cloud_resources=True if addon == VIRTUAL_NODE else None,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for addon in day2
+        }
         self._repair_addon = addons[NODE_LIFECYCLE_CONTROLLER]
         # Auto-scaling node pools scale only with cluster node scaling on (and the
         # AliyunCSManagedAutoScalerRole authorised: `python -m tools preflight` checks it).
-        self.autoscaling = alicloud.cs.AutoscalingConfig(
-            f"{name}-autoscaling", cluster_id=cluster.id, scaler_type="cluster-autoscaler",
-            scale_up_from_zero=True, scale_down_enabled=True, expander="least-waste",
-            cool_down_duration="10m", unneeded_duration="10m", utilization_threshold="0.5",
-            gpu_utilization_threshold="0.5", scan_interval="30s",
-            opts=pulumi.ResourceOptions(parent=self)) if cfg.cluster.gpu_pools else None
+        self.autoscaling = (
+            alicloud.cs.AutoscalingConfig(
+                f"{name}-autoscaling",
+                cluster_id=cluster.id,
+                scaler_type="cluster-autoscaler",
+                scale_up_from_zero=True,
+                scale_down_enabled=True,
+                expander="least-waste",
+                cool_down_duration="10m",
+                unneeded_duration="10m",
+                utilization_threshold="0.5",
+                gpu_utilization_threshold="0.5",
+                scan_interval="30s",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if cfg.cluster.gpu_pools
+            else None
+        )
 
         system_labels = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
-        self.node_pools = {contract.SYSTEM_POOL: self._node_pool(
-            f"{name}-system", contract.SYSTEM_POOL, cluster.id,
-            instance_types=cfg.cluster.system_pool.instance_types,
-            desired_size=str(cfg.cluster.system_pool.size),
-            system_disk_size=cfg.cluster.system_pool.system_disk_gib,
-            labels=[{"key": k, "value": v} for k, v in sorted(system_labels.items())])}
+        self.node_pools = {
+            contract.SYSTEM_POOL: self._node_pool(
+                f"{name}-system",
+                contract.SYSTEM_POOL,
+                cluster.id,
+                instance_types=cfg.cluster.system_pool.instance_types,
+                desired_size=str(cfg.cluster.system_pool.size),
+                system_disk_size=cfg.cluster.system_pool.system_disk_gib,
+                labels=[{"key": k, "value": v} for k, v in sorted(system_labels.items())],
+            )
+        }
         for pool in cfg.cluster.gpu_pools:
             self.node_pools[pool.name] = self._gpu_pool(name, pool, cluster.id)
 
@@ -125,66 +172,97 @@ class AckGpuCluster(pulumi.ComponentResource):
         # cloud facts: ack.kubeconfigEndpoint). Without a public endpoint, point it at the
         # intranet endpoint: `pulumi up` then runs inside the VPC (docs/infrastructure.md).
         credential = alicloud.cs.get_cluster_credential_output(
-            cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self))
+            cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         waits: list[pulumi.Resource] = [self.node_pools[contract.SYSTEM_POOL]]
         if cfg.cluster.api_server_allowed_cidrs:
             access = ApiServerAccess(
-                f"{name}-api-server", region=cfg.region, load_balancer_id=cluster.slb_id,
-                allowed_cidrs=cfg.cluster.api_server_allowed_cidrs, tags=tags,
-                opts=pulumi.ResourceOptions(parent=self))
+                f"{name}-api-server",
+                region=cfg.region,
+                load_balancer_id=cluster.slb_id,
+                allowed_cidrs=cfg.cluster.api_server_allowed_cidrs,
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             waits.append(access.ready)
             kubeconfig = credential.kube_config
         else:
             kubeconfig = pulumi.Output.all(credential.kube_config, cluster.connections).apply(
-                lambda a: intranet_kubeconfig(a[0], a[1]))
+                lambda a: intranet_kubeconfig(a[0], a[1])
+            )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.k8s_provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig,
-            enable_server_side_apply=True, delete_unreachable=False,
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            delete_unreachable=False,
             # Objects need nodes to run on (CSI, DNS): wait for the system pool, not the GPU
             # pools; workloads that need a GPU depend on `node_pools` themselves. With a public
             # endpoint, wait for its whitelist too.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=waits))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits),
+        )
         self.register_outputs({"clusterId": self.cluster_id, "kubeconfig": self.kubeconfig})
 
-    def _gpu_pool(self, name: str, pool: GpuPool,
-                  cluster_id: pulumi.Output[str]) -> alicloud.cs.NodePool:
+    def _gpu_pool(
+        self, name: str, pool: GpuPool, cluster_id: pulumi.Output[str]
+    ) -> alicloud.cs.NodePool:
         family = pool.gpu_family  # config checked: one supported family per pool
-        labels = {**pool.labels, contract.NODE_POOL_LABEL: pool.name,
-                  contract.GPU_FAMILY_LABEL: family.label,
-                  contract.GPU_MEMORY_LABEL: str(family.gpu_memory_gib)}
+        labels = {
+            **pool.labels,
+            contract.NODE_POOL_LABEL: pool.name,
+            contract.GPU_FAMILY_LABEL: family.label,
+            contract.GPU_MEMORY_LABEL: str(family.gpu_memory_gib),
+        }
         if pool.driver_version:
             labels[contract.DRIVER_LABEL] = pool.driver_version
-        taints = [contract.GPU_TAINT] + [t.model_dump() for t in pool.taints
-                                         if t.key != contract.GPU_RESOURCE]
+        taints = [contract.GPU_TAINT] + [
+            t.model_dump() for t in pool.taints if t.key != contract.GPU_RESOURCE
+        ]
         spot: dict[str, Any] = {"spot_strategy": "NoSpot"}
         if pool.spot:
             # Without a price limit, bid up to the pay-as-you-go price (never pay more than it).
-            spot = {"spot_strategy": "SpotAsPriceGo", "spot_instance_remedy": True,
-                    "compensate_with_on_demand": True, "multi_az_policy": "COST_OPTIMIZED"}
+            spot = {
+                "spot_strategy": "SpotAsPriceGo",
+                "spot_instance_remedy": True,
+                "compensate_with_on_demand": True,
+                "multi_az_policy": "COST_OPTIMIZED",
+            }
             if pool.spot_price_limit is not None:
                 spot["spot_strategy"] = "SpotWithPriceLimit"
                 spot["spot_price_limits"] = [
                     {"instance_type": t, "price_limit": f"{pool.spot_price_limit:.4f}"}
-                    for t in pool.instance_types]
+                    for t in pool.instance_types
+                ]
         return self._node_pool(
-            f"{name}-gpu-{pool.name}", pool.name, cluster_id,
-            instance_types=pool.instance_types, system_disk_size=pool.system_disk_gib,
-            scaling_config={"enable": True, "min_size": pool.min_size,
-                            "max_size": pool.max_size, "type": "gpu"},
+            f"{name}-gpu-{pool.name}",
+            pool.name,
+            cluster_id,
+            instance_types=pool.instance_types,
+            system_disk_size=pool.system_disk_gib,
+            scaling_config={
+                "enable": True,
+                "min_size": pool.min_size,
+                "max_size": pool.max_size,
+                "type": "gpu",
+            },
             labels=[{"key": k, "value": v} for k, v in sorted(labels.items())],
-            taints=taints, **spot)
+            taints=taints,
+            **spot,
+        )
 
-    def _node_pool(self, resource_name: str, pool_name: str, cluster_id: pulumi.Output[str],
-                   **args: Any) -> alicloud.cs.NodePool:
+    def _node_pool(
+        self, resource_name: str, pool_name: str, cluster_id: pulumi.Output[str], **args: Any
+    ) -> alicloud.cs.NodePool:
         """One node pool; its ACK name carries a random suffix so a replacement never collides
         with the pool it replaces (create-before-replace keeps GPU capacity during the swap)."""
         cfg, network = self._cfg, self._network
         suffix = random.RandomId(
-            f"{resource_name}-suffix", byte_length=3,
+            f"{resource_name}-suffix",
+            byte_length=3,
             # A new suffix when a new cluster or security group forces a new pool.
             keepers={"clusterId": cluster_id, "securityGroupId": network.security_group_id},
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         return alicloud.cs.NodePool(
             resource_name,
             cluster_id=cluster_id,
@@ -198,4 +276,5 @@ class AckGpuCluster(pulumi.ComponentResource):
             tags=cfg.resource_tags(),
             **args,
             # auto_repair needs the node-lifecycle-controller addon installed first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._repair_addon]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._repair_addon]),
+        )

@@ -33,7 +33,9 @@ _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _ADB_SPEC = re.compile(r"^(\d+)C(\d+)G$")
 _ALLOWED_GPUS = ", ".join(
     f"{f.family} ({f.gpu_model.removeprefix('NVIDIA ')} {f.gpu_memory_gib} GB)"
-    for f in GPU_FAMILIES.values() if f.supported)
+    for f in GPU_FAMILIES.values()
+    if f.supported
+)
 
 
 class ConfigError(Exception):
@@ -60,8 +62,12 @@ DEFAULT_RESOURCES: dict[Side, dict[str, str]] = {
     "chat": {"cpu": "4", "memory": "8Gi"},
 }
 # Single-card ECI GPU specs (V100 16/32 GB, A10 24 GB); the llm gets those whose card fits.
-ECI_GPU_SPECS = ("ecs.gn7i-c8g1.2xlarge", "ecs.gn7i-c16g1.4xlarge", "ecs.gn6v-c8g1.2xlarge",
-                 "ecs.gn6e-c12g1.3xlarge")
+ECI_GPU_SPECS = (
+    "ecs.gn7i-c8g1.2xlarge",
+    "ecs.gn7i-c16g1.4xlarge",
+    "ecs.gn6v-c8g1.2xlarge",
+    "ecs.gn6e-c12g1.3xlarge",
+)
 
 
 class Resources(_Model):
@@ -101,8 +107,9 @@ class Image(_Model):
     @classmethod
     def _no_latest(cls, tag: str) -> str:
         if tag == "latest" or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-            raise ValueError(f"{tag!r} is not a pinned tag; use a version such as 0.1.0 "
-                             "or a digest")
+            raise ValueError(
+                f"{tag!r} is not a pinned tag; use a version such as 0.1.0 or a digest"
+            )
         return tag
 
 
@@ -250,8 +257,9 @@ class SystemPool(_Model):
 
 class Cluster(_Model):
     # A creatable version (cloud facts: ack.creatableMinorVersions); checked across keys.
-    version: str = Field(cloud_facts.value("ack", "defaultVersion"),
-                         pattern=r"^1\.\d+\.\d+-aliyun\.\d+$")
+    version: str = Field(
+        cloud_facts.value("ack", "defaultVersion"), pattern=r"^1\.\d+\.\d+-aliyun\.\d+$"
+    )
     cluster_spec: Literal["ack.pro.small"] = "ack.pro.small"
     # Who may reach the API server's endpoint (the deployer's or CI runner's egress CIDRs). Empty:
     # the API server has no public endpoint and `pulumi up` must run inside the VPC.
@@ -324,14 +332,19 @@ class StackConfig(_Model):
 
     def resource_tags(self) -> dict[str, str]:
         """Tags for every taggable Alibaba Cloud resource."""
-        return {**self.tags.extra, "project": self.tags.project, "stack": self.stack,
-                "owner": self.tags.owner}
+        return {
+            **self.tags.extra,
+            "project": self.tags.project,
+            "stack": self.stack,
+            "owner": self.tags.owner,
+        }
 
     def gpu_pools_fitting_llm(self) -> list[GpuPool]:
         """GPU pools with at least one instance type whose card holds the llm model."""
         model, load8bit = self.llm.catalog_entry, self.llm.load8bit
         return [
-            pool for pool in self.cluster.gpu_pools
+            pool
+            for pool in self.cluster.gpu_pools
             if any((f := gpu_family_of(t)) and model.fits(f, load8bit) for t in pool.instance_types)
         ]
 
@@ -352,8 +365,11 @@ class StackConfig(_Model):
             return list(pod.eci_specs)
         if side == "llm":
             model = self.llm.catalog_entry
-            return [s for s in ECI_GPU_SPECS
-                    if (f := gpu_family_of(s)) and model.fits(f, self.llm.load8bit)]
+            return [
+                s
+                for s in ECI_GPU_SPECS
+                if (f := gpu_family_of(s)) and model.fits(f, self.llm.load8bit)
+            ]
         requests = self.pod_resources(side)["requests"]
         cpu, memory = requests["cpu"], requests["memory"]
         return [f"{cpu}-{memory}"] if cpu.isdigit() and memory.endswith("Gi") else []
@@ -375,8 +391,13 @@ def _network_rules(cfg: StackConfig) -> Problems:
         except ValueError as exc:
             problems.append((f"network.{to_camel(key)}", f"not an IPv4 CIDR: {exc}"))
     if len(cfg.network.vswitch_cidrs) != len(cfg.zones):
-        problems.append(("network.vswitchCidrs", f"{len(cfg.network.vswitch_cidrs)} CIDR(s) for "
-                         f"{len(cfg.zones)} zone(s); give one vSwitch CIDR per zone"))
+        problems.append(
+            (
+                "network.vswitchCidrs",
+                f"{len(cfg.network.vswitch_cidrs)} CIDR(s) for "
+                f"{len(cfg.zones)} zone(s); give one vSwitch CIDR per zone",
+            )
+        )
     if len(set(cfg.zones)) != len(cfg.zones):
         problems.append(("zones", "a zone is listed twice"))
     vswitches: list[ipaddress.IPv4Network] = []
@@ -387,15 +408,21 @@ def _network_rules(cfg: StackConfig) -> Problems:
             problems.append((f"network.vswitchCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
             continue
         if "vpc_cidr" in nets and not net.subnet_of(nets["vpc_cidr"]):
-            problems.append((f"network.vswitchCidrs[{i}]", f"{cidr} is outside vpcCidr "
-                             f"{cfg.network.vpc_cidr}"))
+            problems.append(
+                (f"network.vswitchCidrs[{i}]", f"{cidr} is outside vpcCidr {cfg.network.vpc_cidr}")
+            )
         if any(net.overlaps(other) for other in vswitches):
             problems.append((f"network.vswitchCidrs[{i}]", f"{cidr} overlaps another vSwitch"))
         vswitches.append(net)
     pod_vswitches = cfg.network.pod_vswitch_cidrs
     if pod_vswitches and len(pod_vswitches) != len(cfg.zones):
-        problems.append(("network.podVswitchCidrs", f"{len(pod_vswitches)} CIDR(s) for "
-                         f"{len(cfg.zones)} zone(s); give one Terway pod vSwitch CIDR per zone"))
+        problems.append(
+            (
+                "network.podVswitchCidrs",
+                f"{len(pod_vswitches)} CIDR(s) for "
+                f"{len(cfg.zones)} zone(s); give one Terway pod vSwitch CIDR per zone",
+            )
+        )
     for i, cidr in enumerate(pod_vswitches):
         try:
             net = ipaddress.IPv4Network(cidr)
@@ -403,17 +430,21 @@ def _network_rules(cfg: StackConfig) -> Problems:
             problems.append((f"network.podVswitchCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
             continue
         if "vpc_cidr" in nets and not net.subnet_of(nets["vpc_cidr"]):
-            problems.append((f"network.podVswitchCidrs[{i}]", f"{cidr} is outside vpcCidr "
-                             f"{cfg.network.vpc_cidr}"))
+            problems.append(
+                (
+                    f"network.podVswitchCidrs[{i}]",
+                    f"{cidr} is outside vpcCidr {cfg.network.vpc_cidr}",
+                )
+            )
         if any(net.overlaps(other) for other in vswitches):
-            problems.append((f"network.podVswitchCidrs[{i}]", f"{cidr} overlaps another "
-                             "vSwitch"))
+            problems.append((f"network.podVswitchCidrs[{i}]", f"{cidr} overlaps another vSwitch"))
         vswitches.append(net)
     for key in ("pod_cidr", "service_cidr"):
         if key in nets and "vpc_cidr" in nets and nets[key].overlaps(nets["vpc_cidr"]):
             problems.append((f"network.{to_camel(key)}", f"{nets[key]} overlaps vpcCidr"))
     if {"pod_cidr", "service_cidr"} <= nets.keys() and nets["pod_cidr"].overlaps(
-            nets["service_cidr"]):
+        nets["service_cidr"]
+    ):
         problems.append(("network.serviceCidr", "overlaps podCidr"))
     return problems
 
@@ -426,8 +457,9 @@ def _cluster_rules(cfg: StackConfig) -> Problems:
         if pool.name in seen:
             problems.append((f"{path}.name", f"duplicate pool name {pool.name!r}"))
         if pool.name == SYSTEM_POOL:  # the CPU pool's node-pool label value
-            problems.append((f"{path}.name", f"{SYSTEM_POOL!r} is the system pool's name; "
-                             "pick another"))
+            problems.append(
+                (f"{path}.name", f"{SYSTEM_POOL!r} is the system pool's name; pick another")
+            )
         seen.add(pool.name)
         if pool.spot_price_limit is not None and not pool.spot:
             problems.append((f"{path}.spotPriceLimit", "only applies with spot: true"))
@@ -437,12 +469,21 @@ def _cluster_rules(cfg: StackConfig) -> Problems:
         for j, (itype, family) in enumerate(zip(pool.instance_types, families, strict=True)):
             if family is None or not family.supported:
                 why = family.refusal if family else "not a GPU instance type"
-                problems.append((f"{path}.instanceTypes[{j}]",
-                                 f"{itype}: {why}; allowed families: {_ALLOWED_GPUS}"))
+                problems.append(
+                    (
+                        f"{path}.instanceTypes[{j}]",
+                        f"{itype}: {why}; allowed families: {_ALLOWED_GPUS}",
+                    )
+                )
         names = {f.family for f in families if f}
         if len(names) > 1 and all(f and f.supported for f in families):
-            problems.append((f"{path}.instanceTypes", f"mixes GPU families {sorted(names)}; "
-                             "one pool per family keeps its GPU-memory label true"))
+            problems.append(
+                (
+                    f"{path}.instanceTypes",
+                    f"mixes GPU families {sorted(names)}; "
+                    "one pool per family keeps its GPU-memory label true",
+                )
+            )
         problems += _label_map_problems(f"{path}.labels", pool.labels, check_values=True)
         for j, taint in enumerate(pool.taints):
             if error := _label_key_error(taint.key):
@@ -455,29 +496,47 @@ def _llm_rules(cfg: StackConfig) -> Problems:
     llm, model = cfg.llm, cfg.llm.catalog_entry
     if llm.pod.instance_type == "eci" and model.is_aiacc:
         open_source = model.source_model or "an open-source model"
-        problems.append(("llm.pod.instanceType", f"eci cannot run DeepGPU-LLM model {llm.model}"
-                         f"; use instanceType ecs, or {open_source} on eci"))
+        problems.append(
+            (
+                "llm.pod.instanceType",
+                f"eci cannot run DeepGPU-LLM model {llm.model}"
+                f"; use instanceType ecs, or {open_source} on eci",
+            )
+        )
     needed = model.required_gpu_gib(llm.load8bit)
     precision = "int8" if llm.effective_load8bit else "fp16"
     if llm.pod.instance_type == "ecs" and llm.pod.replicas > 0:
         if not cfg.cluster.gpu_pools:
-            problems.append(("cluster.gpuPools", f"llm.model {llm.model} needs a GPU pool; "
-                             "none is configured"))
+            problems.append(
+                ("cluster.gpuPools", f"llm.model {llm.model} needs a GPU pool; none is configured")
+            )
         elif not cfg.gpu_pools_fitting_llm():
-            pools = ", ".join(f"{p.name} ({'/'.join(p.instance_types)})"
-                              for p in cfg.cluster.gpu_pools)
-            problems.append(("llm.model", f"{llm.model} ({precision}) needs {needed} GiB of "
-                             f"GPU memory on one card; no GPU pool fits: {pools}"))
+            pools = ", ".join(
+                f"{p.name} ({'/'.join(p.instance_types)})" for p in cfg.cluster.gpu_pools
+            )
+            problems.append(
+                (
+                    "llm.model",
+                    f"{llm.model} ({precision}) needs {needed} GiB of "
+                    f"GPU memory on one card; no GPU pool fits: {pools}",
+                )
+            )
         elif not any(p.max_size > 0 for p in cfg.gpu_pools_fitting_llm()):
             problems.append(("cluster.gpuPools", "every GPU pool that fits the llm has maxSize 0"))
     for j, spec in enumerate(llm.pod.eci_specs):
         family = gpu_family_of(spec)
         if family is None or not model.fits(family, llm.load8bit):
-            problems.append((f"llm.pod.eciSpecs[{j}]", f"{spec} cannot hold {llm.model} "
-                             f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits"))
+            problems.append(
+                (
+                    f"llm.pod.eciSpecs[{j}]",
+                    f"{spec} cannot hold {llm.model} "
+                    f"({needed} GiB, {precision}); use a gn6v/gn6e/gn7i spec that fits",
+                )
+            )
     if llm.pod.instance_type == "eci" and not cfg.eci_specs("llm"):
-        problems.append(("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name} "
-                         f"({needed} GiB)"))
+        problems.append(
+            ("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name} ({needed} GiB)")
+        )
     return problems + _pod_rules(cfg, "llm")
 
 
@@ -487,28 +546,54 @@ def _chat_rules(cfg: StackConfig) -> Problems:
     # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
     for i, toleration in enumerate(chat.pod.tolerations):
         if toleration.key in (GPU_RESOURCE, None):
-            problems.append((f"chat.pod.tolerations[{i}]", "must not tolerate the GPU taint "
-                             f"{GPU_RESOURCE}: GPU nodes are kept for the llm"))
-    if GPU_RESOURCE in {**cfg.pod_resources("chat")["requests"],
-                        **cfg.pod_resources("chat")["limits"]}:
-        problems.append(("chat.pod.resources", f"{GPU_RESOURCE}: chat runs on the CPU system "
-                         "pool; GPU nodes are kept for the llm"))
+            problems.append(
+                (
+                    f"chat.pod.tolerations[{i}]",
+                    "must not tolerate the GPU taint "
+                    f"{GPU_RESOURCE}: GPU nodes are kept for the llm",
+                )
+            )
+    if GPU_RESOURCE in {
+        **cfg.pod_resources("chat")["requests"],
+        **cfg.pod_resources("chat")["limits"],
+    }:
+        problems.append(
+            (
+                "chat.pod.resources",
+                f"{GPU_RESOURCE}: chat runs on the CPU system pool; GPU nodes are kept for the llm",
+            )
+        )
     if chat.pod.instance_type == "eci" and not cfg.eci_specs("chat"):
         requests = cfg.pod_resources("chat")["requests"]
-        problems.append(("chat.pod.eciSpecs", f"cannot derive an ECI spec from cpu "
-                         f"{requests['cpu']} and memory {requests['memory']}; list specs such "
-                         "as 4-8Gi or ecs.c7.xlarge"))
+        problems.append(
+            (
+                "chat.pod.eciSpecs",
+                f"cannot derive an ECI spec from cpu "
+                f"{requests['cpu']} and memory {requests['memory']}; list specs such "
+                "as 4-8Gi or ecs.c7.xlarge",
+            )
+        )
     kb_mode = chat.kb.effective_access_mode
     if chat.kb.storage == "disk" and chat.kb.access_mode == "ReadWriteMany" and not chat.kb_pvc:
         problems.append(("chat.kb.accessMode", "a cloud disk is ReadWriteOnce; use storage nas"))
     if chat.pod.replicas > 1 and kb_mode != "ReadWriteMany":
-        problems.append(("chat.pod.replicas", f"{chat.pod.replicas} replicas cannot share a "
-                         f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
-                         "(ReadWriteMany)"))
+        problems.append(
+            (
+                "chat.pod.replicas",
+                f"{chat.pod.replicas} replicas cannot share a "
+                f"{kb_mode} knowledge-base volume; use 1 replica or chat.kb.storage nas "
+                "(ReadWriteMany)",
+            )
+        )
     elif chat.pod.replicas > 1 and cfg.db.db_type == "faiss":
         # faiss index files allow one writer; two pods writing one index over NFS corrupt it.
-        problems.append(("chat.pod.replicas", f"{chat.pod.replicas} replicas cannot write one "
-                         "faiss index (single writer); use db.dbType adb, or 1 replica"))
+        problems.append(
+            (
+                "chat.pod.replicas",
+                f"{chat.pod.replicas} replicas cannot write one "
+                "faiss index (single writer); use db.dbType adb, or 1 replica",
+            )
+        )
     for i, cidr in enumerate(chat.allowed_cidrs or []):
         try:
             ipaddress.IPv4Network(cidr)
@@ -524,32 +609,51 @@ def _db_rules(cfg: StackConfig) -> Problems:
         return problems
     match = _ADB_SPEC.match(adb.instance_spec)
     if not match:
-        problems.append(("db.adb.instanceSpec", f"{adb.instance_spec!r} is not of the form "
-                         "<cores>C<memory>G, e.g. 4C16G"))
+        problems.append(
+            (
+                "db.adb.instanceSpec",
+                f"{adb.instance_spec!r} is not of the form <cores>C<memory>G, e.g. 4C16G",
+            )
+        )
     elif int(match.group(1)) < 4 or int(match.group(2)) < 16:
-        problems.append(("db.adb.instanceSpec", f"{adb.instance_spec} is below 4C16G, the "
-                         "minimum for vector engine optimisation"))
+        problems.append(
+            (
+                "db.adb.instanceSpec",
+                f"{adb.instance_spec} is below 4C16G, the minimum for vector engine optimisation",
+            )
+        )
     step, category = (4, "HighAvailability") if cfg.production else (2, "Basic")
     if adb.seg_node_num % step:
-        problems.append(("db.adb.segNodeNum", f"{adb.seg_node_num} must be a multiple of {step} "
-                         f"for a {category} (production: {cfg.production}) instance"))
+        problems.append(
+            (
+                "db.adb.segNodeNum",
+                f"{adb.seg_node_num} must be a multiple of {step} "
+                f"for a {category} (production: {cfg.production}) instance",
+            )
+        )
     return problems
 
 
 def _tags_rules(cfg: StackConfig) -> Problems:
-    return [(f"tags.extra.{key}", "Alibaba Cloud tag keys cannot start with aliyun or acs: and "
-             "are at most 128 characters")
-            for key in cfg.resource_tags() if key.startswith(("aliyun", "acs:")) or len(key) > 128]
+    return [
+        (
+            f"tags.extra.{key}",
+            "Alibaba Cloud tag keys cannot start with aliyun or acs: and "
+            "are at most 128 characters",
+        )
+        for key in cfg.resource_tags()
+        if key.startswith(("aliyun", "acs:")) or len(key) > 128
+    ]
 
 
 def _pod_rules(cfg: StackConfig, side: Side) -> Problems:
     """Labels, annotations and nodeSelector of one workload's pods, and its Service."""
     pod, service = cfg.side_pod(side), getattr(cfg, side).service
     problems = _label_map_problems(f"{side}.pod.labels", pod.labels, check_values=True)
-    problems += _label_map_problems(f"{side}.pod.annotations", pod.annotations,
-                                    check_values=False)
-    problems += _label_map_problems(f"{side}.pod.nodeSelector", pod.node_selector,
-                                    check_values=True)
+    problems += _label_map_problems(f"{side}.pod.annotations", pod.annotations, check_values=False)
+    problems += _label_map_problems(
+        f"{side}.pod.nodeSelector", pod.node_selector, check_values=True
+    )
     if service.allow_public and service.type != "LoadBalancer":
         problems.append((f"{side}.service.allowPublic", "only applies to type LoadBalancer"))
     return problems
@@ -587,25 +691,40 @@ def _check_cloud_facts(cfg: StackConfig) -> list[tuple[str, str]]:
     creatable = cloud_facts.creatable_ack_minors()
     minor = cloud_facts.ack_minor(cfg.cluster.version)
     if minor not in creatable:
-        problems.append(("cluster.version", f"{cfg.cluster.version}: ACK creates clusters only on "
-                         f"{', '.join(creatable)} (cloud facts ack.creatableMinorVersions); use "
-                         f"e.g. {cloud_facts.value('ack', 'defaultVersion')}"))
+        problems.append(
+            (
+                "cluster.version",
+                f"{cfg.cluster.version}: ACK creates clusters only on "
+                f"{', '.join(creatable)} (cloud facts ack.creatableMinorVersions); use "
+                f"e.g. {cloud_facts.value('ack', 'defaultVersion')}",
+            )
+        )
     drivers = cloud_facts.nvidia_driver_versions()
     for i, pool in enumerate(cfg.cluster.gpu_pools):
         if pool.driver_version and pool.driver_version not in drivers:
-            problems.append((f"cluster.gpuPools[{i}].driverVersion", f"{pool.driver_version} is "
-                             f"not an NVIDIA driver ACK installs (ack.nvidiaDriverVersions: "
-                             f"{', '.join(drivers)}); pick one or leave it unset for ACK's "
-                             "default"))
+            problems.append(
+                (
+                    f"cluster.gpuPools[{i}].driverVersion",
+                    f"{pool.driver_version} is "
+                    f"not an NVIDIA driver ACK installs (ack.nvidiaDriverVersions: "
+                    f"{', '.join(drivers)}); pick one or leave it unset for ACK's "
+                    "default",
+                )
+            )
     if cfg.db.db_type == "adb":
         category = adb_category(cfg)
         specs = cloud_facts.adb_specs(category)
         match = _ADB_SPEC.match(cfg.db.adb.instance_spec)
         big_enough = match and int(match.group(1)) >= 4 and int(match.group(2)) >= 16
         if big_enough and cfg.db.adb.instance_spec not in specs:  # else reported above
-            problems.append(("db.adb.instanceSpec", f"{cfg.db.adb.instance_spec} is not a "
-                             f"{category} storage-elastic spec (production: {cfg.production}); "
-                             f"allowed: {', '.join(specs)}"))
+            problems.append(
+                (
+                    "db.adb.instanceSpec",
+                    f"{cfg.db.adb.instance_spec} is not a "
+                    f"{category} storage-elastic spec (production: {cfg.production}); "
+                    f"allowed: {', '.join(specs)}",
+                )
+            )
     return problems
 
 
@@ -614,13 +733,23 @@ def _check_names_and_regions(cfg: StackConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for key, name in (("chat.kbPVC", cfg.chat.kb_pvc), ("llm.modelPVC", cfg.llm.model_pvc)):
         if name is not None and (len(name) > 253 or not _DNS_SUBDOMAIN.match(name)):
-            problems.append((key, f"{name!r} is not a Kubernetes object name (DNS-1123: lower "
-                             "case letters, digits, '-' and '.', starting and ending with a "
-                             "letter or digit)"))
+            problems.append(
+                (
+                    key,
+                    f"{name!r} is not a Kubernetes object name (DNS-1123: lower "
+                    "case letters, digits, '-' and '.', starting and ending with a "
+                    "letter or digit)",
+                )
+            )
     for i, zone in enumerate(cfg.zones):
         if not re.fullmatch(rf"{re.escape(cfg.region)}-[a-z0-9]+", zone):
-            problems.append((f"zones[{i}]", f"{zone} is not a zone of region {cfg.region} "
-                             f"(alicloud:region); zones look like {cfg.region}-k"))
+            problems.append(
+                (
+                    f"zones[{i}]",
+                    f"{zone} is not a zone of region {cfg.region} "
+                    f"(alicloud:region); zones look like {cfg.region}-k",
+                )
+            )
     return problems
 
 
@@ -631,11 +760,21 @@ def _check_registry(cfg: StackConfig) -> list[tuple[str, str]]:
     if registry.edition == "enterprise":
         for key in ("instance_id", "endpoint"):
             if own and not getattr(registry, key):
-                problems.append((f"registry.{to_camel(key)}", "required with edition "
-                                 "enterprise: the ACR Enterprise Edition instance to pull from"))
+                problems.append(
+                    (
+                        f"registry.{to_camel(key)}",
+                        "required with edition "
+                        "enterprise: the ACR Enterprise Edition instance to pull from",
+                    )
+                )
     elif registry.pull_password and not registry.pull_username:
-        problems.append(("registry.pullUsername", "required with registry.pullPassword: the "
-                         "account's registry login name (ACR console, Access Credential)"))
+        problems.append(
+            (
+                "registry.pullUsername",
+                "required with registry.pullPassword: the "
+                "account's registry login name (ACR console, Access Credential)",
+            )
+        )
     return problems
 
 
@@ -648,8 +787,13 @@ def _check_api_server_access(cfg: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"cluster.apiServerAllowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
             continue
         if net.prefixlen == 0:
-            problems.append((f"cluster.apiServerAllowedCidrs[{i}]", f"{cidr} opens the API "
-                             "server to the internet; give the deployer's or CI runner's egress"))
+            problems.append(
+                (
+                    f"cluster.apiServerAllowedCidrs[{i}]",
+                    f"{cidr} opens the API "
+                    "server to the internet; give the deployer's or CI runner's egress",
+                )
+            )
     return problems
 
 
@@ -726,11 +870,13 @@ def raw_from_config_map(config: Mapping[str, Any]) -> dict[str, Any]:
         elif full_key == "alicloud:region":
             raw["region"] = value
     if f"{PROJECT}:region" in config:
-        raise ConfigError([(f"{PROJECT}:region", "set the region once, as alicloud:region (the "
-                                                 "provider's key)")])
+        raise ConfigError(
+            [(f"{PROJECT}:region", "set the region once, as alicloud:region (the provider's key)")]
+        )
     if "region" not in raw:
-        raise ConfigError([("alicloud:region", "required: the Alibaba Cloud region, e.g. "
-                                               "cn-hangzhou")])
+        raise ConfigError(
+            [("alicloud:region", "required: the Alibaba Cloud region, e.g. cn-hangzhou")]
+        )
     return raw
 
 

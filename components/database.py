@@ -23,9 +23,15 @@ class VectorDatabase(pulumi.ComponentResource):
     secret_name: pulumi.Output[str]
     instance_id: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, network: Network,
-                 provider: k8s.Provider, namespace: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        network: Network,
+        provider: k8s.Provider,
+        namespace: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:database:VectorDatabase", name, None, opts)
         adb = cfg.db.adb
         # Sizing (>= 4C16G, segment steps, ESSD) is validated with the rest of the config.
@@ -54,19 +60,38 @@ class VectorDatabase(pulumi.ComponentResource):
             create_sample_data=False,
             description=f"chatchat {cfg.stack} knowledge-base vectors",
             tags=cfg.resource_tags(),
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production),
+        )
 
         password = random.RandomPassword(
-            f"{name}-password", length=32, special=True, override_special="!#%^*-_+=",
-            min_lower=2, min_upper=2, min_numeric=2, min_special=2, opts=child)
+            f"{name}-password",
+            length=32,
+            special=True,
+            override_special="!#%^*-_+=",
+            min_lower=2,
+            min_upper=2,
+            min_numeric=2,
+            min_special=2,
+            opts=child,
+        )
         account = alicloud.gpdb.Account(
-            f"{name}-account", db_instance_id=instance.id, account_name=adb.account_name,
-            account_password=password.result, account_type="Normal",
-            account_description="chatchat application", opts=child)
+            f"{name}-account",
+            db_instance_id=instance.id,
+            account_name=adb.account_name,
+            account_password=password.result,
+            account_type="Normal",
+            account_description="chatchat application",
+            opts=child,
+        )
         database = alicloud.gpdb.Database(
-            f"{name}-database", db_instance_id=instance.id, database_name=adb.database_name,
-            owner=account.account_name, character_set_name="UTF8",
-            description="chatchat knowledge-base vectors", opts=child)
+            f"{name}-database",
+            db_instance_id=instance.id,
+            database_name=adb.database_name,
+            owner=account.account_name,
+            character_set_name="UTF8",
+            description="chatchat knowledge-base vectors",
+            opts=child,
+        )
 
         self.instance_id = instance.id
         self.host = instance.connection_string
@@ -75,10 +100,16 @@ class VectorDatabase(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(
             f"{name}-pg",
             metadata={"name": f"{cfg.release}-pg", "namespace": namespace},
-            string_data={"PG_HOST": self.host, "PG_PORT": self.port,
-                         "PG_DATABASE": database.database_name, "PG_USER": account.account_name,
-                         "PG_PASSWORD": pg_password},
-            opts=pulumi.ResourceOptions(parent=self, provider=provider))
+            string_data={
+                "PG_HOST": self.host,
+                "PG_PORT": self.port,
+                "PG_DATABASE": database.database_name,
+                "PG_USER": account.account_name,
+                "PG_PASSWORD": pg_password,
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
         self.secret_name = secret.metadata["name"]
-        self.register_outputs({"host": self.host, "port": self.port,
-                               "secretName": self.secret_name})
+        self.register_outputs(
+            {"host": self.host, "port": self.port, "secretName": self.secret_name}
+        )

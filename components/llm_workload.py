@@ -42,29 +42,38 @@ class LlmWorkload(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     conversion_job_name: pulumi.Output[str] | None
 
-    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
-                 namespace: pulumi.Input[str], image: pulumi.Input[str],
-                 model_pvc_name: pulumi.Input[str], model_writer_pvc_name: pulumi.Input[str],
-                 api_key_secret_name: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        *,
+        provider: k8s.Provider,
+        namespace: pulumi.Input[str],
+        image: pulumi.Input[str],
+        model_pvc_name: pulumi.Input[str],
+        model_writer_pvc_name: pulumi.Input[str],
+        api_key_secret_name: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:llm_workload:LlmWorkload", name, None, opts)
         model = cfg.llm.catalog_entry
         # Children do not inherit the component's depends_on (the node pools): pass it on.
-        child = pulumi.ResourceOptions(parent=self, provider=provider,
-                                       depends_on=opts.depends_on if opts else None)
+        child = pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=opts.depends_on if opts else None
+        )
         release_name = wp.workload_name(cfg, "llm")
         account = wp.service_account(f"{name}-account", cfg, "llm", namespace, child)
         placement = wp.placement(cfg, "llm")
 
         job = None
         if model.is_aiacc:
-            job = self._conversion_job(name, cfg, namespace, image, model_writer_pvc_name,
-                                       account, placement, child)
+            job = self._conversion_job(
+                name, cfg, namespace, image, model_writer_pvc_name, account, placement, child
+            )
         annotations = {
             contract.MODEL_ANNOTATION: model.name,
             contract.MODEL_KIND_ANNOTATION: model.kind,
-            contract.GPU_MEMORY_REQUIRED_ANNOTATION: str(
-                model.required_gpu_gib(cfg.llm.load8bit)),
+            contract.GPU_MEMORY_REQUIRED_ANNOTATION: str(model.required_gpu_gib(cfg.llm.load8bit)),
             contract.LOAD8BIT_ANNOTATION: str(cfg.llm.effective_load8bit).lower(),
         }
         probes = cfg.llm.probes
@@ -73,13 +82,18 @@ class LlmWorkload(pulumi.ComponentResource):
         # /v1/models needs the API key, which a kubelet probe cannot send.
         ready_path = "/v1/models" if model.is_aiacc else "/health"
         server = {
-            "name": "llm", "image": image, "imagePullPolicy": "IfNotPresent",
+            "name": "llm",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
             "ports": [{"name": "api", "containerPort": LLM_PORT, "protocol": "TCP"}],
-            "env": [{"name": "LLM_MODEL", "value": model.name},
-                    {"name": "LOAD_8BIT", "value": str(cfg.llm.effective_load8bit).lower()},
-                    {"name": "LLM_MODEL_ROOT", "value": MODEL_ROOT},
-                    {"name": "LLM_PORT", "value": str(LLM_PORT)}, wp.HOME_ENV,
-                    wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key")],
+            "env": [
+                {"name": "LLM_MODEL", "value": model.name},
+                {"name": "LOAD_8BIT", "value": str(cfg.llm.effective_load8bit).lower()},
+                {"name": "LLM_MODEL_ROOT", "value": MODEL_ROOT},
+                {"name": "LLM_PORT", "value": str(LLM_PORT)},
+                wp.HOME_ENV,
+                wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
+            ],
             "resources": cfg.pod_resources("llm"),
             # Loading (or a first conversion) of a 13B model takes minutes: only the startup
             # probe waits that long; readiness answers once the model is loaded.
@@ -91,57 +105,98 @@ class LlmWorkload(pulumi.ComponentResource):
         }
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
         deployment = wp.deployment(
-            f"{name}-deployment", cfg, "llm", namespace, annotations=annotations,
+            f"{name}-deployment",
+            cfg,
+            "llm",
+            namespace,
+            annotations=annotations,
             # Never ask for an extra GPU during a rollout: replace pods one at a time.
-            strategy={"type": "RollingUpdate",
-                      "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-            pod=wp.pod_spec(service_account=release_name, containers=[server],
-                            init_containers=init, volumes=[wp.model_volume(model_pvc_name)],
-                            **placement),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[account, *([job] if job else [])])))
+            strategy={
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+            },
+            pod=wp.pod_spec(
+                service_account=release_name,
+                containers=[server],
+                init_containers=init,
+                volumes=[wp.model_volume(model_pvc_name)],
+                **placement,
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[account, *([job] if job else [])])
+            ),
+        )
         service = wp.expose(name, cfg, "llm", namespace, child)
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]
         self.endpoint = wp.service_url(service, LLM_PORT)
         self.conversion_job_name = job.metadata["name"] if job else None
-        self.register_outputs({"deploymentName": self.deployment_name,
-                               "serviceName": self.service_name, "endpoint": self.endpoint,
-                               "conversionJobName": self.conversion_job_name})
+        self.register_outputs(
+            {
+                "deploymentName": self.deployment_name,
+                "serviceName": self.service_name,
+                "endpoint": self.endpoint,
+                "conversionJobName": self.conversion_job_name,
+            }
+        )
 
     @staticmethod
     def _wait_for_conversion(directory: str, image: pulumi.Input[str]) -> dict[str, Any]:
         marker = f"{MODEL_ROOT}/{directory}/{CONVERSION_MARKER}"
         return {
-            "name": "wait-for-conversion", "image": image, "imagePullPolicy": "IfNotPresent",
-            "command": ["sh", "-c", f'until [ -f "{marker}" ]; do echo "waiting for {marker}"; '
-                                    "sleep 15; done"],
-            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
-                          "limits": {"cpu": "100m", "memory": "64Mi"}},
+            "name": "wait-for-conversion",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": [
+                "sh",
+                "-c",
+                f'until [ -f "{marker}" ]; do echo "waiting for {marker}"; sleep 15; done',
+            ],
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "32Mi"},
+                "limits": {"cpu": "100m", "memory": "64Mi"},
+            },
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
         }
 
     @staticmethod
-    def _conversion_job(name: str, cfg: StackConfig, namespace: pulumi.Input[str],
-                        image: pulumi.Input[str], writer_pvc: pulumi.Input[str],
-                        account: k8s.core.v1.ServiceAccount, placement: dict[str, Any],
-                        child: pulumi.ResourceOptions) -> k8s.batch.v1.Job:
+    def _conversion_job(
+        name: str,
+        cfg: StackConfig,
+        namespace: pulumi.Input[str],
+        image: pulumi.Input[str],
+        writer_pvc: pulumi.Input[str],
+        account: k8s.core.v1.ServiceAccount,
+        placement: dict[str, Any],
+        child: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.Job:
         """The vendor converter on a fitting GPU node, the model store mounted writable."""
         model = cfg.llm.catalog_entry
         labels = wp.component_labels(cfg, "llm-convert")
         priority = k8s.scheduling.v1.PriorityClass(
             f"{name}-conversion-priority",
             metadata={"name": f"{cfg.release}-model-conversion", "labels": labels},
-            value=CONVERSION_PRIORITY, global_default=False,
+            value=CONVERSION_PRIORITY,
+            global_default=False,
             preemption_policy="PreemptLowerPriority",
             description="DeepGPU-LLM conversion may evict an llm pod of the previous model",
-            opts=child)
+            opts=child,
+        )
         converter = {
-            "name": "convert", "image": image, "imagePullPolicy": "IfNotPresent",
-            "command": ["python", "-m", "llm_server.convert", "--model", model.name,
-                        "--root", MODEL_ROOT],
+            "name": "convert",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": [
+                "python",
+                "-m",
+                "llm_server.convert",
+                "--model",
+                model.name,
+                "--root",
+                MODEL_ROOT,
+            ],
             "env": [wp.HOME_ENV],
             "resources": cfg.pod_resources("llm"),
             "securityContext": wp.container_security(),
@@ -156,15 +211,30 @@ class LlmWorkload(pulumi.ComponentResource):
                 # `pulumi up --refresh`, and its GPU request would evict the serving llm. The
                 # finished Job holds no resources and goes when the model changes.
                 "template": {
-                    "metadata": {"labels": labels,
-                                 "annotations": {contract.MODEL_ANNOTATION: model.name}},
-                    "spec": wp.with_pull_secrets(cfg, wp.pod_spec(
-                        service_account=wp.workload_name(cfg, "llm"), containers=[converter],
-                        restart_policy="Never", priorityClassName=priority.metadata["name"],
-                        volumes=[wp.model_volume(writer_pvc, read_only=False)], **placement)),
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {contract.MODEL_ANNOTATION: model.name},
+                    },
+                    "spec": wp.with_pull_secrets(
+                        cfg,
+                        wp.pod_spec(
+                            service_account=wp.workload_name(cfg, "llm"),
+                            containers=[converter],
+                            restart_policy="Never",
+                            priorityClassName=priority.metadata["name"],
+                            volumes=[wp.model_volume(writer_pvc, read_only=False)],
+                            **placement,
+                        ),
+                    ),
                 },
             },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[account],
-                custom_timeouts=pulumi.CustomTimeouts(create=CONVERSION_TIMEOUT,
-                                                      update=CONVERSION_TIMEOUT))))
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[account],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=CONVERSION_TIMEOUT, update=CONVERSION_TIMEOUT
+                    ),
+                ),
+            ),
+        )

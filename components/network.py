@@ -30,8 +30,9 @@ class Network(pulumi.ComponentResource):
     nat_gateway_id: pulumi.Output[str]
     egress_ip: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("chatchat:network:Network", name, None, opts)
         net = cfg.network
         tags = cfg.resource_tags()
@@ -39,59 +40,112 @@ class Network(pulumi.ComponentResource):
         prefix = f"{cfg.release}-{cfg.stack}"
 
         vpc = alicloud.vpc.Network(
-            f"{name}-vpc", vpc_name=f"{prefix}-vpc", cidr_block=net.vpc_cidr,
+            f"{name}-vpc",
+            vpc_name=f"{prefix}-vpc",
+            cidr_block=net.vpc_cidr,
             description=f"chatchat {cfg.stack}: ACK cluster, model store and vector database",
-            tags=tags, opts=child)
+            tags=tags,
+            opts=child,
+        )
 
         vswitches = [
             alicloud.vpc.Switch(
-                f"{name}-vswitch-{zone}", vswitch_name=f"{prefix}-{zone}", vpc_id=vpc.id,
-                cidr_block=cidr, zone_id=zone, tags=tags, opts=child)
+                f"{name}-vswitch-{zone}",
+                vswitch_name=f"{prefix}-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                zone_id=zone,
+                tags=tags,
+                opts=child,
+            )
             for zone, cidr in zip(cfg.zones, net.vswitch_cidrs, strict=True)
         ]
 
         # Terway pod vSwitches apart from the node vSwitches, when configured (same zones).
-        pod_vswitches = [
-            alicloud.vpc.Switch(
-                f"{name}-pod-vswitch-{zone}", vswitch_name=f"{prefix}-pods-{zone}", vpc_id=vpc.id,
-                cidr_block=cidr, zone_id=zone, tags=tags, opts=child)
-            for zone, cidr in zip(cfg.zones, net.pod_vswitch_cidrs, strict=True)
-        ] if net.pod_vswitch_cidrs else vswitches
+        pod_vswitches = (
+            [
+                alicloud.vpc.Switch(
+                    f"{name}-pod-vswitch-{zone}",
+                    vswitch_name=f"{prefix}-pods-{zone}",
+                    vpc_id=vpc.id,
+                    cidr_block=cidr,
+                    zone_id=zone,
+                    tags=tags,
+                    opts=child,
+                )
+                for zone, cidr in zip(cfg.zones, net.pod_vswitch_cidrs, strict=True)
+            ]
+            if net.pod_vswitch_cidrs
+            else vswitches
+        )
 
         nat = alicloud.vpc.NatGateway(
-            f"{name}-nat", nat_gateway_name=f"{prefix}-nat", vpc_id=vpc.id,
-            vswitch_id=vswitches[0].id, nat_type="Enhanced", network_type="internet",
-            deletion_protection=cfg.production, tags=tags,
-            **NAT_PAYMENT, opts=child)
+            f"{name}-nat",
+            nat_gateway_name=f"{prefix}-nat",
+            vpc_id=vpc.id,
+            vswitch_id=vswitches[0].id,
+            nat_type="Enhanced",
+            network_type="internet",
+            deletion_protection=cfg.production,
+            tags=tags,
+            **NAT_PAYMENT,
+            opts=child,
+        )
         eip = alicloud.ecs.EipAddress(
-            f"{name}-nat-eip", address_name=f"{prefix}-nat", bandwidth=EIP_BANDWIDTH_MBPS,
-            internet_charge_type="PayByTraffic", payment_type="PayAsYouGo",
-            deletion_protection=cfg.production, tags=tags, opts=child)
+            f"{name}-nat-eip",
+            address_name=f"{prefix}-nat",
+            bandwidth=EIP_BANDWIDTH_MBPS,
+            internet_charge_type="PayByTraffic",
+            payment_type="PayAsYouGo",
+            deletion_protection=cfg.production,
+            tags=tags,
+            opts=child,
+        )
         association = alicloud.ecs.EipAssociation(
-            f"{name}-nat-eip-association", allocation_id=eip.id, instance_id=nat.id,
-            instance_type="Nat", opts=child)
+            f"{name}-nat-eip-association",
+            allocation_id=eip.id,
+            instance_id=nat.id,
+            instance_type="Nat",
+            opts=child,
+        )
         snat = [(zone, v, "") for zone, v in zip(cfg.zones, vswitches, strict=True)]
         if pod_vswitches is not vswitches:
             snat += [(zone, v, "pods-") for zone, v in zip(cfg.zones, pod_vswitches, strict=True)]
         for zone, vswitch, role in snat:
             alicloud.vpc.SnatEntry(
-                f"{name}-snat-{role}{zone}", snat_table_id=nat.snat_table_ids,
-                source_vswitch_id=vswitch.id, snat_ip=eip.ip_address,
+                f"{name}-snat-{role}{zone}",
+                snat_table_id=nat.snat_table_ids,
+                source_vswitch_id=vswitch.id,
+                snat_ip=eip.ip_address,
                 snat_entry_name=f"{prefix}-{role}{zone}",
                 # SNAT needs the EIP bound to the gateway first.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[association]))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[association]),
+            )
 
         group = alicloud.ecs.SecurityGroup(
-            f"{name}-nodes", security_group_name=f"{prefix}-nodes", vpc_id=vpc.id,
-            security_group_type="normal", inner_access_policy="Accept",
-            description="ACK nodes and pods: ingress from inside the VPC only", tags=tags,
-            opts=child)
+            f"{name}-nodes",
+            security_group_name=f"{prefix}-nodes",
+            vpc_id=vpc.id,
+            security_group_type="normal",
+            inner_access_policy="Accept",
+            description="ACK nodes and pods: ingress from inside the VPC only",
+            tags=tags,
+            opts=child,
+        )
         # Terway gives pods VPC addresses, so the VPC CIDR covers nodes, pods and the database.
         alicloud.ecs.SecurityGroupRule(
-            f"{name}-nodes-ingress-vpc", security_group_id=group.id, type="ingress",
-            ip_protocol="all", port_range="-1/-1", cidr_ip=net.vpc_cidr, policy="accept",
-            nic_type="intranet", priority=1, description="all traffic from inside the VPC",
-            opts=child)
+            f"{name}-nodes-ingress-vpc",
+            security_group_id=group.id,
+            type="ingress",
+            ip_protocol="all",
+            port_range="-1/-1",
+            cidr_ip=net.vpc_cidr,
+            policy="accept",
+            nic_type="intranet",
+            priority=1,
+            description="all traffic from inside the VPC",
+            opts=child,
+        )
 
         self.vpc_id = vpc.id
         self.vpc_cidr = net.vpc_cidr
@@ -101,9 +155,13 @@ class Network(pulumi.ComponentResource):
         self.security_group_id = group.id
         self.nat_gateway_id = nat.id
         self.egress_ip = eip.ip_address
-        self.register_outputs({
-            "vpcId": self.vpc_id, "vswitchIds": self.vswitch_ids,
-            "podVswitchIds": self.pod_vswitch_ids,
-            "securityGroupId": self.security_group_id, "natGatewayId": self.nat_gateway_id,
-            "egressIp": self.egress_ip,
-        })
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "vswitchIds": self.vswitch_ids,
+                "podVswitchIds": self.pod_vswitch_ids,
+                "securityGroupId": self.security_group_id,
+                "natGatewayId": self.nat_gateway_id,
+                "egressIp": self.egress_ip,
+            }
+        )

@@ -39,9 +39,10 @@ def _cidrs(cidrs: list[str]) -> list[dict[str, Any]]:
 def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
     """Role -> NetworkPolicy spec. A table so tests can check every selector against the pods."""
     chat, llm = wp.component_labels(cfg, "chat"), wp.component_labels(cfg, "llm")
-    dns_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
-                                                      "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    dns_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
     llm_sources = [{"podSelector": {"matchLabels": chat}}]
     if cfg.llm.service.type == "LoadBalancer":
         llm_sources += _cidrs(cfg.chat_allowed_cidrs())
@@ -50,16 +51,36 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
     return {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        "allow-dns": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
-            "to": [dns_peer, *_cidrs([NODE_LOCAL_DNS])], "ports": [{"protocol": "UDP", "port": 53},
-                                        {"protocol": "TCP", "port": 53}]}]},
-        "llm-ingress": {"podSelector": {"matchLabels": llm}, "policyTypes": ["Ingress"],
-                        "ingress": [{"from": llm_sources, "ports": _tcp(LLM_PORT)}]},
-        "chat-ingress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Ingress"],
-                         "ingress": [{"from": _cidrs(cfg.chat_allowed_cidrs()),
-                                      "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT)}]},
-        "chat-egress": {"podSelector": {"matchLabels": chat}, "policyTypes": ["Egress"],
-                        "egress": chat_egress},
+        "allow-dns": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [dns_peer, *_cidrs([NODE_LOCAL_DNS])],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        },
+        "llm-ingress": {
+            "podSelector": {"matchLabels": llm},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": llm_sources, "ports": _tcp(LLM_PORT)}],
+        },
+        "chat-ingress": {
+            "podSelector": {"matchLabels": chat},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": _cidrs(cfg.chat_allowed_cidrs()),
+                    "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT),
+                }
+            ],
+        },
+        "chat-egress": {
+            "podSelector": {"matchLabels": chat},
+            "policyTypes": ["Egress"],
+            "egress": chat_egress,
+        },
     }
 
 
@@ -71,33 +92,55 @@ class NetworkSecurity(pulumi.ComponentResource):
     llm_api_key: pulumi.Output[str]
     policy_names: list[pulumi.Output[str]]
 
-    def __init__(self, name: str, cfg: StackConfig, *, provider: k8s.Provider,
-                 namespace: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        *,
+        provider: k8s.Provider,
+        namespace: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:network_security:NetworkSecurity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         mine = pulumi.ResourceOptions(parent=self)
 
         # Two keys: users get the chat key; only chat and llm know the llm key.
-        keys = {side: random.RandomPassword(f"{name}-{side}-api-key", length=API_KEY_LENGTH,
-                                            special=False, opts=mine)
-                for side in ("chat", "llm")}
+        keys = {
+            side: random.RandomPassword(
+                f"{name}-{side}-api-key", length=API_KEY_LENGTH, special=False, opts=mine
+            )
+            for side in ("chat", "llm")
+        }
         secret = k8s.core.v1.Secret(
             f"{name}-api-keys",
-            metadata={"name": f"{cfg.release}-api-keys", "namespace": namespace,
-                      "labels": {"app.kubernetes.io/name": wp.APP_NAME,
-                                 "app.kubernetes.io/instance": cfg.release}},
+            metadata={
+                "name": f"{cfg.release}-api-keys",
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/name": wp.APP_NAME,
+                    "app.kubernetes.io/instance": cfg.release,
+                },
+            },
             type="Opaque",
             string_data={"chat-api-key": keys["chat"].result, "llm-api-key": keys["llm"].result},
-            opts=child)
+            opts=child,
+        )
 
         policies = [
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{role}",
-                metadata={"name": f"{cfg.release}-{role}", "namespace": namespace,
-                          "labels": {"app.kubernetes.io/name": wp.APP_NAME,
-                                     "app.kubernetes.io/instance": cfg.release}},
-                spec=spec, opts=child)
+                metadata={
+                    "name": f"{cfg.release}-{role}",
+                    "namespace": namespace,
+                    "labels": {
+                        "app.kubernetes.io/name": wp.APP_NAME,
+                        "app.kubernetes.io/instance": cfg.release,
+                    },
+                },
+                spec=spec,
+                opts=child,
+            )
             for role, spec in network_policies(cfg).items()
         ]
 
@@ -105,5 +148,10 @@ class NetworkSecurity(pulumi.ComponentResource):
         self.chat_api_key = pulumi.Output.secret(keys["chat"].result)
         self.llm_api_key = pulumi.Output.secret(keys["llm"].result)
         self.policy_names = [p.metadata["name"] for p in policies]
-        self.register_outputs({"apiKeySecretName": self.api_key_secret_name,
-                               "chatApiKey": self.chat_api_key, "llmApiKey": self.llm_api_key})
+        self.register_outputs(
+            {
+                "apiKeySecretName": self.api_key_secret_name,
+                "chatApiKey": self.chat_api_key,
+                "llmApiKey": self.llm_api_key,
+            }
+        )

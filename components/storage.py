@@ -28,23 +28,47 @@ NAS_MOUNT_OPTIONS = ["nolock,tcp,noresvport", "vers=3"]  # ACK's recommended NFS
 # The shared KB volume needs locks that hold across nodes (the faiss writer lease, SQLite):
 # NFSv4.0 carries them in the protocol, where v3 `nolock` keeps them on one node. The options are
 # NAS's documented v4.0 ones; the driver maps `vers` to `vers=4.0` (cloud facts: storage.nasNfsV4).
-NAS_LOCKING_MOUNT_OPTIONS = ["vers=4.0", "rsize=1048576", "wsize=1048576", "hard", "timeo=600",
-                             "retrans=2", "noresvport"]
+NAS_LOCKING_MOUNT_OPTIONS = [
+    "vers=4.0",
+    "rsize=1048576",
+    "wsize=1048576",
+    "hard",
+    "timeo=600",
+    "retrans=2",
+    "noresvport",
+]
 NAS_WRITABLE_MODE = "0777"
 READ_ACTIONS = ["oss:GetObject", "oss:GetObjectMeta", "oss:ListObjects", "oss:GetBucketInfo"]
-WRITE_ACTIONS = ["oss:PutObject", "oss:DeleteObject", "oss:AbortMultipartUpload",
-                 "oss:ListParts", "oss:ListMultipartUploads"]
+WRITE_ACTIONS = [
+    "oss:PutObject",
+    "oss:DeleteObject",
+    "oss:AbortMultipartUpload",
+    "oss:ListParts",
+    "oss:ListMultipartUploads",
+]
 
 
 def oss_policy(bucket: str, prefix: str, write: bool) -> str:
     """RAM policy reaching one bucket: listing under `prefix`, objects under `prefix/` only."""
     objects = f"acs:oss:*:*:{bucket}/{prefix}/*" if prefix else f"acs:oss:*:*:{bucket}/*"
-    return json.dumps({"Version": "1", "Statement": [
-        {"Effect": "Allow", "Action": ["oss:ListObjects", "oss:GetBucketInfo"],
-         "Resource": [f"acs:oss:*:*:{bucket}"]},
-        {"Effect": "Allow", "Action": READ_ACTIONS + (WRITE_ACTIONS if write else []),
-         "Resource": [objects]},
-    ]}, sort_keys=True)
+    return json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["oss:ListObjects", "oss:GetBucketInfo"],
+                    "Resource": [f"acs:oss:*:*:{bucket}"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": READ_ACTIONS + (WRITE_ACTIONS if write else []),
+                    "Resource": [objects],
+                },
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 class ModelStorage(pulumi.ComponentResource):
@@ -56,9 +80,15 @@ class ModelStorage(pulumi.ComponentResource):
     model_writer_pvc_name: pulumi.Output[str]
     kb_pvc_name: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, network: Network,
-                 provider: k8s.Provider, namespace: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        network: Network,
+        provider: k8s.Provider,
+        namespace: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("chatchat:storage:ModelStorage", name, None, opts)
         store, kb = cfg.model_store, cfg.chat.kb
         self._name, self._cfg, self._network = name, cfg, network
@@ -68,13 +98,15 @@ class ModelStorage(pulumi.ComponentResource):
         self.bucket_name = None
         self._nas: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
 
-        if (store.type == "nas" and not cfg.llm.model_pvc) or \
-                (kb.storage == "nas" and not cfg.chat.kb_pvc):
+        if (store.type == "nas" and not cfg.llm.model_pvc) or (
+            kb.storage == "nas" and not cfg.chat.kb_pvc
+        ):
             self._nas_file_system()  # first, whichever volume it holds
 
         if cfg.llm.model_pvc:
             self.model_pvc_name = self.model_writer_pvc_name = pulumi.Output.from_input(
-                cfg.llm.model_pvc)
+                cfg.llm.model_pvc
+            )
             self.store_id = pulumi.Output.from_input(cfg.llm.model_pvc)
         elif store.type == "oss":
             self._oss()
@@ -86,14 +118,26 @@ class ModelStorage(pulumi.ComponentResource):
         if cfg.chat.kb_pvc:
             self.kb_pvc_name = pulumi.Output.from_input(cfg.chat.kb_pvc)
         elif kb.storage == "nas":
-            self.kb_pvc_name = self._nas_pvc("kb", self._nas_file_system()[1], read_only=False,
-                                             path="/chatchat-kb", size=kb.size, locking=True)
+            self.kb_pvc_name = self._nas_pvc(
+                "kb",
+                self._nas_file_system()[1],
+                read_only=False,
+                path="/chatchat-kb",
+                size=kb.size,
+                locking=True,
+            )
         else:  # the chat rules refuse ReadWriteMany on a disk
-            self.kb_pvc_name = self._claim("kb", kb.size, kb.effective_access_mode,
-                                           DISK_STORAGE_CLASS)
-        self.register_outputs({
-            "storeId": self.store_id, "modelPvcName": self.model_pvc_name,
-            "modelWriterPvcName": self.model_writer_pvc_name, "kbPvcName": self.kb_pvc_name})
+            self.kb_pvc_name = self._claim(
+                "kb", kb.size, kb.effective_access_mode, DISK_STORAGE_CLASS
+            )
+        self.register_outputs(
+            {
+                "storeId": self.store_id,
+                "modelPvcName": self.model_pvc_name,
+                "modelWriterPvcName": self.model_writer_pvc_name,
+                "kbPvcName": self.kb_pvc_name,
+            }
+        )
 
     # --- OSS --------------------------------------------------------------------------------
     def _oss(self) -> None:
@@ -108,10 +152,12 @@ class ModelStorage(pulumi.ComponentResource):
             redundancy_type="ZRS" if cfg.production else "LRS",
             force_destroy=not cfg.production,
             tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production),
+        )
         # `Bucket.acl` is deprecated (cloud facts: storage.ossBucketAclResource).
-        alicloud.oss.BucketAcl(f"{name}-bucket-acl", bucket=bucket.bucket, acl="private",
-                               opts=child)
+        alicloud.oss.BucketAcl(
+            f"{name}-bucket-acl", bucket=bucket.bucket, acl="private", opts=child
+        )
         self.bucket_name = bucket.bucket
         self.store_id = bucket.bucket
         self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
@@ -121,31 +167,57 @@ class ModelStorage(pulumi.ComponentResource):
         name, cfg, prefix = self._name, self._cfg, self._cfg.model_store.prefix.strip("/")
         child = pulumi.ResourceOptions(parent=self)
         user = alicloud.ram.User(
-            f"{name}-{role}-user", name=f"{cfg.release}-{cfg.stack}-{role}",
+            f"{name}-{role}-user",
+            name=f"{cfg.release}-{cfg.stack}-{role}",
             comments=f"ossfs identity of the {role} PVC: one bucket, prefix {prefix or '/'}",
-            force=True, tags=self._tags, opts=child)
+            force=True,
+            tags=self._tags,
+            opts=child,
+        )
         policy = alicloud.ram.Policy(
-            f"{name}-{role}-policy", policy_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
+            f"{name}-{role}-policy",
+            policy_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
             policy_document=bucket.bucket.apply(lambda b: oss_policy(b, prefix, write)),
             description=f"{'read-write' if write else 'read-only'} on one model bucket",
-            force=True, tags=self._tags, opts=child)
+            force=True,
+            tags=self._tags,
+            opts=child,
+        )
         attachment = alicloud.ram.UserPolicyAttachment(
-            f"{name}-{role}-attachment", policy_name=policy.policy_name, policy_type="Custom",
-            user_name=user.name, opts=child)
+            f"{name}-{role}-attachment",
+            policy_name=policy.policy_name,
+            policy_type="Custom",
+            user_name=user.name,
+            opts=child,
+        )
         key = alicloud.ram.AccessKey(
-            f"{name}-{role}-key", user_name=user.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+            f"{name}-{role}-key",
+            user_name=user.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+        )
         secret = k8s.core.v1.Secret(
             f"{name}-{role}-oss-credentials",
             metadata={"name": f"{cfg.release}-{role}-oss", "namespace": self._namespace},
             string_data={"akId": key.id, "akSecret": pulumi.Output.secret(key.secret)},
-            opts=self._k8s)
+            opts=self._k8s,
+        )
         # The CSI driver does not apply fsGroup to ossfs: mount as the images' user.
-        options = f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + \
-            ("" if write else " -o ro")
-        return self._static_pvc(role, OSS_DRIVER, "ReadWriteMany" if write else "ReadOnlyMany", {
-            "bucket": bucket.bucket, "url": bucket.intranet_endpoint, "path": f"/{prefix}",
-            "otherOpts": options}, read_only=not write, secret=secret)
+        options = f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + (
+            "" if write else " -o ro"
+        )
+        return self._static_pvc(
+            role,
+            OSS_DRIVER,
+            "ReadWriteMany" if write else "ReadOnlyMany",
+            {
+                "bucket": bucket.bucket,
+                "url": bucket.intranet_endpoint,
+                "path": f"/{prefix}",
+                "otherOpts": options,
+            },
+            read_only=not write,
+            secret=secret,
+        )
 
     # --- NAS --------------------------------------------------------------------------------
     def _nas_file_system(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
@@ -156,79 +228,147 @@ class ModelStorage(pulumi.ComponentResource):
         name, cfg, network = self._name, self._cfg, self._network
         child = pulumi.ResourceOptions(parent=self)
         file_system = alicloud.nas.FileSystem(
-            f"{name}-nas", protocol_type="NFS", storage_type=cfg.model_store.nas_storage_type,
-            file_system_type="standard", encrypt_type=1, zone_id=network.zones[0],
-            description=f"chatchat {cfg.stack}: models and knowledge base", tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production))
+            f"{name}-nas",
+            protocol_type="NFS",
+            storage_type=cfg.model_store.nas_storage_type,
+            file_system_type="standard",
+            encrypt_type=1,
+            zone_id=network.zones[0],
+            description=f"chatchat {cfg.stack}: models and knowledge base",
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.production),
+        )
         group = alicloud.nas.AccessGroup(
-            f"{name}-nas-access", access_group_name=f"{cfg.release}-{cfg.stack}-vpc",
-            access_group_type="Vpc", file_system_type="standard",
-            description="the stack's node vSwitches only", opts=child)
+            f"{name}-nas-access",
+            access_group_name=f"{cfg.release}-{cfg.stack}-vpc",
+            access_group_type="Vpc",
+            file_system_type="standard",
+            description="the stack's node vSwitches only",
+            opts=child,
+        )
         # Only the node vSwitches mount NFS (the CSI driver, on the node): pods on Terway pod
         # vSwitches get no rule at all. Root is not squashed because the driver creates a missing
         # subdirectory and applies `mode` as root on the node (cloud facts: storage.nasRootSquash);
         # the pods themselves run as uid 10001 and never as root.
         for zone, cidr in zip(cfg.zones, cfg.network.vswitch_cidrs, strict=True):
             alicloud.nas.AccessRule(
-                f"{name}-nas-access-{zone}", access_group_name=group.access_group_name,
-                source_cidr_ip=cidr, rw_access_type="RDWR", user_access_type="no_squash",
-                priority=1, file_system_type="standard", opts=child)
+                f"{name}-nas-access-{zone}",
+                access_group_name=group.access_group_name,
+                source_cidr_ip=cidr,
+                rw_access_type="RDWR",
+                user_access_type="no_squash",
+                priority=1,
+                file_system_type="standard",
+                opts=child,
+            )
         target = alicloud.nas.MountTarget(
-            f"{name}-nas-mount", file_system_id=file_system.id,
-            access_group_name=group.access_group_name, network_type="Vpc",
-            vpc_id=network.vpc_id, vswitch_id=network.vswitch_ids[0],
-            security_group_id=network.security_group_id, opts=child)
+            f"{name}-nas-mount",
+            file_system_id=file_system.id,
+            access_group_name=group.access_group_name,
+            network_type="Vpc",
+            vpc_id=network.vpc_id,
+            vswitch_id=network.vswitch_ids[0],
+            security_group_id=network.security_group_id,
+            opts=child,
+        )
         self._nas = file_system.id, target.mount_target_domain
         return self._nas
 
-    def _nas_pvc(self, role: str, server: pulumi.Output[str], read_only: bool,
-                 path: str | None = None, size: str | None = None,
-                 locking: bool = False) -> pulumi.Output[str]:
+    def _nas_pvc(
+        self,
+        role: str,
+        server: pulumi.Output[str],
+        read_only: bool,
+        path: str | None = None,
+        size: str | None = None,
+        locking: bool = False,
+    ) -> pulumi.Output[str]:
         path = path or f"/{self._cfg.model_store.prefix.strip('/')}"
         mode = "ReadOnlyMany" if read_only else "ReadWriteMany"
-        attributes: dict[str, Any] = {"server": server, "path": path,
-                                      "vers": "4.0" if locking else "3"}
+        attributes: dict[str, Any] = {
+            "server": server,
+            "path": path,
+            "vers": "4.0" if locking else "3",
+        }
         if not read_only:
             # NAS subdirectories are created root-owned 0755 and the driver does not apply
             # fsGroup: it chmods the mounted subdirectory (cloud facts: storage.nasModeAttribute)
             # so that uid 10001 can write; the NAS access group keeps it to the VPC.
             attributes |= {"mode": NAS_WRITABLE_MODE, "modeType": "non-recursive"}
-        return self._static_pvc(role, NAS_DRIVER, mode, attributes,
-                                read_only=read_only, size=size,
-                                mount_options=NAS_LOCKING_MOUNT_OPTIONS if locking
-                                else NAS_MOUNT_OPTIONS)
+        return self._static_pvc(
+            role,
+            NAS_DRIVER,
+            mode,
+            attributes,
+            read_only=read_only,
+            size=size,
+            mount_options=NAS_LOCKING_MOUNT_OPTIONS if locking else NAS_MOUNT_OPTIONS,
+        )
 
     # --- Kubernetes -------------------------------------------------------------------------
-    def _static_pvc(self, role: str, driver: str, mode: str, attributes: dict[str, Any],
-                    read_only: bool, secret: k8s.core.v1.Secret | None = None,
-                    size: str | None = None,
-                    mount_options: list[str] | None = None) -> pulumi.Output[str]:
+    def _static_pvc(
+        self,
+        role: str,
+        driver: str,
+        mode: str,
+        attributes: dict[str, Any],
+        read_only: bool,
+        secret: k8s.core.v1.Secret | None = None,
+        size: str | None = None,
+        mount_options: list[str] | None = None,
+    ) -> pulumi.Output[str]:
         cfg = self._cfg
         size = size or cfg.model_store.size
         pv_name = f"{cfg.release}-{cfg.stack}-{role}"  # PVs are cluster-scoped: stack in name
-        csi = {"driver": driver, "volumeHandle": pv_name, "readOnly": read_only,
-               "volumeAttributes": attributes}
+        csi = {
+            "driver": driver,
+            "volumeHandle": pv_name,
+            "readOnly": read_only,
+            "volumeAttributes": attributes,
+        }
         if secret is not None:
-            csi["nodePublishSecretRef"] = {"name": secret.metadata["name"],
-                                           "namespace": secret.metadata["namespace"]}
+            csi["nodePublishSecretRef"] = {
+                "name": secret.metadata["name"],
+                "namespace": secret.metadata["namespace"],
+            }
         volume = k8s.core.v1.PersistentVolume(
             f"{self._name}-{role}-pv",
             metadata={"name": pv_name, "labels": {"alicloud-pvname": pv_name}},
-            spec={"capacity": {"storage": size}, "accessModes": [mode],
-                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                  "mountOptions": mount_options, "csi": csi},
-            opts=self._k8s)
+            spec={
+                "capacity": {"storage": size},
+                "accessModes": [mode],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "mountOptions": mount_options,
+                "csi": csi,
+            },
+            opts=self._k8s,
+        )
         return self._claim(role, size, mode, "", volume_name=volume.metadata["name"])
 
-    def _claim(self, role: str, size: str, mode: str, storage_class: str,
-               volume_name: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    def _claim(
+        self,
+        role: str,
+        size: str,
+        mode: str,
+        storage_class: str,
+        volume_name: pulumi.Input[str] | None = None,
+    ) -> pulumi.Output[str]:
         # A dynamic disk may bind only when its first pod is scheduled: do not wait for Bound.
         annotations = {"pulumi.com/skipAwait": "true"} if storage_class else None
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{self._name}-{role}-pvc",
-            metadata={"name": f"{self._cfg.release}-{role}", "namespace": self._namespace,
-                      "annotations": annotations},
-            spec={"accessModes": [mode], "storageClassName": storage_class,
-                  "volumeName": volume_name, "resources": {"requests": {"storage": size}}},
-            opts=self._k8s)
+            metadata={
+                "name": f"{self._cfg.release}-{role}",
+                "namespace": self._namespace,
+                "annotations": annotations,
+            },
+            spec={
+                "accessModes": [mode],
+                "storageClassName": storage_class,
+                "volumeName": volume_name,
+                "resources": {"requests": {"storage": size}},
+            },
+            opts=self._k8s,
+        )
         return claim.metadata["name"]

@@ -26,8 +26,11 @@ SLB_ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-addres
 
 def component_labels(cfg: StackConfig, component: str) -> dict[str, str]:
     """The selector labels of one workload (also what the NetworkPolicies select on)."""
-    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": cfg.release,
-            "app.kubernetes.io/component": component}
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": cfg.release,
+        "app.kubernetes.io/component": component,
+    }
 
 
 def workload_name(cfg: StackConfig, side: Side) -> str:
@@ -43,17 +46,39 @@ def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
     tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
     if pod.instance_type == "eci":
         selector = dict(contract.VIRTUAL_NODE_SELECTOR)
-        tolerations.append({"key": contract.VIRTUAL_NODE_TAINT_KEY, "operator": "Exists",
-                            "effect": "NoSchedule"})
+        tolerations.append(
+            {"key": contract.VIRTUAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+        )
         fields: dict[str, Any] = {}
     elif side == "llm":
         pools = sorted(p.name for p in cfg.gpu_pools_fitting_llm())
         selector = {}
-        tolerations.append({"key": contract.GPU_TAINT["key"], "operator": "Exists",
-                            "effect": contract.GPU_TAINT["effect"]})
-        fields = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": contract.NODE_POOL_LABEL, "operator": "In", "values": pools}]}]}}}}
+        tolerations.append(
+            {
+                "key": contract.GPU_TAINT["key"],
+                "operator": "Exists",
+                "effect": contract.GPU_TAINT["effect"],
+            }
+        )
+        fields = {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": contract.NODE_POOL_LABEL,
+                                        "operator": "In",
+                                        "values": pools,
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                }
+            }
+        }
     else:
         selector = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
         fields = {}
@@ -64,8 +89,9 @@ def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
     return fields
 
 
-def pod_metadata(cfg: StackConfig, side: Side, component: str,
-                 annotations: dict[str, str]) -> dict[str, Any]:
+def pod_metadata(
+    cfg: StackConfig, side: Side, component: str, annotations: dict[str, str]
+) -> dict[str, Any]:
     """Template labels and annotations: the config's, then ours (the policy pack reads ours, so
     config cannot override them), with the ECI ones in eci mode."""
     pod = cfg.side_pod(side)
@@ -79,30 +105,45 @@ def pod_metadata(cfg: StackConfig, side: Side, component: str,
 
 
 def http_probe(probe: Probe, path: str, port: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": port},
-            **probe.model_dump(by_alias=True)}
+    return {"httpGet": {"path": path, "port": port}, **probe.model_dump(by_alias=True)}
 
 
 def container_security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
-            "allowPrivilegeEscalation": False, "privileged": False,
-            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_UID,
+        "runAsGroup": RUN_AS_UID,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
-def pod_spec(*, service_account: str, containers: list[dict[str, Any]],
-             volumes: list[dict[str, Any]], init_containers: list[dict[str, Any]] | None = None,
-             restart_policy: str = "Always", **fields: Any) -> dict[str, Any]:
+def pod_spec(
+    *,
+    service_account: str,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]] | None = None,
+    restart_policy: str = "Always",
+    **fields: Any,
+) -> dict[str, Any]:
     """A non-root pod with no service-account token, a writable /tmp and read-only roots."""
     spec: dict[str, Any] = {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,  # no *_SERVICE_HOST variables next to our own env
         "restartPolicy": restart_policy,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID,
-                            "runAsGroup": RUN_AS_UID, "fsGroup": RUN_AS_UID,
-                            # a recursive chown of a large model store would take hours
-                            "fsGroupChangePolicy": "OnRootMismatch",
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_UID,
+            "runAsGroup": RUN_AS_UID,
+            "fsGroup": RUN_AS_UID,
+            # a recursive chown of a large model store would take hours
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": containers,
         "volumes": [{"name": "tmp", "emptyDir": {}}, *volumes],
         **fields,
@@ -113,8 +154,10 @@ def pod_spec(*, service_account: str, containers: list[dict[str, Any]],
 
 
 def model_volume(pvc_name: pulumi.Input[str], *, read_only: bool = True) -> dict[str, Any]:
-    return {"name": "llm-model",
-            "persistentVolumeClaim": {"claimName": pvc_name, "readOnly": read_only}}
+    return {
+        "name": "llm-model",
+        "persistentVolumeClaim": {"claimName": pvc_name, "readOnly": read_only},
+    }
 
 
 def model_mount(*, read_only: bool = True) -> dict[str, Any]:
@@ -130,12 +173,23 @@ def secret_env(name: str, secret: pulumi.Input[str], key: str) -> dict[str, Any]
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def service_account(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
-                    opts: pulumi.ResourceOptions) -> k8s.core.v1.ServiceAccount:
+def service_account(
+    name: str,
+    cfg: StackConfig,
+    side: Side,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.ServiceAccount:
     return k8s.core.v1.ServiceAccount(
-        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
-                        "labels": component_labels(cfg, side)},
-        automount_service_account_token=False, opts=opts)
+        name,
+        metadata={
+            "name": workload_name(cfg, side),
+            "namespace": namespace,
+            "labels": component_labels(cfg, side),
+        },
+        automount_service_account_token=False,
+        opts=opts,
+    )
 
 
 def with_pull_secrets(cfg: StackConfig, pod: dict[str, Any]) -> dict[str, Any]:
@@ -144,23 +198,40 @@ def with_pull_secrets(cfg: StackConfig, pod: dict[str, Any]) -> dict[str, Any]:
     return {**pod, "imagePullSecrets": secrets} if secrets else pod
 
 
-def deployment(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str], *,
-               strategy: dict[str, Any], annotations: dict[str, str], pod: dict[str, Any],
-               opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
+def deployment(
+    name: str,
+    cfg: StackConfig,
+    side: Side,
+    namespace: pulumi.Input[str],
+    *,
+    strategy: dict[str, Any],
+    annotations: dict[str, str],
+    pod: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apps.v1.Deployment:
     """The workload's Deployment: its name, labels, replicas and selector come from the side."""
     labels = component_labels(cfg, side)
     pod = with_pull_secrets(cfg, pod)
     return k8s.apps.v1.Deployment(
-        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
-                        "labels": labels},
-        spec={"replicas": cfg.side_pod(side).replicas, "selector": {"matchLabels": labels},
-              "strategy": strategy,
-              "template": {"metadata": pod_metadata(cfg, side, side, annotations), "spec": pod}},
-        opts=opts)
+        name,
+        metadata={"name": workload_name(cfg, side), "namespace": namespace, "labels": labels},
+        spec={
+            "replicas": cfg.side_pod(side).replicas,
+            "selector": {"matchLabels": labels},
+            "strategy": strategy,
+            "template": {"metadata": pod_metadata(cfg, side, side, annotations), "spec": pod},
+        },
+        opts=opts,
+    )
 
 
-def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
-            opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+def service(
+    name: str,
+    cfg: StackConfig,
+    side: Side,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Service:
     """ClusterIP by default; a LoadBalancer is an internal SLB limited to the allowed CIDRs
     unless `<side>.service.allowPublic`."""
     config = getattr(cfg, side).service
@@ -168,20 +239,38 @@ def service(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str
     if config.type == "LoadBalancer":
         annotations[SLB_ADDRESS_TYPE] = "internet" if config.allow_public else "intranet"
         # Local keeps the client address, so the NetworkPolicy's ipBlock can judge it.
-        spec = {"loadBalancerSourceRanges": cfg.chat_allowed_cidrs(),
-                "externalTrafficPolicy": "Local"}
+        spec = {
+            "loadBalancerSourceRanges": cfg.chat_allowed_cidrs(),
+            "externalTrafficPolicy": "Local",
+        }
     return k8s.core.v1.Service(
-        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
-                        "labels": component_labels(cfg, side), "annotations": annotations},
-        spec={"type": config.type, "selector": component_labels(cfg, side),
-              "ports": [{"name": port_name, "port": port, "targetPort": port_name,
-                         "protocol": "TCP"} for port_name, port in
-                        contract.SERVICE_PORTS[side].items()], **spec},
-        opts=opts)
+        name,
+        metadata={
+            "name": workload_name(cfg, side),
+            "namespace": namespace,
+            "labels": component_labels(cfg, side),
+            "annotations": annotations,
+        },
+        spec={
+            "type": config.type,
+            "selector": component_labels(cfg, side),
+            "ports": [
+                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+                for port_name, port in contract.SERVICE_PORTS[side].items()
+            ],
+            **spec,
+        },
+        opts=opts,
+    )
 
 
-def expose(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
-           opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+def expose(
+    name: str,
+    cfg: StackConfig,
+    side: Side,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Service:
     """The workload's Service (`<name>-service`) and, with replicas, its PDB (`<name>-pdb`)."""
     declared = service(f"{name}-service", cfg, side, namespace, opts)
     disruption_budget(f"{name}-pdb", cfg, side, namespace, opts)
@@ -192,13 +281,23 @@ def service_url(service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
     return pulumi.Output.concat("http://", service.metadata["name"], ":", str(port))
 
 
-def disruption_budget(name: str, cfg: StackConfig, side: Side, namespace: pulumi.Input[str],
-                      opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget | None:
+def disruption_budget(
+    name: str,
+    cfg: StackConfig,
+    side: Side,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.policy.v1.PodDisruptionBudget | None:
     """With more than one replica, a node drain may take only one pod at a time."""
     if cfg.side_pod(side).replicas <= 1:
         return None
     return k8s.policy.v1.PodDisruptionBudget(
-        name, metadata={"name": workload_name(cfg, side), "namespace": namespace,
-                        "labels": component_labels(cfg, side)},
+        name,
+        metadata={
+            "name": workload_name(cfg, side),
+            "namespace": namespace,
+            "labels": component_labels(cfg, side),
+        },
         spec={"maxUnavailable": 1, "selector": {"matchLabels": component_labels(cfg, side)}},
-        opts=opts)
+        opts=opts,
+    )

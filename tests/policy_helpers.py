@@ -40,8 +40,10 @@ class Shape:
     pool_labels: tuple[tuple[str, str], ...] = ()
     # llm workload
     llm_annotations: tuple[tuple[str, str], ...] = (
-        ("chatchat.io/model", "qwen-7b-chat-aiacc"), ("chatchat.io/model-kind", "aiacc"),
-        ("chatchat.io/gpu-memory-required-gib", "9.6"))
+        ("chatchat.io/model", "qwen-7b-chat-aiacc"),
+        ("chatchat.io/model-kind", "aiacc"),
+        ("chatchat.io/gpu-memory-required-gib", "9.6"),
+    )
     llm_selector: tuple[tuple[str, str], ...] = (("chatchat.io/node-pool", "a10"),)
     llm_tolerates_gpu: bool = True
     llm_eci: bool = False
@@ -56,15 +58,18 @@ class Shape:
     chat_replicas: int = 2
     chat_eci: bool = False
     chat_service_annotations: tuple[tuple[str, str], ...] = (
-        ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),)
+        ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),
+    )
     network_policy_namespace: str | None = NAMESPACE
     # storage and access
     bucket_acl: str = "private"
     bucket_sse: bool = True
     separate_sse: bool = False
     separate_acl: str | None = None
-    ram_resources: tuple[str, ...] = ("acs:oss:*:*:chatchat-models",
-                                      "acs:oss:*:*:chatchat-models/*")
+    ram_resources: tuple[str, ...] = (
+        "acs:oss:*:*:chatchat-models",
+        "acs:oss:*:*:chatchat-models/*",
+    )
     ram_system_attachment: str | None = None
     nas_cidr: str = "10.30.0.0/16"
     sg_cidr: str = "10.30.0.0/16"
@@ -80,8 +85,9 @@ class Shape:
     api_server_public: bool = False
     api_server_cidrs: tuple[str, ...] = ()
     api_server_acl_bound: bool = True
-    tags: dict[str, str] = field(default_factory=lambda: {
-        "project": "chatchat", "stack": "prod", "owner": "platform-team"})
+    tags: dict[str, str] = field(
+        default_factory=lambda: {"project": "chatchat", "stack": "prod", "owner": "platform-team"}
+    )
 
     def but(self, **changes: Any) -> Shape:
         return replace(self, **changes)
@@ -94,142 +100,271 @@ def declare(shape: Shape) -> None:
     """Declare the stack; call inside `render_program`."""
     tags = shape.tags
     vpc = alicloud.vpc.Network("vpc", vpc_name="chatchat", cidr_block="10.30.0.0/16", tags=tags)
-    switches = [alicloud.vpc.Switch(f"vsw-{i}", vpc_id=vpc.id, zone_id=zone, tags=tags,
-                                    cidr_block=f"10.30.{16 * i}.0/20")
-                for i, zone in enumerate(shape.zones)]
+    switches = [
+        alicloud.vpc.Switch(
+            f"vsw-{i}", vpc_id=vpc.id, zone_id=zone, tags=tags, cidr_block=f"10.30.{16 * i}.0/20"
+        )
+        for i, zone in enumerate(shape.zones)
+    ]
     sg = alicloud.ecs.SecurityGroup("sg", vpc_id=vpc.id, tags=tags)
-    alicloud.ecs.SecurityGroupRule("sg-api", type="ingress", ip_protocol="tcp",
-                                   port_range="6443/6443", security_group_id=sg.id,
-                                   cidr_ip=shape.sg_cidr, policy="accept")
+    alicloud.ecs.SecurityGroupRule(
+        "sg-api",
+        type="ingress",
+        ip_protocol="tcp",
+        port_range="6443/6443",
+        security_group_id=sg.id,
+        cidr_ip=shape.sg_cidr,
+        policy="accept",
+    )
     cluster = alicloud.cs.ManagedKubernetes(
-        "ack", cluster_spec="ack.pro.small", vswitch_ids=[s.id for s in switches],
-        deletion_protection=shape.deletion_protection, version=shape.ack_version,
-        slb_internet_enabled=shape.api_server_public, tags=tags)
+        "ack",
+        cluster_spec="ack.pro.small",
+        vswitch_ids=[s.id for s in switches],
+        deletion_protection=shape.deletion_protection,
+        version=shape.ack_version,
+        slb_internet_enabled=shape.api_server_public,
+        tags=tags,
+    )
     if shape.api_server_cidrs:
         acl = alicloud.slb.Acl("api-acl", name="api-server", ip_version="ipv4")
-        entries = [alicloud.slb.AclEntryAttachment(f"api-acl-{i}", acl_id=acl.id, entry=cidr)
-                   for i, cidr in enumerate(shape.api_server_cidrs)]
+        entries = [
+            alicloud.slb.AclEntryAttachment(f"api-acl-{i}", acl_id=acl.id, entry=cidr)
+            for i, cidr in enumerate(shape.api_server_cidrs)
+        ]
         if shape.api_server_acl_bound:
-            ListenerAcl("api-listener-acl", region="cn-hangzhou", load_balancer_id=cluster.slb_id,
-                        acl_id=acl.id, opts=pulumi.ResourceOptions(depends_on=entries))
+            ListenerAcl(
+                "api-listener-acl",
+                region="cn-hangzhou",
+                load_balancer_id=cluster.slb_id,
+                acl_id=acl.id,
+                opts=pulumi.ResourceOptions(depends_on=entries),
+            )
     alicloud.cs.NodePool(
-        "system", cluster_id=cluster.id, vswitch_ids=[s.id for s in switches],
-        instance_types=["ecs.g7.xlarge"], desired_size=2, tags=tags,
-        labels=[alicloud.cs.NodePoolLabelArgs(key="chatchat.io/node-pool", value="system")])
-    labels = {"chatchat.io/node-pool": "a10", "chatchat.io/gpu-family": "gn7i",
-              "chatchat.io/gpu-memory-gib": "24", **dict(shape.pool_labels)}
+        "system",
+        cluster_id=cluster.id,
+        vswitch_ids=[s.id for s in switches],
+        instance_types=["ecs.g7.xlarge"],
+        desired_size=2,
+        tags=tags,
+        labels=[alicloud.cs.NodePoolLabelArgs(key="chatchat.io/node-pool", value="system")],
+    )
+    labels = {
+        "chatchat.io/node-pool": "a10",
+        "chatchat.io/gpu-family": "gn7i",
+        "chatchat.io/gpu-memory-gib": "24",
+        **dict(shape.pool_labels),
+    }
     alicloud.cs.NodePool(
-        "gpu-a10", cluster_id=cluster.id, vswitch_ids=[s.id for s in switches],
-        instance_types=list(shape.pool_types), tags=tags,
-        scaling_config=alicloud.cs.NodePoolScalingConfigArgs(enable=True, min_size=0,
-                                                             max_size=shape.pool_max),
+        "gpu-a10",
+        cluster_id=cluster.id,
+        vswitch_ids=[s.id for s in switches],
+        instance_types=list(shape.pool_types),
+        tags=tags,
+        scaling_config=alicloud.cs.NodePoolScalingConfigArgs(
+            enable=True, min_size=0, max_size=shape.pool_max
+        ),
         labels=[alicloud.cs.NodePoolLabelArgs(key=k, value=v) for k, v in labels.items()],
-        taints=[alicloud.cs.NodePoolTaintArgs(key="nvidia.com/gpu", value="true",
-                                              effect="NoSchedule")])
+        taints=[
+            alicloud.cs.NodePoolTaintArgs(key="nvidia.com/gpu", value="true", effect="NoSchedule")
+        ],
+    )
     _storage(shape, vpc)
     _workloads(shape)
 
 
 def _storage(shape: Shape, vpc: alicloud.vpc.Network) -> None:
     tags, protect = shape.tags, pulumi.ResourceOptions(protect=shape.protect)
-    sse = (alicloud.oss.BucketServerSideEncryptionRuleArgs(sse_algorithm="AES256")
-           if shape.bucket_sse else None)
-    bucket = alicloud.oss.Bucket("models", bucket="chatchat-models", acl=shape.bucket_acl,
-                                 server_side_encryption_rule=sse, tags=tags, opts=protect)
+    sse = (
+        alicloud.oss.BucketServerSideEncryptionRuleArgs(sse_algorithm="AES256")
+        if shape.bucket_sse
+        else None
+    )
+    bucket = alicloud.oss.Bucket(
+        "models",
+        bucket="chatchat-models",
+        acl=shape.bucket_acl,
+        server_side_encryption_rule=sse,
+        tags=tags,
+        opts=protect,
+    )
     if shape.separate_sse:
-        alicloud.oss.BucketServerSideEncryption("models-sse", bucket=bucket.bucket,
-                                                sse_algorithm="KMS")
+        alicloud.oss.BucketServerSideEncryption(
+            "models-sse", bucket=bucket.bucket, sse_algorithm="KMS"
+        )
     if shape.separate_acl:
         alicloud.oss.BucketAcl("models-acl", bucket=bucket.bucket, acl=shape.separate_acl)
-    document = {"Version": "1", "Statement": [{
-        "Effect": "Allow", "Action": ["oss:GetObject", "oss:ListObjects"],
-        "Resource": list(shape.ram_resources)}]}
-    policy = alicloud.ram.Policy("models-read", policy_name="chatchat-models-read",
-                                 policy_document=json.dumps(document), tags=tags)
+    document = {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["oss:GetObject", "oss:ListObjects"],
+                "Resource": list(shape.ram_resources),
+            }
+        ],
+    }
+    policy = alicloud.ram.Policy(
+        "models-read",
+        policy_name="chatchat-models-read",
+        policy_document=json.dumps(document),
+        tags=tags,
+    )
     user = alicloud.ram.User("models-reader", name="chatchat-models-reader")
-    alicloud.ram.UserPolicyAttachment("models-read", user_name=user.name,
-                                      policy_name=policy.policy_name, policy_type="Custom")
+    alicloud.ram.UserPolicyAttachment(
+        "models-read", user_name=user.name, policy_name=policy.policy_name, policy_type="Custom"
+    )
     if shape.ram_system_attachment:
-        alicloud.ram.UserPolicyAttachment("models-system", user_name=user.name,
-                                          policy_name=shape.ram_system_attachment,
-                                          policy_type="System")
-    fs = alicloud.nas.FileSystem("kb", protocol_type="NFS", storage_type="Performance",
-                                 tags=tags, opts=protect)
-    group = alicloud.nas.AccessGroup("kb", access_group_name="chatchat-kb",
-                                     access_group_type="Vpc", file_system_type="standard")
-    alicloud.nas.AccessRule("kb-vpc", access_group_name=group.access_group_name,
-                            source_cidr_ip=shape.nas_cidr, rw_access_type="RDWR",
-                            user_access_type="no_squash", priority=1,
-                            opts=pulumi.ResourceOptions(depends_on=[fs]))
+        alicloud.ram.UserPolicyAttachment(
+            "models-system",
+            user_name=user.name,
+            policy_name=shape.ram_system_attachment,
+            policy_type="System",
+        )
+    fs = alicloud.nas.FileSystem(
+        "kb", protocol_type="NFS", storage_type="Performance", tags=tags, opts=protect
+    )
+    group = alicloud.nas.AccessGroup(
+        "kb", access_group_name="chatchat-kb", access_group_type="Vpc", file_system_type="standard"
+    )
+    alicloud.nas.AccessRule(
+        "kb-vpc",
+        access_group_name=group.access_group_name,
+        source_cidr_ip=shape.nas_cidr,
+        rw_access_type="RDWR",
+        user_access_type="no_squash",
+        priority=1,
+        opts=pulumi.ResourceOptions(depends_on=[fs]),
+    )
     alicloud.gpdb.Instance(
-        "vectors", engine="gpdb", engine_version="6.0", db_instance_mode="StorageElastic",
-        db_instance_category="HighAvailability", payment_type="PayAsYouGo",
-        instance_spec=shape.adb_spec, seg_node_num=4, storage_size=50, zone_id="cn-hangzhou-j",
-        vpc_id=vpc.id, vswitch_id="vsw-0", vector_configuration_status=shape.adb_vector,
+        "vectors",
+        engine="gpdb",
+        engine_version="6.0",
+        db_instance_mode="StorageElastic",
+        db_instance_category="HighAvailability",
+        payment_type="PayAsYouGo",
+        instance_spec=shape.adb_spec,
+        seg_node_num=4,
+        storage_size=50,
+        zone_id="cn-hangzhou-j",
+        vpc_id=vpc.id,
+        vswitch_id="vsw-0",
+        vector_configuration_status=shape.adb_vector,
         ip_whitelists=[alicloud.gpdb.InstanceIpWhitelistArgs(security_ip_list=shape.adb_whitelist)],
-        tags=tags, opts=protect)
+        tags=tags,
+        opts=protect,
+    )
 
 
-def _container(name: str, image: str, *, gpu: bool = False, requests: bool = True,
-               privileged: bool = False, env: list[dict] | None = None) -> dict[str, Any]:
+def _container(
+    name: str,
+    image: str,
+    *,
+    gpu: bool = False,
+    requests: bool = True,
+    privileged: bool = False,
+    env: list[dict] | None = None,
+) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     if requests:
         resources["requests"] = {"cpu": "2", "memory": "8Gi"}
     if gpu:
         resources["limits"] = {"nvidia.com/gpu": "1"}
-    return {"name": name, "image": image, "resources": resources, "env": env or [],
-            "securityContext": {"privileged": privileged, "runAsNonRoot": True,
-                                "runAsUser": 10001}}
+    return {
+        "name": name,
+        "image": image,
+        "resources": resources,
+        "env": env or [],
+        "securityContext": {"privileged": privileged, "runAsNonRoot": True, "runAsUser": 10001},
+    }
 
 
 def _workloads(shape: Shape) -> None:
     ns_labels = {"alibabacloud.com/eci": "true"} if shape.namespace_eci else {}
     k8s.core.v1.Namespace("ns", metadata={"name": NAMESPACE, "labels": ns_labels})
     secret_ref = {"secretKeyRef": {"name": "chatchat-api-key", "key": "api-key"}}
-    api_key = ({"name": "LLM_API_KEY", "value": "sk-literal"} if shape.llm_api_key_literal
-               else {"name": "LLM_API_KEY", "valueFrom": secret_ref})
-    pod_labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/instance": NAMESPACE,
-                  "app.kubernetes.io/component": "llm"}
+    api_key = (
+        {"name": "LLM_API_KEY", "value": "sk-literal"}
+        if shape.llm_api_key_literal
+        else {"name": "LLM_API_KEY", "valueFrom": secret_ref}
+    )
+    pod_labels = {
+        "app.kubernetes.io/name": "chatchat",
+        "app.kubernetes.io/instance": NAMESPACE,
+        "app.kubernetes.io/component": "llm",
+    }
     annotations = dict(shape.llm_annotations)
     if shape.llm_eci:
         pod_labels["alibabacloud.com/eci"] = "true"
     if shape.llm_eci_specs:
         annotations["k8s.aliyun.com/eci-use-specs"] = shape.llm_eci_specs
-    tolerations = ([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-                   if shape.llm_tolerates_gpu else [])
-    llm = _container("llm", shape.llm_image, gpu=shape.llm_gpu_limit,
-                     requests=shape.llm_requests, privileged=shape.llm_privileged,
-                     env=[{"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
-                          api_key])
-    _deployment("llm", 1, pod_labels, annotations, {
-        "containers": [llm], "nodeSelector": dict(shape.llm_selector),
-        "tolerations": tolerations})
-    chat_labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/instance": NAMESPACE,
-                   "app.kubernetes.io/component": "chat"}
+    tolerations = (
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        if shape.llm_tolerates_gpu
+        else []
+    )
+    llm = _container(
+        "llm",
+        shape.llm_image,
+        gpu=shape.llm_gpu_limit,
+        requests=shape.llm_requests,
+        privileged=shape.llm_privileged,
+        env=[{"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")}, api_key],
+    )
+    _deployment(
+        "llm",
+        1,
+        pod_labels,
+        annotations,
+        {"containers": [llm], "nodeSelector": dict(shape.llm_selector), "tolerations": tolerations},
+    )
+    chat_labels = {
+        "app.kubernetes.io/name": "chatchat",
+        "app.kubernetes.io/instance": NAMESPACE,
+        "app.kubernetes.io/component": "chat",
+    }
     if shape.chat_eci:
         chat_labels["alibabacloud.com/eci"] = "true"
-    chat = _container("chat", IMAGE.format("chat"),
-                      env=[{"name": "CHAT_API_KEY", "valueFrom": secret_ref},
-                           {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
-                           {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"}])
+    chat = _container(
+        "chat",
+        IMAGE.format("chat"),
+        env=[
+            {"name": "CHAT_API_KEY", "valueFrom": secret_ref},
+            {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
+            {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"},
+        ],
+    )
     _deployment("chat", shape.chat_replicas, chat_labels, {}, {"containers": [chat]})
-    k8s.core.v1.Service("chat", metadata={
-        "name": f"chat-{NAMESPACE}", "namespace": NAMESPACE,
-        "annotations": dict(shape.chat_service_annotations)},
-        spec={"type": "LoadBalancer", "selector": chat_labels,
-              "ports": [{"name": "web", "port": 8501}]})
+    k8s.core.v1.Service(
+        "chat",
+        metadata={
+            "name": f"chat-{NAMESPACE}",
+            "namespace": NAMESPACE,
+            "annotations": dict(shape.chat_service_annotations),
+        },
+        spec={
+            "type": "LoadBalancer",
+            "selector": chat_labels,
+            "ports": [{"name": "web", "port": 8501}],
+        },
+    )
     if shape.network_policy_namespace:
-        k8s.networking.v1.NetworkPolicy("default-deny", metadata={
-            "name": "default-deny", "namespace": shape.network_policy_namespace},
-            spec={"podSelector": {}, "policyTypes": ["Ingress"]})
+        k8s.networking.v1.NetworkPolicy(
+            "default-deny",
+            metadata={"name": "default-deny", "namespace": shape.network_policy_namespace},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+        )
 
 
 def _deployment(role: str, replicas: int, labels: dict, annotations: dict, spec: dict) -> None:
-    k8s.apps.v1.Deployment(role, metadata={"name": f"{role}-{NAMESPACE}", "namespace": NAMESPACE},
-                           spec={"replicas": replicas, "selector": {"matchLabels": labels},
-                                 "template": {"metadata": {"labels": labels,
-                                                           "annotations": annotations},
-                                              "spec": spec}})
+    k8s.apps.v1.Deployment(
+        role,
+        metadata={"name": f"{role}-{NAMESPACE}", "namespace": NAMESPACE},
+        spec={
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec},
+        },
+    )
 
 
 def render(shape: Shape = GOOD, stack: str = "prod") -> Rendering:
@@ -239,8 +374,9 @@ def render(shape: Shape = GOOD, stack: str = "prod") -> Rendering:
 _RENDERED: dict[tuple[str, str], Rendering] = {}
 
 
-def check(shape: Shape = GOOD, stack: str = "prod",
-          config: dict[str, Any] | None = None) -> list[Violation]:
+def check(
+    shape: Shape = GOOD, stack: str = "prod", config: dict[str, Any] | None = None
+) -> list[Violation]:
     """The pack's violations of `shape`; each shape is rendered once (renderings are
     deterministic and the runner only reads them)."""
     key = (repr(shape), stack)

@@ -24,8 +24,13 @@ def s3_endpoint() -> Iterator[str]:
 @contextmanager
 def model_bucket(endpoint: str, name: str):
     """An empty bucket, emptied and removed again afterwards."""
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket=name)
     try:
         yield s3

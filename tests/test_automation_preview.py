@@ -24,8 +24,11 @@ def test_model_change_preview_is_summarised_per_resource():
     diff = summarise(load_events(FIXTURES / "engine_events_model_change.json"), "dev")
     changes = _by_name(diff)
     assert {n: c.op for n, c in changes.items()} == {
-        "llm-deployment": "update", "llm-convert": "create", "llm-model-info": "delete",
-        "llm-service": "replace"}
+        "llm-deployment": "update",
+        "llm-convert": "create",
+        "llm-model-info": "delete",
+        "llm-service": "replace",
+    }
     # the three replacement steps of one URN are one replace
     assert len(diff.by_op("replace")) == 1
     assert diff.unchanged == 2  # the VPC and the API-key Secret; stack and providers skipped
@@ -37,33 +40,43 @@ def test_empty_detailed_diff_falls_back_to_diffs_and_keys():
     # `diffs` names only the top-level keys; the state's inputs give the leaves under them
     assert {p.path: (p.old, p.new) for p in deployment.properties} == {
         "metadata.annotations.chatchat.io/model": ("qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc"),
-        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": ("qwen-7b-chat-aiacc",
-                                                          "qwen-14b-chat-aiacc")}
+        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": (
+            "qwen-7b-chat-aiacc",
+            "qwen-14b-chat-aiacc",
+        ),
+    }
     assert not any(p.replaces for p in deployment.properties)
 
 
 def test_detailed_diff_paths_and_replace_kinds_are_used_when_present():
     service = _by_name(summarise(load_events(FIXTURES / "engine_events_model_change.json")))[
-        "llm-service"]
+        "llm-service"
+    ]
     assert [(p.path, p.old, p.new, p.replaces) for p in service.properties] == [
-        ("spec.clusterIP", "172.21.3.10", "172.21.3.11", True)]
+        ("spec.clusterIP", "172.21.3.10", "172.21.3.11", True)
+    ]
 
 
 def test_model_change_preview_stays_in_llm_scope():
-    diff = assess(summarise(load_events(FIXTURES / "engine_events_model_change.json")),
-                  model_scope=True)
+    diff = assess(
+        summarise(load_events(FIXTURES / "engine_events_model_change.json")), model_scope=True
+    )
     assert all(c.llm_workload for c in diff.changes)
     assert not diff.dangerous
 
 
 def test_adb_replacement_in_preview_is_dangerous():
-    diff = assess(summarise(load_events(FIXTURES / "engine_events_adb_replace.json"), "prod"),
-                  model_scope=False)
+    diff = assess(
+        summarise(load_events(FIXTURES / "engine_events_adb_replace.json"), "prod"),
+        model_scope=False,
+    )
     changes = _by_name(diff)
     instance = changes["vectors-instance"]
     assert instance.op == "replace" and instance.stateful and instance.protected
-    assert {(p.path, p.replaces) for p in instance.properties} == {("vswitchId", True),
-                                                                   ("zoneId", True)}
+    assert {(p.path, p.replaces) for p in instance.properties} == {
+        ("vswitchId", True),
+        ("zoneId", True),
+    }
     assert any("replaces stateful ADB" in d for d in instance.dangers)
     assert any("protected" in d for d in instance.dangers)
     assert changes["vectors-account"].op == "replace"
@@ -94,8 +107,9 @@ def test_fixtures_follow_the_engine_event_schema():
                 assert meta["urn"].split("::")[1] == "chatchat"
 
 
-@pytest.mark.skipif(unavailable_reason() is not None,
-                    reason=f"needs a real Pulumi engine: {unavailable_reason()}")
+@pytest.mark.skipif(
+    unavailable_reason() is not None, reason=f"needs a real Pulumi engine: {unavailable_reason()}"
+)
 def test_engine_preview_of_a_model_change_runs_without_touching_the_stack_file():
     from tools.preview.automation import run_preview
 
@@ -112,8 +126,9 @@ def test_engine_runs_on_a_project_copy_with_the_override_applied(tmp_path):
 
     real = REPO / "stacks" / "Pulumi.prod.yaml"
     before = real.read_bytes()
-    _project_copy("prod", {"llm.model": "chatglm2-6b-aiacc", "llm.pod.replicas": 1}, tmp_path,
-                  REPO / "stacks")
+    _project_copy(
+        "prod", {"llm.model": "chatglm2-6b-aiacc", "llm.pod.replicas": 1}, tmp_path, REPO / "stacks"
+    )
     assert real.read_bytes() == before
     assert (tmp_path / "Pulumi.yaml").read_text() == (REPO / "Pulumi.yaml").read_text()
     assert (tmp_path / "components" / "config.py").is_file()
@@ -129,7 +144,16 @@ def test_engine_property_paths_are_parsed_with_quoted_keys():
     from tools.preview.engine_events import parse_property_path
 
     assert parse_property_path('metadata.annotations["chatchat.io/model"]') == [
-        "metadata", "annotations", "chatchat.io/model"]
+        "metadata",
+        "annotations",
+        "chatchat.io/model",
+    ]
     assert parse_property_path("spec.template.spec.containers[0].image") == [
-        "spec", "template", "spec", "containers", 0, "image"]
+        "spec",
+        "template",
+        "spec",
+        "containers",
+        0,
+        "image",
+    ]
     assert parse_property_path('tags["owner"]') == ["tags", "owner"]

@@ -45,7 +45,12 @@ def test_an_empty_set_value_unsets_the_key_so_its_default_applies():
 
 
 def test_the_old_module_form_still_runs_and_says_it_is_deprecated():
-    result = subprocess.run([sys.executable, "-m", "tools.policy_check", "--stack", "dev"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.policy_check", "--stack", "dev"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "use `python -m tools policy`" in result.stderr

@@ -43,8 +43,10 @@ def test_policy_pack_reads_the_same_table():
 
 
 def test_the_default_version_is_creatable():
-    assert cloud_facts.ack_minor(cloud_facts.value("ack", "defaultVersion")) in \
-        cloud_facts.creatable_ack_minors()
+    assert (
+        cloud_facts.ack_minor(cloud_facts.value("ack", "defaultVersion"))
+        in cloud_facts.creatable_ack_minors()
+    )
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -76,23 +78,37 @@ def test_basic_spec_is_accepted_outside_production():
 
 
 def test_driver_not_offered_by_ack_fails_in_plan():
-    pools = [{"name": "a10", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"], "maxSize": 1,
-              "driverVersion": "535.161.07"}]
+    pools = [
+        {
+            "name": "a10",
+            "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"],
+            "maxSize": 1,
+            "driverVersion": "535.161.07",
+        }
+    ]
     problems = problems_of(with_(MINIMAL, cluster__gpuPools=pools))
     assert "not an NVIDIA driver ACK installs" in problems["cluster.gpuPools[0].driverVersion"]
 
 
 def test_driver_from_the_table_is_accepted():
     version = cloud_facts.nvidia_driver_versions()[0]
-    pools = [{"name": "a10", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"], "maxSize": 1,
-              "driverVersion": version}]
+    pools = [
+        {
+            "name": "a10",
+            "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"],
+            "maxSize": 1,
+            "driverVersion": version,
+        }
+    ]
     assert parse_config(with_(MINIMAL, cluster__gpuPools=pools), "dev")
 
 
 @pytest.mark.parametrize("name", ["KB_Files", "kb files", "-kb", "知识库"])
 def test_kb_pvc_that_is_not_a_dns_name_fails_in_plan(name):
-    assert "not a Kubernetes object name" in problems_of(with_(MINIMAL, chat__kbPVC=name))[
-        "chat.kbPVC"]
+    assert (
+        "not a Kubernetes object name"
+        in problems_of(with_(MINIMAL, chat__kbPVC=name))["chat.kbPVC"]
+    )
 
 
 def test_zone_of_another_region_fails_in_plan():
@@ -122,8 +138,8 @@ def test_facts_file_is_json_with_no_duplicate_keys():
         keys = [k for k, _ in pairs]
         assert len(keys) == len(set(keys)), keys
         return dict(pairs)
-    json.loads(cloud_facts.FACTS_PATH.read_text(encoding="utf-8"),
-               object_pairs_hook=no_duplicates)
+
+    json.loads(cloud_facts.FACTS_PATH.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
 
 
 def test_config_error_lists_every_fact_problem_at_once():

@@ -15,14 +15,19 @@ PULL = {"registry__pullUsername": "deployer@1234", "registry__pullPassword": "s3
 
 
 def _pod_specs(rendering):
-    return [r.plain_inputs()["spec"]["template"]["spec"]
-            for r in rendering.by_type(DEPLOYMENT) + rendering.by_type(JOB)]
+    return [
+        r.plain_inputs()["spec"]["template"]["spec"]
+        for r in rendering.by_type(DEPLOYMENT) + rendering.by_type(JOB)
+    ]
 
 
 def test_personal_registry_pods_name_the_stack_made_pull_secret():
     rendering = variant("dev", **PULL)
-    (secret,) = [s for s in rendering.by_type("kubernetes:core/v1:Secret")
-                 if s.inputs.get("type") == "kubernetes.io/dockerconfigjson"]
+    (secret,) = [
+        s
+        for s in rendering.by_type("kubernetes:core/v1:Secret")
+        if s.inputs.get("type") == "kubernetes.io/dockerconfigjson"
+    ]
     name = secret.inputs["metadata"]["name"]
     config = json.loads(secret.plain_inputs()["stringData"][".dockerconfigjson"])
     (server,) = config["auths"]
@@ -33,16 +38,23 @@ def test_personal_registry_pods_name_the_stack_made_pull_secret():
 
 
 def test_personal_registry_does_not_install_the_credential_helper():
-    names = {a.inputs["name"] for a in variant("dev", **PULL).by_type(
-        "alicloud:cs/kubernetesAddon:KubernetesAddon")}
+    names = {
+        a.inputs["name"]
+        for a in variant("dev", **PULL).by_type("alicloud:cs/kubernetesAddon:KubernetesAddon")
+    }
     assert cloud_facts.value("registry", "credentialHelperAddon") not in names
 
 
 def test_enterprise_registry_uses_the_helper_and_no_pull_secret():
-    rendering = variant("dev", registry__edition="enterprise", registry__instanceId="cri-abc123",
-                        registry__endpoint="myreg-registry-vpc.cn-hangzhou.cr.aliyuncs.com")
-    names = {a.inputs["name"] for a in rendering.by_type(
-        "alicloud:cs/kubernetesAddon:KubernetesAddon")}
+    rendering = variant(
+        "dev",
+        registry__edition="enterprise",
+        registry__instanceId="cri-abc123",
+        registry__endpoint="myreg-registry-vpc.cn-hangzhou.cr.aliyuncs.com",
+    )
+    names = {
+        a.inputs["name"] for a in rendering.by_type("alicloud:cs/kubernetesAddon:KubernetesAddon")
+    }
     assert "aliyun-acr-credential-helper" in names
     assert rendering.by_type("alicloud:cs/registryEnterpriseRepo:RegistryEnterpriseRepo")
     assert all("imagePullSecrets" not in s for s in _pod_specs(rendering))
@@ -57,8 +69,10 @@ def test_ossfs_mounts_as_the_images_user():
 
 
 def test_writable_nas_volumes_are_opened_for_uid_10001_read_only_ones_untouched():
-    pvs = {pv.inputs["metadata"]["name"]: pv.plain_inputs()["spec"]
-           for pv in rendered("prod").by_type(PV)}
+    pvs = {
+        pv.inputs["metadata"]["name"]: pv.plain_inputs()["spec"]
+        for pv in rendered("prod").by_type(PV)
+    }
     for name, spec in pvs.items():
         attributes = spec["csi"]["volumeAttributes"]
         if spec["csi"]["readOnly"]:

@@ -35,8 +35,7 @@ def test_the_charts_defaults_import_to_a_valid_stack(tmp_path, capsys):
     llm, chat, db = config["chatchat:llm"], config["chatchat:chat"], config["chatchat:db"]
     assert (llm["model"], llm["load8bit"]) == ("qwen-7b-chat-aiacc", True)
     assert llm["pod"]["replicas"] == 1 and llm["pod"]["instanceType"] == "ecs"
-    assert llm["pod"]["resources"]["limits"] == {"cpu": "2", "memory": "6Gi",
-                                                 "nvidia.com/gpu": "1"}
+    assert llm["pod"]["resources"]["limits"] == {"cpu": "2", "memory": "6Gi", "nvidia.com/gpu": "1"}
     assert chat["pod"]["resources"]["requests"] == {"cpu": "4", "memory": "8Gi"}
     assert llm["image"]["tag"] == chat["image"]["tag"] == "v0.2.7-aiacc"
     assert llm["service"]["type"] == chat["service"]["type"] == "ClusterIP"
@@ -57,8 +56,11 @@ def test_an_imported_stack_renders_the_charts_workloads(tmp_path, capsys):
     llm, chat = deployment(rendering, "llm"), deployment(rendering, "chat")
     assert env_of(container(llm))["LLM_MODEL"] == "chatglm2-6b"
     assert env_of(container(chat))["EMBEDDING_MODEL"] == "bge-large-zh"
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
-              for v in chat["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in chat["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     assert claims == {"llm-model": "model-pvc", "kb": "kb-pvc"}
     assert container(llm)["image"].endswith(":v0.2.7-aiacc")  # the chart's tag, pinned
 
@@ -66,11 +68,15 @@ def test_an_imported_stack_renders_the_charts_workloads(tmp_path, capsys):
 def test_eci_annotations_become_eci_config(tmp_path, capsys):
     values = _chart_values()
     values["llm"]["model"] = "qwen-7b-chat"
-    values["llm"]["pod"].update(instanceType="eci", labels={"alibabacloud.com/eci": "true"},
-                                annotations={"k8s.aliyun.com/eci-use-specs":
-                                             "ecs.gn7i-c8g1.2xlarge,ecs.gn7i-c16g1.4xlarge",
-                                             "k8s.aliyun.com/eci-extra-ephemeral-storage": "50Gi",
-                                             "team": "ai"})
+    values["llm"]["pod"].update(
+        instanceType="eci",
+        labels={"alibabacloud.com/eci": "true"},
+        annotations={
+            "k8s.aliyun.com/eci-use-specs": "ecs.gn7i-c8g1.2xlarge,ecs.gn7i-c16g1.4xlarge",
+            "k8s.aliyun.com/eci-extra-ephemeral-storage": "50Gi",
+            "team": "ai",
+        },
+    )
     code, config, err = _import(tmp_path, capsys, values)
     assert code == 0, err
     pod = config["chatchat:llm"]["pod"]
@@ -82,8 +88,10 @@ def test_eci_annotations_become_eci_config(tmp_path, capsys):
 def test_the_charts_t4_eci_specs_are_reported_as_problems(tmp_path, capsys):
     values = _chart_values()
     values["llm"]["model"] = "qwen-7b-chat"
-    values["llm"]["pod"].update(instanceType="eci", annotations={
-        "k8s.aliyun.com/eci-use-specs": "ecs.gn6i-c8g1.2xlarge,ecs.gn7i-c8g1.2xlarge"})
+    values["llm"]["pod"].update(
+        instanceType="eci",
+        annotations={"k8s.aliyun.com/eci-use-specs": "ecs.gn6i-c8g1.2xlarge,ecs.gn7i-c8g1.2xlarge"},
+    )
     code, _, err = _import(tmp_path, capsys, values)
     assert code == 1
     assert "problem: llm.pod.eciSpecs[0]: ecs.gn6i-c8g1.2xlarge cannot hold qwen-7b-chat" in err
@@ -118,11 +126,20 @@ def test_an_existing_stack_keeps_its_infrastructure(tmp_path, capsys):
 
 
 def test_the_command_line_prints_the_stack_file_and_fails_on_unreadable_input(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "tools", "import-values", str(FIXTURE)], cwd=REPO,
-                        capture_output=True, text=True, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "tools", "import-values", str(FIXTURE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert yaml.safe_load(ok.stdout)["config"]["chatchat:llm"]["model"] == "qwen-7b-chat-aiacc"
-    missing = subprocess.run([sys.executable, "-m", "tools", "import-values",
-                              str(tmp_path / "nope.yaml")], cwd=REPO, capture_output=True,
-                             text=True, check=False)
+    missing = subprocess.run(
+        [sys.executable, "-m", "tools", "import-values", str(tmp_path / "nope.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 2 and "cannot read" in missing.stderr

@@ -40,8 +40,9 @@ def variant(stack: str, **overrides) -> Rendering:
     """A shipped stack with config overrides (dotted keys), rendered once per test run."""
     key = (stack, tuple(sorted((k, json.dumps(v)) for k, v in overrides.items())))
     if key not in _VARIANTS:
-        _VARIANTS[key] = render_stack(stack, {k.replace("__", "."): v
-                                              for k, v in overrides.items()})
+        _VARIANTS[key] = render_stack(
+            stack, {k.replace("__", "."): v for k, v in overrides.items()}
+        )
     return _VARIANTS[key]
 
 
@@ -54,6 +55,7 @@ def gpu_pools(rendering: Rendering) -> dict[str, dict]:
 
 
 # --- node pools ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_gpu_pools_run_only_the_configured_v100_or_a10_types(stack):
@@ -95,8 +97,12 @@ def test_gpu_pools_autoscale_within_the_configured_bounds(stack):
     pools = gpu_pools(rendering)
     for configured in rendering.config.cluster.gpu_pools:
         scaling = pools[configured.name]["scalingConfig"]
-        assert scaling == {"enable": True, "minSize": configured.min_size,
-                           "maxSize": configured.max_size, "type": "gpu"}
+        assert scaling == {
+            "enable": True,
+            "minSize": configured.min_size,
+            "maxSize": configured.max_size,
+            "type": "gpu",
+        }
     system = pools["system"]
     assert system["desiredSize"] == str(rendering.config.cluster.system_pool.size)
     assert "scalingConfig" not in system
@@ -105,12 +111,20 @@ def test_gpu_pools_autoscale_within_the_configured_bounds(stack):
 def test_spot_pool_bids_up_to_on_demand_price_unless_capped():
     assert gpu_pools(rendered("dev"))["a10"]["spotStrategy"] == "SpotAsPriceGo"
     assert gpu_pools(rendered("prod"))["a10"]["spotStrategy"] == "NoSpot"
-    capped_pools = [{"name": "a10", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"], "maxSize": 1,
-                     "spot": True, "spotPriceLimit": 3.5}]
+    capped_pools = [
+        {
+            "name": "a10",
+            "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"],
+            "maxSize": 1,
+            "spot": True,
+            "spotPriceLimit": 3.5,
+        }
+    ]
     capped = gpu_pools(variant("dev", cluster__gpuPools=capped_pools))["a10"]
     assert capped["spotStrategy"] == "SpotWithPriceLimit"
-    assert capped["spotPriceLimits"] == [{"instanceType": "ecs.gn7i-c8g1.2xlarge",
-                                          "priceLimit": "3.5000"}]
+    assert capped["spotPriceLimits"] == [
+        {"instanceType": "ecs.gn7i-c8g1.2xlarge", "priceLimit": "3.5000"}
+    ]
 
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
@@ -118,8 +132,11 @@ def test_node_pool_names_carry_a_random_suffix_so_a_replacement_never_collides(s
     rendering = rendered(stack)
     by_urn = rendering.by_urn()
     for pool in rendering.by_type(NODE_POOL):
-        suffixes = [by_urn[u] for u in pool.dependencies
-                    if by_urn[u].type == "random:index/randomId:RandomId"]
+        suffixes = [
+            by_urn[u]
+            for u in pool.dependencies
+            if by_urn[u].type == "random:index/randomId:RandomId"
+        ]
         assert len(suffixes) == 1, pool.name
         base = pool.inputs["nodePoolName"].rsplit("-", 1)[0]
         assert pool.inputs["nodePoolName"] == f"{base}-{suffixes[0].outputs['hex']}"
@@ -128,6 +145,7 @@ def test_node_pool_names_carry_a_random_suffix_so_a_replacement_never_collides(s
 
 
 # --- cluster and addons ----------------------------------------------------------------------
+
 
 def _addons(rendering: Rendering) -> set[str]:
     return {a.inputs["name"] for a in rendering.by_type(ADDON)}
@@ -140,8 +158,11 @@ def test_shipped_stacks_without_eci_have_no_virtual_node(stack):
 
 def test_virtual_node_addon_is_installed_exactly_when_a_pod_runs_on_eci():
     eci = variant("dev", chat__pod__instanceType="eci")
-    assert sorted(_addons(eci)) == ["ack-node-problem-detector", "ack-virtual-node",
-                                    "node-lifecycle-controller"]
+    assert sorted(_addons(eci)) == [
+        "ack-node-problem-detector",
+        "ack-virtual-node",
+        "node-lifecycle-controller",
+    ]
     cluster_addons = {a["name"] for a in eci.one(CLUSTER).inputs["addons"]}
     assert "ack-virtual-node" not in cluster_addons  # day-2 only, never create-time
 
@@ -161,8 +182,9 @@ def test_cluster_is_ack_pro_with_terway_and_csi_at_create():
 def test_api_server_is_public_only_behind_the_allowed_cidrs():
     dev = rendered("dev")
     assert dev.one(CLUSTER).inputs["slbInternetEnabled"] is True
-    entries = [e.inputs["entry"] for e in dev.by_type(
-        "alicloud:slb/aclEntryAttachment:AclEntryAttachment")]
+    entries = [
+        e.inputs["entry"] for e in dev.by_type("alicloud:slb/aclEntryAttachment:AclEntryAttachment")
+    ]
     assert entries == dev.config.cluster.api_server_allowed_cidrs
     (binding,) = dev.by_type("pulumi-python:dynamic:Resource")
     assert binding.inputs["purpose"] == "ack-api-server-acl"
@@ -188,6 +210,7 @@ def test_gpu_pools_scale_with_cluster_autoscaling_and_auto_repair_addon(stack):
 
 # --- network ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_security_group_admits_the_vpc_only(stack):
     rendering = rendered(stack)
@@ -209,6 +232,7 @@ def test_prod_has_a_vswitch_and_snat_entry_per_zone():
 
 # --- vector database -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_adb_has_vector_optimisation_and_admits_the_vpc_only(stack):
     rendering = rendered(stack)
@@ -216,8 +240,7 @@ def test_adb_has_vector_optimisation_and_admits_the_vpc_only(stack):
     assert adb["vectorConfigurationStatus"] == "enabled"
     cores, memory = adb["instanceSpec"].rstrip("G").split("C")
     assert int(cores) >= 4 and int(memory) >= 16
-    assert [w["securityIpList"] for w in adb["ipWhitelists"]] == [
-        rendering.config.network.vpc_cidr]
+    assert [w["securityIpList"] for w in adb["ipWhitelists"]] == [rendering.config.network.vpc_cidr]
     assert adb["paymentType"] == "PayAsYouGo" and adb["engine"] == "gpdb"
 
 
@@ -240,6 +263,7 @@ def test_pg_secret_carries_every_key_and_the_password_stays_secret():
 
 # --- model storage ---------------------------------------------------------------------------
 
+
 def test_bucket_is_private_and_encrypted_and_versioned_only_in_production():
     dev = rendered("dev").one(BUCKET)
     assert "acl" not in dev.inputs  # deprecated: oss.BucketAcl
@@ -253,13 +277,16 @@ def test_bucket_is_private_and_encrypted_and_versioned_only_in_production():
 def test_ram_policies_reach_only_the_model_bucket_and_the_reader_cannot_write():
     rendering = rendered("dev")
     bucket = rendering.one(BUCKET).outputs["bucket"]
-    policies = {p.name: json.loads(p.inputs["policyDocument"])
-                for p in rendering.by_type(RAM_POLICY)}
+    policies = {
+        p.name: json.loads(p.inputs["policyDocument"]) for p in rendering.by_type(RAM_POLICY)
+    }
     assert len(policies) == 2
     for name, document in policies.items():
         resources = [r for s in document["Statement"] for r in s["Resource"]]
-        assert all(r == f"acs:oss:*:*:{bucket}" or r.startswith(f"acs:oss:*:*:{bucket}/llm-model/")
-                   for r in resources), name
+        assert all(
+            r == f"acs:oss:*:*:{bucket}" or r.startswith(f"acs:oss:*:*:{bucket}/llm-model/")
+            for r in resources
+        ), name
         actions = {a for s in document["Statement"] for a in s["Action"]}
         assert "oss:*" not in actions
         assert bool(actions & WRITE_ACTIONS) == name.endswith("model-writer-policy"), name
@@ -289,8 +316,10 @@ def test_model_volume_is_read_only_and_the_writer_volume_is_separate():
     assert "-o ro" in reader["csi"]["volumeAttributes"]["otherOpts"]
     assert writer["accessModes"] == ["ReadWriteMany"] and writer["csi"]["readOnly"] is False
     assert reader["csi"]["volumeAttributes"]["path"] == "/llm-model"
-    assert reader["csi"]["nodePublishSecretRef"]["name"] != \
-        writer["csi"]["nodePublishSecretRef"]["name"]
+    assert (
+        reader["csi"]["nodePublishSecretRef"]["name"]
+        != writer["csi"]["nodePublishSecretRef"]["name"]
+    )
 
 
 def test_kb_volume_is_a_disk_in_dev_and_shared_nas_in_prod():
@@ -310,8 +339,9 @@ def test_nas_admits_only_the_node_vswitches_never_the_pod_vswitches():
     assert sources == network.vswitch_cidrs
     assert not set(sources) & set(network.pod_vswitch_cidrs)
     target = rendering.one("alicloud:nas/mountTarget:MountTarget")
-    first_zone = rendering.one("alicloud:vpc/switch:Switch",
-                               f"network-vswitch-{rendering.config.zones[0]}")
+    first_zone = rendering.one(
+        "alicloud:vpc/switch:Switch", f"network-vswitch-{rendering.config.zones[0]}"
+    )
     assert target.property_dependencies["vswitchId"] == [first_zone.urn]
     assert target.inputs["networkType"] == "Vpc"
 
@@ -338,6 +368,7 @@ def test_adb_segment_storage_other_than_essd_is_refused_by_name():
 
 # --- the installed provider -----------------------------------------------------------------
 
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -358,11 +389,13 @@ def test_every_argument_exists_in_the_installed_provider_with_its_scalar_type(st
             assert _snake(key) in parameters, f"{resource.type} has no argument {key}"
             annotation = str(parameters[_snake(key)].annotation)
             expected = {bool: "bool", int: "int", str: "str"}.get(type(value))
-            assert expected is None or expected in annotation, \
+            assert expected is None or expected in annotation, (
                 f"{resource.type}.{key} is {type(value).__name__}, provider wants {annotation}"
+            )
 
 
 # --- protection, tags, determinism, outputs --------------------------------------------------
+
 
 def test_prod_protects_its_stateful_resources_and_dev_does_not():
     prod = rendered("prod")
@@ -379,8 +412,9 @@ def _takes_tags(type_token: str) -> bool:
 def test_every_taggable_alibaba_resource_carries_the_stack_tags(stack):
     rendering = rendered(stack)
     expected = rendering.config.resource_tags()
-    taggable = [r for r in rendering.resources
-                if r.type.startswith("alicloud:") and _takes_tags(r.type)]
+    taggable = [
+        r for r in rendering.resources if r.type.startswith("alicloud:") and _takes_tags(r.type)
+    ]
     assert len(taggable) >= 8
     for resource in taggable:
         assert resource.inputs.get("tags") == expected, resource.name
@@ -395,23 +429,27 @@ def test_renaming_the_release_keeps_every_cloud_resource():
 
 def test_rendering_prod_twice_gives_identical_resources():
     first, second = render_stack("prod"), render_stack("prod")
-    assert [(r.to_json(), r.options) for r in first.resources] == \
-        [(r.to_json(), r.options) for r in second.resources]
+    assert [(r.to_json(), r.options) for r in first.resources] == [
+        (r.to_json(), r.options) for r in second.resources
+    ]
 
 
 def test_outputs_name_the_cluster_store_images_and_port_forward():
     outputs = rendered("prod").outputs
     assert outputs["portForward"] == "kubectl port-forward -n chatchat svc/chat-chatchat 8501:8501"
     assert rendered("dev").outputs["modelStoreId"] == rendered("dev").one(BUCKET).outputs["bucket"]
-    assert outputs["chatImage"] == \
-        "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat-prod/chatchat-chat:0.1.0"
+    assert (
+        outputs["chatImage"]
+        == "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat-prod/chatchat-chat:0.1.0"
+    )
     assert outputs["clusterId"] and outputs["adbHost"].endswith(".rds.aliyuncs.com")
 
 
 def test_image_digest_and_repository_overrides_are_honoured():
     digest = "sha256:" + "a" * 64
-    pinned = variant("dev", llm__image__digest=digest,
-                     chat__image__repository="registry.example.com/team/chat")
+    pinned = variant(
+        "dev", llm__image__digest=digest, chat__image__repository="registry.example.com/team/chat"
+    )
     assert pinned.outputs["llmImage"].endswith(f"/chatchat-dev/chatchat-llm@{digest}")
     assert pinned.outputs["chatImage"] == "registry.example.com/team/chat:0.1.0"
 
@@ -427,8 +465,11 @@ def test_docs_resource_map_is_current(stack):
 def _pv_of_claim(rendering, claim_name: str):
     claim = next(c for c in rendering.by_type(PVC) if c.inputs["metadata"]["name"] == claim_name)
     resources = rendering.by_urn()
-    (volume,) = [resources[urn] for urn in claim.property_dependencies["spec"]
-                 if resources[urn].type == "kubernetes:core/v1:PersistentVolume"]
+    (volume,) = [
+        resources[urn]
+        for urn in claim.property_dependencies["spec"]
+        if resources[urn].type == "kubernetes:core/v1:PersistentVolume"
+    ]
     return volume.inputs["spec"]
 
 

@@ -21,9 +21,18 @@ def _image(root, name, files):
 
 
 def test_finds_every_dockerfile_form_but_not_inside_virtualenvs(tmp_path):
-    _image(tmp_path, "chat", {"Dockerfile": CLEAN, "Dockerfile.aiacc": CLEAN,
-                              "web.Dockerfile": CLEAN, ".venv/lib/Dockerfile": CLEAN,
-                              "Dockerfile.md": "notes", "Dockerfile.dockerignore": ".venv"})
+    _image(
+        tmp_path,
+        "chat",
+        {
+            "Dockerfile": CLEAN,
+            "Dockerfile.aiacc": CLEAN,
+            "web.Dockerfile": CLEAN,
+            ".venv/lib/Dockerfile": CLEAN,
+            "Dockerfile.md": "notes",
+            "Dockerfile.dockerignore": ".venv",
+        },
+    )
     names = [p.relative_to(tmp_path).as_posix() for p in find_dockerfiles(tmp_path)]
     assert names == ["chat/Dockerfile", "chat/Dockerfile.aiacc", "chat/web.Dockerfile"]
 
@@ -45,8 +54,14 @@ def test_findings_fail_and_name_file_and_rule(tmp_path, capsys):
 
 
 def test_an_images_own_hadolint_config_is_used(tmp_path):
-    _image(tmp_path, "llm", {"Dockerfile": LATEST_AND_UNPINNED,
-                             ".hadolint.yaml": "ignored: [DL3007, DL3008, DL3009, DL3015]\n"})
+    _image(
+        tmp_path,
+        "llm",
+        {
+            "Dockerfile": LATEST_AND_UNPINNED,
+            ".hadolint.yaml": "ignored: [DL3007, DL3008, DL3009, DL3015]\n",
+        },
+    )
     assert main(["--root", str(tmp_path)]) == 0
 
 

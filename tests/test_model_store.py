@@ -39,8 +39,16 @@ def _store(endpoint: str, bucket: str = BUCKET) -> OssStore:
 
 
 def test_hugging_face_model_present_passes(s3_endpoint, bucket):
-    _upload(bucket, "Qwen-7B-Chat", ["config.json", "model-00001-of-00002.safetensors",
-                                     "model-00002-of-00002.safetensors", "tokenizer.json"])
+    _upload(
+        bucket,
+        "Qwen-7B-Chat",
+        [
+            "config.json",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+            "tokenizer.json",
+        ],
+    )
     result = check_model(MODELS["qwen-7b-chat"], _store(s3_endpoint))
     assert result.ok and not result.problems
     assert result.location == f"s3://{BUCKET}/{PREFIX}/Qwen-7B-Chat/"
@@ -52,7 +60,8 @@ def test_missing_directory_names_the_s3_path(s3_endpoint, bucket):
     result = check_model(MODELS["qwen-7b-chat"], _store(s3_endpoint))
     assert not result.ok
     assert result.problems == [
-        f"model directory s3://{BUCKET}/{PREFIX}/Qwen-7B-Chat/ does not exist"]
+        f"model directory s3://{BUCKET}/{PREFIX}/Qwen-7B-Chat/ does not exist"
+    ]
 
 
 def test_directory_without_weights_is_refused(s3_endpoint, bucket):
@@ -111,6 +120,10 @@ def test_nas_path_that_is_not_mounted_is_an_error(tmp_path):
 
 
 def test_bucket_found_in_stack_outputs():
-    assert bucket_from_outputs({"release": "chatchat", "modelStore": {
-        "bucketName": "chatchat-models-1a2b3c4"}}) == "chatchat-models-1a2b3c4"
+    assert (
+        bucket_from_outputs(
+            {"release": "chatchat", "modelStore": {"bucketName": "chatchat-models-1a2b3c4"}}
+        )
+        == "chatchat-models-1a2b3c4"
+    )
     assert bucket_from_outputs({"release": "chatchat"}) is None

@@ -29,68 +29,154 @@ DEV = parse_config(raw_from_config_map(CONFIG), "dev")
 class LlmWorkload(pulumi.ComponentResource):
     """Stands in for components/llm_workload.py: same type token, children under it."""
 
-    def __init__(self, name: str, model: str, provider: k8s.Provider, selector: str = "llm",
-                 convert: bool = False):
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        provider: k8s.Provider,
+        selector: str = "llm",
+        convert: bool = False,
+    ):
         super().__init__("chatchat:workloads:LlmWorkload", name, None, None)
         opts = pulumi.ResourceOptions(parent=self, provider=provider)
         labels = {"app.kubernetes.io/component": selector}
-        k8s.apps.v1.Deployment(f"{name}-deployment", metadata={
-            "name": "llm-chatchat", "namespace": "chatchat",
-            "annotations": {"chatchat.io/model": model}}, spec={
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
-                "name": "llm", "image": "registry/llm:0.1.0",
-                "env": [{"name": "LLM_MODEL", "value": model}]}]}}}, opts=opts)
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={
+                "name": "llm-chatchat",
+                "namespace": "chatchat",
+                "annotations": {"chatchat.io/model": model},
+            },
+            spec={
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "llm",
+                                "image": "registry/llm:0.1.0",
+                                "env": [{"name": "LLM_MODEL", "value": model}],
+                            }
+                        ]
+                    },
+                },
+            },
+            opts=opts,
+        )
         if convert:
-            k8s.batch.v1.Job(f"{name}-convert", metadata={"namespace": "chatchat"}, spec={
-                "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{
-                    "name": "convert", "image": "registry/llm:0.1.0",
-                    "args": ["python", "-m", "llm_server.convert", "--model", model]}]}}},
-                opts=opts)
+            k8s.batch.v1.Job(
+                f"{name}-convert",
+                metadata={"namespace": "chatchat"},
+                spec={
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "OnFailure",
+                            "containers": [
+                                {
+                                    "name": "convert",
+                                    "image": "registry/llm:0.1.0",
+                                    "args": [
+                                        "python",
+                                        "-m",
+                                        "llm_server.convert",
+                                        "--model",
+                                        model,
+                                    ],
+                                }
+                            ],
+                        }
+                    }
+                },
+                opts=opts,
+            )
         self.register_outputs({})
 
 
-def stack_program(model: str = "qwen-7b-chat-aiacc", *, adb_zone: str = "cn-hangzhou-k",
-                  adb_spec: str = "4C16G", chat_env: str = "faiss", selector: str = "llm",
-                  password_length: int = 24, nas: bool = True, convert: bool = False,
-                  bucket: str = "chatchat-models-1", chat_name: str = "chat-deployment",
-                  chat_alias: str | None = None, api_key: str = "k1"):
+def stack_program(
+    model: str = "qwen-7b-chat-aiacc",
+    *,
+    adb_zone: str = "cn-hangzhou-k",
+    adb_spec: str = "4C16G",
+    chat_env: str = "faiss",
+    selector: str = "llm",
+    password_length: int = 24,
+    nas: bool = True,
+    convert: bool = False,
+    bucket: str = "chatchat-models-1",
+    chat_name: str = "chat-deployment",
+    chat_alias: str | None = None,
+    api_key: str = "k1",
+):
     def program() -> None:
-        password = random.RandomPassword("vectors-password", length=password_length,
-                                         special=False)
+        password = random.RandomPassword("vectors-password", length=password_length, special=False)
         alicloud.gpdb.Instance(
-            "vectors-instance", engine="gpdb", engine_version="6.0", vswitch_id="vsw-1",
-            zone_id=adb_zone, db_instance_mode="StorageElastic", instance_spec=adb_spec,
-            seg_node_num=4, storage_size=50, vector_configuration_status="enabled",
-            opts=pulumi.ResourceOptions(protect=True))
+            "vectors-instance",
+            engine="gpdb",
+            engine_version="6.0",
+            vswitch_id="vsw-1",
+            zone_id=adb_zone,
+            db_instance_mode="StorageElastic",
+            instance_spec=adb_spec,
+            seg_node_num=4,
+            storage_size=50,
+            vector_configuration_status="enabled",
+            opts=pulumi.ResourceOptions(protect=True),
+        )
         if nas:
-            alicloud.nas.FileSystem("models-nas", protocol_type="NFS", storage_type="Performance",
-                                    file_system_type="standard", zone_id="cn-hangzhou-k")
+            alicloud.nas.FileSystem(
+                "models-nas",
+                protocol_type="NFS",
+                storage_type="Performance",
+                file_system_type="standard",
+                zone_id="cn-hangzhou-k",
+            )
         alicloud.oss.Bucket("models-bucket", bucket=bucket)
         provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
         opts = pulumi.ResourceOptions(provider=provider)
-        k8s.core.v1.Secret("api-key", metadata={"name": "chatchat-api", "namespace": "chatchat"},
-                           string_data={"LLM_API_KEY": api_key, "PG_PASSWORD": password.result},
-                           opts=opts)
+        k8s.core.v1.Secret(
+            "api-key",
+            metadata={"name": "chatchat-api", "namespace": "chatchat"},
+            string_data={"LLM_API_KEY": api_key, "PG_PASSWORD": password.result},
+            opts=opts,
+        )
         aliases = [pulumi.Alias(name=chat_alias)] if chat_alias else None
-        k8s.apps.v1.Deployment(chat_name, metadata={"name": "chat-chatchat",
-                                                    "namespace": "chatchat"}, spec={
-            "selector": {"matchLabels": {"app.kubernetes.io/component": "chat"}},
-            "template": {"metadata": {"labels": {"app.kubernetes.io/component": "chat"}},
-                         "spec": {"containers": [{"name": "chat", "image": "registry/chat:0.1.0",
-                                                  "env": [{"name": "LLM_MODEL", "value": model},
-                                                          {"name": "DEFAULT_VS_TYPE",
-                                                           "value": chat_env}]}]}}},
-            opts=pulumi.ResourceOptions(provider=provider, aliases=aliases))
+        k8s.apps.v1.Deployment(
+            chat_name,
+            metadata={"name": "chat-chatchat", "namespace": "chatchat"},
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/component": "chat"}},
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/component": "chat"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "chat",
+                                "image": "registry/chat:0.1.0",
+                                "env": [
+                                    {"name": "LLM_MODEL", "value": model},
+                                    {"name": "DEFAULT_VS_TYPE", "value": chat_env},
+                                ],
+                            }
+                        ]
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(provider=provider, aliases=aliases),
+        )
         LlmWorkload("llm", model, provider, selector=selector, convert=convert)
         pulumi.export("llmModel", model)
         pulumi.export("vectorsPassword", password.result)
+
     return program
 
 
 def diff_of(before: dict, after: dict, model_scope: bool = False):
-    return compare(render_program(stack_program(**before), CONFIG, "dev"),
-                   render_program(stack_program(**after), CONFIG, "dev"), model_scope=model_scope)
+    return compare(
+        render_program(stack_program(**before), CONFIG, "dev"),
+        render_program(stack_program(**after), CONFIG, "dev"),
+        model_scope=model_scope,
+    )
 
 
 def changes(diff) -> dict[str, str]:
@@ -104,16 +190,23 @@ def test_identical_renderings_have_no_changes():
 
 def test_model_switch_touches_only_the_llm_workload_and_the_coupled_chat_env():
     diff = diff_of({}, {"model": "qwen-14b-chat-aiacc", "convert": True}, model_scope=True)
-    assert changes(diff) == {"chat-deployment": "update", "llm-deployment": "update",
-                             "llm-convert": "create"}
+    assert changes(diff) == {
+        "chat-deployment": "update",
+        "llm-deployment": "update",
+        "llm-convert": "create",
+    }
     llm = next(c for c in diff.changes if c.name == "llm-deployment")
     assert {p.path: (p.old, p.new) for p in llm.properties} == {
         "metadata.annotations.chatchat.io/model": ("qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc"),
-        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": ("qwen-7b-chat-aiacc",
-                                                          "qwen-14b-chat-aiacc")}
+        "spec.template.spec.containers[name=llm].env[name=LLM_MODEL].value": (
+            "qwen-7b-chat-aiacc",
+            "qwen-14b-chat-aiacc",
+        ),
+    }
     assert not diff.dangerous  # the chat pod naming the model is the one allowed coupling
     assert [(p.path, p.old, p.new) for p in diff.outputs] == [
-        ("llmModel", "qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc")]
+        ("llmModel", "qwen-7b-chat-aiacc", "qwen-14b-chat-aiacc")
+    ]
     assert Report("t", diff=diff).exit_code == EXIT_SAFE
 
 
@@ -129,8 +222,10 @@ def test_force_new_property_replaces_and_in_place_property_updates():
     diff = diff_of({}, {"adb_zone": "cn-hangzhou-j", "adb_spec": "8C32G"})
     instance = diff.changes[0]
     assert (instance.name, instance.op) == ("vectors-instance", "replace")
-    assert {p.path: p.replaces for p in instance.properties} == {"zoneId": True,
-                                                                 "instanceSpec": False}
+    assert {p.path: p.replaces for p in instance.properties} == {
+        "zoneId": True,
+        "instanceSpec": False,
+    }
     assert any("replaces stateful ADB" in d for d in instance.dangers)
     assert any("protected" in d for d in instance.dangers)
     assert Report("t", diff=diff).exit_code == EXIT_DANGEROUS
@@ -145,7 +240,8 @@ def test_kubernetes_immutable_selector_replaces_the_deployment():
     deployment = next(c for c in diff.changes if c.name == "llm-deployment")
     assert deployment.op == "replace"
     assert [p.path for p in deployment.properties if p.replaces] == [
-        "spec.selector.matchLabels.app.kubernetes.io/component"]
+        "spec.selector.matchLabels.app.kubernetes.io/component"
+    ]
 
 
 def test_stateful_deletion_is_dangerous_and_creation_is_not():
@@ -174,7 +270,8 @@ def test_random_password_change_replaces_it():
     assert changes(diff) == {"vectors-password": "replace", "api-key": "update"}
     secret = next(c for c in diff.changes if c.name == "api-key")
     assert [(p.path, p.new) for p in secret.properties] == [
-        ("stringData", "[unknown: vectors-password is replaced]")]
+        ("stringData", "[unknown: vectors-password is replaced]")
+    ]
 
 
 def test_secrets_are_masked_in_every_output():
@@ -182,7 +279,8 @@ def test_secrets_are_masked_in_every_output():
     secret = diff.changes[0]
     assert secret.name == "api-key" and secret.op == "update"
     assert [(p.path, p.old, p.new) for p in secret.properties] == [
-        ("stringData", "[secret]", "[secret]")]
+        ("stringData", "[secret]", "[secret]")
+    ]
     report = Report("t", diff=diff)
     for text in (format_text(report), format_markdown(report)):
         assert "old-key-value" not in text and "new-key-value" not in text
@@ -193,8 +291,9 @@ def test_llm_workload_membership_is_read_from_the_urn():
     assert in_llm_workload(base + "chatchat:workloads:LlmWorkload$kubernetes:core/v1:Service::svc")
     assert in_llm_workload(base + "kubernetes:core/v1:ConfigMap::llm-config")
     assert in_llm_workload(base + "chatchat:x:Other$kubernetes:batch/v1:Job::models-convert-qwen")
-    assert not in_llm_workload(base + "chatchat:workloads:ChatWorkload$kubernetes:apps/v1:"
-                                      "Deployment::chat-deployment")
+    assert not in_llm_workload(
+        base + "chatchat:workloads:ChatWorkload$kubernetes:apps/v1:Deployment::chat-deployment"
+    )
     assert not in_llm_workload(base + "kubernetes:batch/v1:Job::kb-ingest")
 
 
@@ -202,12 +301,20 @@ def _wide_rendering(count: int, suffix: str) -> Rendering:
     """A plan of `count` ConfigMaps built directly: the Markdown limit is about the report's size,
     not about the engine, so there is no need to render hundreds of resources through it."""
     stack = "urn:pulumi:dev::chatchat::pulumi:pulumi:Stack::chatchat-dev"
-    resources = [RenderedResource(
-        urn=f"urn:pulumi:dev::chatchat::kubernetes:core/v1:ConfigMap::cm-{i}",
-        type="kubernetes:core/v1:ConfigMap", name=f"cm-{i}", parent=stack, custom=True,
-        inputs={"metadata": {"name": f"cm-{i}"},
-                "data": {f"key-{j}": f"value-{j}-{suffix}" for j in range(8)}})
-        for i in range(count)]
+    resources = [
+        RenderedResource(
+            urn=f"urn:pulumi:dev::chatchat::kubernetes:core/v1:ConfigMap::cm-{i}",
+            type="kubernetes:core/v1:ConfigMap",
+            name=f"cm-{i}",
+            parent=stack,
+            custom=True,
+            inputs={
+                "metadata": {"name": f"cm-{i}"},
+                "data": {f"key-{j}": f"value-{j}-{suffix}" for j in range(8)},
+            },
+        )
+        for i in range(count)
+    ]
     return Rendering(stack="dev", config=DEV, resources=resources, outputs={})
 
 
@@ -225,59 +332,105 @@ def test_markdown_stays_under_the_github_comment_limit_with_a_note():
 
 @pytest.mark.parametrize("limit", [2_000, 10_000])
 def test_markdown_hard_limit_holds_even_when_the_summary_is_long(limit):
-    diff = diff_of({}, {"model": "qwen-14b-chat-aiacc", "nas": False, "bucket": "b-2"},
-                   model_scope=True)
+    diff = diff_of(
+        {}, {"model": "qwen-14b-chat-aiacc", "nas": False, "bucket": "b-2"}, model_scope=True
+    )
     assert len(format_markdown(Report("t" * 3000, diff=diff), limit=limit)) <= limit
 
 
 def test_named_list_items_are_matched_by_name_and_other_lists_by_position():
-    old = {"containers": [{"name": "chat", "env": [{"name": "LLM_MODEL", "value": "a"},
-                                                   {"name": "KB_ROOT", "value": "/kb"}]}],
-           "args": ["--port", "8501"]}
-    new = {"containers": [{"name": "chat", "env": [{"name": "PG_HOST", "value": "gp-1"},
-                                                   {"name": "LLM_MODEL", "value": "a"},
-                                                   {"name": "KB_ROOT", "value": "/kb"}]}],
-           "args": ["--port", "8501", "--debug"]}
+    old = {
+        "containers": [
+            {
+                "name": "chat",
+                "env": [{"name": "LLM_MODEL", "value": "a"}, {"name": "KB_ROOT", "value": "/kb"}],
+            }
+        ],
+        "args": ["--port", "8501"],
+    }
+    new = {
+        "containers": [
+            {
+                "name": "chat",
+                "env": [
+                    {"name": "PG_HOST", "value": "gp-1"},
+                    {"name": "LLM_MODEL", "value": "a"},
+                    {"name": "KB_ROOT", "value": "/kb"},
+                ],
+            }
+        ],
+        "args": ["--port", "8501", "--debug"],
+    }
     assert property_changes(old, new) == [
         ("containers[name=chat].env[name=PG_HOST]", None, {"name": "PG_HOST", "value": "gp-1"}),
-        ("args[2]", None, "--debug")]
+        ("args[2]", None, "--debug"),
+    ]
 
 
 def _cluster_program(pod_cidr: str, zone: str = "cn-hangzhou-k"):
     def program() -> None:
         cluster = alicloud.cs.ManagedKubernetes(
-            "cluster", cluster_spec="ack.pro.small", pod_cidr=pod_cidr,
-            service_cidr="172.21.0.0/20", vswitch_ids=["vsw-1"])
-        alicloud.cs.NodePool("cluster-gpu-a10", cluster_id=cluster.id,
-                             instance_types=["ecs.gn7i-c8g1.2xlarge"], vswitch_ids=["vsw-1"])
+            "cluster",
+            cluster_spec="ack.pro.small",
+            pod_cidr=pod_cidr,
+            service_cidr="172.21.0.0/20",
+            vswitch_ids=["vsw-1"],
+        )
+        alicloud.cs.NodePool(
+            "cluster-gpu-a10",
+            cluster_id=cluster.id,
+            instance_types=["ecs.gn7i-c8g1.2xlarge"],
+            vswitch_ids=["vsw-1"],
+        )
         instance = alicloud.gpdb.Instance(
-            "vectors-instance", engine="gpdb", engine_version="6.0", vswitch_id="vsw-1",
-            zone_id=zone, db_instance_mode="StorageElastic", instance_spec="4C16G")
-        alicloud.gpdb.Account("vectors-account", db_instance_id=instance.id,
-                              account_name="chatchat", account_password="Off1ine-pass")
+            "vectors-instance",
+            engine="gpdb",
+            engine_version="6.0",
+            vswitch_id="vsw-1",
+            zone_id=zone,
+            db_instance_mode="StorageElastic",
+            instance_spec="4C16G",
+        )
+        alicloud.gpdb.Account(
+            "vectors-account",
+            db_instance_id=instance.id,
+            account_name="chatchat",
+            account_password="Off1ine-pass",
+        )
         # the kubeconfig comes from the cluster (the stack reads it through an invoke)
-        provider = k8s.Provider("k8s", kubeconfig=cluster.id.apply(
-            lambda cid: f"apiVersion: v1\nkind: Config\n# cluster {cid}\n"))
+        provider = k8s.Provider(
+            "k8s",
+            kubeconfig=cluster.id.apply(
+                lambda cid: f"apiVersion: v1\nkind: Config\n# cluster {cid}\n"
+            ),
+        )
         k8s.core.v1.PersistentVolumeClaim(
-            "kb", metadata={"name": "chat-kb", "namespace": "chatchat"},
+            "kb",
+            metadata={"name": "chat-kb", "namespace": "chatchat"},
             spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}},
-            opts=pulumi.ResourceOptions(provider=provider))
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+
     return program
 
 
 def test_replacement_cascades_to_dependents_that_force_new():
-    diff = compare(render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
-                   render_program(_cluster_program("172.20.0.0/16", zone="cn-hangzhou-j"),
-                                  CONFIG, "dev"))
+    diff = compare(
+        render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
+        render_program(_cluster_program("172.20.0.0/16", zone="cn-hangzhou-j"), CONFIG, "dev"),
+    )
     assert changes(diff) == {"vectors-instance": "replace", "vectors-account": "replace"}
     account = next(c for c in diff.changes if c.name == "vectors-account")
     assert [(p.path, p.new, p.replaces) for p in account.properties] == [
-        ("dbInstanceId", "[unknown: vectors-instance is replaced]", True)]
+        ("dbInstanceId", "[unknown: vectors-instance is replaced]", True)
+    ]
 
 
 def test_replacing_the_cluster_replaces_node_pools_and_everything_in_it():
-    diff = compare(render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
-                   render_program(_cluster_program("172.24.0.0/16"), CONFIG, "dev"))
+    diff = compare(
+        render_program(_cluster_program("172.20.0.0/16"), CONFIG, "dev"),
+        render_program(_cluster_program("172.24.0.0/16"), CONFIG, "dev"),
+    )
     ops = changes(diff)
     assert ops["cluster"] == ops["cluster-gpu-a10"] == ops["k8s"] == ops["kb"] == "replace"
     dangerous = {c.name for c in diff.changes if c.dangers}

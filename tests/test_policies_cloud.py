@@ -6,20 +6,45 @@ import pytest
 from tests.policy_helpers import GOOD, Case, assert_caught, assert_passes, check, of
 
 CASES = [
-    Case("eol-ack-version", "ack-version-creatable", GOOD.but(ack_version="1.31.1-aliyun.1"),
-         "version 1.31.1-aliyun.1 cannot be created", "cluster.version"),
-    Case("basic-spec-on-high-availability", "adb-spec-for-category", GOOD.but(adb_spec="4C16G"),
-         "not offered for HighAvailability", "2C16G, 4C32G, 16C128G"),
-    Case("public-api-server-without-acl", "production-api-server-restricted",
-         GOOD.but(api_server_public=True), "no access control list",
-         "cluster.apiServerAllowedCidrs"),
-    Case("public-api-server-acl-not-bound", "production-api-server-restricted",
-         GOOD.but(api_server_public=True, api_server_cidrs=("198.51.100.7/32",),
-                  api_server_acl_bound=False), "no access control list",
-         "cluster.apiServerAllowedCidrs"),
-    Case("public-api-server-open-to-all", "production-api-server-restricted",
-         GOOD.but(api_server_public=True, api_server_cidrs=("0.0.0.0/0",)),
-         "admits 0.0.0.0/0", "egress CIDRs"),
+    Case(
+        "eol-ack-version",
+        "ack-version-creatable",
+        GOOD.but(ack_version="1.31.1-aliyun.1"),
+        "version 1.31.1-aliyun.1 cannot be created",
+        "cluster.version",
+    ),
+    Case(
+        "basic-spec-on-high-availability",
+        "adb-spec-for-category",
+        GOOD.but(adb_spec="4C16G"),
+        "not offered for HighAvailability",
+        "2C16G, 4C32G, 16C128G",
+    ),
+    Case(
+        "public-api-server-without-acl",
+        "production-api-server-restricted",
+        GOOD.but(api_server_public=True),
+        "no access control list",
+        "cluster.apiServerAllowedCidrs",
+    ),
+    Case(
+        "public-api-server-acl-not-bound",
+        "production-api-server-restricted",
+        GOOD.but(
+            api_server_public=True,
+            api_server_cidrs=("198.51.100.7/32",),
+            api_server_acl_bound=False,
+        ),
+        "no access control list",
+        "cluster.apiServerAllowedCidrs",
+    ),
+    Case(
+        "public-api-server-open-to-all",
+        "production-api-server-restricted",
+        GOOD.but(api_server_public=True, api_server_cidrs=("0.0.0.0/0",)),
+        "admits 0.0.0.0/0",
+        "egress CIDRs",
+    ),
 ]
 
 

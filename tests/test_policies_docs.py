@@ -18,7 +18,7 @@ def test_doc_lists_every_policy_with_its_level():
 
 def test_doc_names_every_config_key():
     for policy in POLICIES:
-        for key in (policy.config_schema.properties if policy.config_schema else {}):
+        for key in policy.config_schema.properties if policy.config_schema else {}:
             assert f"`{key}`" in DOC, f"{policy.name}.{key} is not documented"
 
 

@@ -1,32 +1,75 @@
 """Kubernetes workload policies."""
 
-
 from tests.policy_helpers import GOOD, Case, PolicyCases, check, of
 
 DIGEST = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/llm@sha256:" + "a" * 64
 
 
 CASES = [
-    Case("privileged", "k8s-no-privileged", GOOD.but(llm_privileged=True), "llm-chatchat",
-         "securityContext.privileged"),
-    Case("no-requests", "k8s-resource-requests", GOOD.but(llm_requests=False), "llm-chatchat",
-         "resources.requests.cpu"),
-    Case("gpu-pod-without-gpu", "k8s-gpu-request", GOOD.but(llm_gpu_limit=False),
-         "llm-chatchat", 'resources.limits["nvidia.com/gpu"]'),
-    Case("latest-tag", "k8s-image-pinned", GOOD.but(llm_image="chatchat/llm:latest"),
-         "llm-chatchat", "pin a version tag", passing=GOOD.but(llm_image=DIGEST)),
-    Case("untagged", "k8s-image-pinned",
-         GOOD.but(llm_image="registry.example:5000/chatchat/llm"), "llm-chatchat",
-         "pin a version tag"),
-    Case("public-load-balancer", "k8s-no-public-load-balancer",
-         GOOD.but(chat_service_annotations=()), "chat-chatchat", "intranet"),
-    Case("literal-api-key", "k8s-no-literal-secret-env", GOOD.but(llm_api_key_literal=True),
-         "llm-chatchat", "valueFrom.secretKeyRef"),
-    Case("no-network-policy", "k8s-network-policy", GOOD.but(network_policy_namespace=None),
-         "namespace chatchat", "default-deny NetworkPolicy"),
-    Case("network-policy-elsewhere", "k8s-network-policy",
-         GOOD.but(network_policy_namespace="default"), "namespace chatchat",
-         "default-deny NetworkPolicy"),
+    Case(
+        "privileged",
+        "k8s-no-privileged",
+        GOOD.but(llm_privileged=True),
+        "llm-chatchat",
+        "securityContext.privileged",
+    ),
+    Case(
+        "no-requests",
+        "k8s-resource-requests",
+        GOOD.but(llm_requests=False),
+        "llm-chatchat",
+        "resources.requests.cpu",
+    ),
+    Case(
+        "gpu-pod-without-gpu",
+        "k8s-gpu-request",
+        GOOD.but(llm_gpu_limit=False),
+        "llm-chatchat",
+        'resources.limits["nvidia.com/gpu"]',
+    ),
+    Case(
+        "latest-tag",
+        "k8s-image-pinned",
+        GOOD.but(llm_image="chatchat/llm:latest"),
+        "llm-chatchat",
+        "pin a version tag",
+        passing=GOOD.but(llm_image=DIGEST),
+    ),
+    Case(
+        "untagged",
+        "k8s-image-pinned",
+        GOOD.but(llm_image="registry.example:5000/chatchat/llm"),
+        "llm-chatchat",
+        "pin a version tag",
+    ),
+    Case(
+        "public-load-balancer",
+        "k8s-no-public-load-balancer",
+        GOOD.but(chat_service_annotations=()),
+        "chat-chatchat",
+        "intranet",
+    ),
+    Case(
+        "literal-api-key",
+        "k8s-no-literal-secret-env",
+        GOOD.but(llm_api_key_literal=True),
+        "llm-chatchat",
+        "valueFrom.secretKeyRef",
+    ),
+    Case(
+        "no-network-policy",
+        "k8s-network-policy",
+        GOOD.but(network_policy_namespace=None),
+        "namespace chatchat",
+        "default-deny NetworkPolicy",
+    ),
+    Case(
+        "network-policy-elsewhere",
+        "k8s-network-policy",
+        GOOD.but(network_policy_namespace="default"),
+        "namespace chatchat",
+        "default-deny NetworkPolicy",
+    ),
 ]
 
 
@@ -45,5 +88,7 @@ def test_secret_env_names_come_from_the_policy_config():
     config = {"k8s-no-literal-secret-env": {"secretNamePattern": "^LLM_MODEL$"}}
     found = of("k8s-no-literal-secret-env", check(GOOD, config=config))
     assert sorted(v.message.split(":")[0] for v in found) == [
-        "Deployment chatchat/chat-chatchat", "Deployment chatchat/llm-chatchat"]
+        "Deployment chatchat/chat-chatchat",
+        "Deployment chatchat/llm-chatchat",
+    ]
     assert all("sets LLM_MODEL as a literal value" in v.message for v in found)

@@ -5,15 +5,34 @@ import pytest
 from tests.policy_helpers import GOOD, Case, PolicyCases, check, of
 
 CASES = [
-    Case("one-chat-replica", "production-chat-replicas", GOOD.but(chat_replicas=1),
-         "chat-chatchat", "chat.pod.replicas"),
-    Case("one-zone", "production-multi-zone", GOOD.but(zones=("cn-hangzhou-k",)),
-         "production stack prod", "network.vswitchCidrs"),
-    Case("unprotected-stateful", "production-deletion-protection", GOOD.but(protect=False),
-         "is not protected", "protect=True"),
-    Case("cluster-without-deletion-protection", "production-deletion-protection",
-         GOOD.but(deletion_protection=False), "cs.ManagedKubernetes ack",
-         "deletion_protection=True"),
+    Case(
+        "one-chat-replica",
+        "production-chat-replicas",
+        GOOD.but(chat_replicas=1),
+        "chat-chatchat",
+        "chat.pod.replicas",
+    ),
+    Case(
+        "one-zone",
+        "production-multi-zone",
+        GOOD.but(zones=("cn-hangzhou-k",)),
+        "production stack prod",
+        "network.vswitchCidrs",
+    ),
+    Case(
+        "unprotected-stateful",
+        "production-deletion-protection",
+        GOOD.but(protect=False),
+        "is not protected",
+        "protect=True",
+    ),
+    Case(
+        "cluster-without-deletion-protection",
+        "production-deletion-protection",
+        GOOD.but(deletion_protection=False),
+        "cs.ManagedKubernetes ack",
+        "deletion_protection=True",
+    ),
 ]
 
 
@@ -36,5 +55,8 @@ def test_stack_tag_marks_resource_as_production():
     unprotected = GOOD.but(protect=False, tags={**GOOD.tags, "stack": "live"})
     config = {"production-deletion-protection": {"productionStacks": ["live"]}}
     found = of("production-deletion-protection", check(unprotected, stack="dev", config=config))
-    assert {v.resource for v in found} == {"gpdb.Instance vectors", "nas.FileSystem kb",
-                                           "oss.Bucket models"}
+    assert {v.resource for v in found} == {
+        "gpdb.Instance vectors",
+        "nas.FileSystem kb",
+        "oss.Bucket models",
+    }

@@ -6,24 +6,58 @@ from tests.policy_helpers import GOOD, POLICIES, Case, PolicyCases, of, render
 from tools.checks.policy_runner import check_rendering
 
 CASES = [
-    Case("public-bucket", "oss-bucket-private", GOOD.but(bucket_acl="public-read"),
-         "oss.Bucket models", 'acl="private"'),
-    Case("public-bucket-acl-resource", "oss-bucket-private",
-         GOOD.but(separate_acl="public-read-write"), "oss.BucketAcl models-acl", 'acl="private"',
-         passing=GOOD.but(separate_acl="private")),
-    Case("bucket-unencrypted", "oss-bucket-encrypted", GOOD.but(bucket_sse=False),
-         "oss.Bucket models", "BucketServerSideEncryption",
-         passing=GOOD.but(bucket_sse=False, separate_sse=True)),
-    Case("ram-star-resource", "ram-oss-scoped", GOOD.but(ram_resources=("*",)),
-         "ram.Policy models-read", "acs:oss:*:*:<bucket>"),
-    Case("ram-every-bucket", "ram-oss-scoped", GOOD.but(ram_resources=("acs:oss:*:*:*",)),
-         "ram.Policy models-read", "name the bucket"),
-    Case("ram-system-oss-policy", "ram-oss-scoped",
-         GOOD.but(ram_system_attachment="AliyunOSSFullAccess"),
-         "ram.UserPolicyAttachment models-system", "custom ram.Policy",
-         passing=GOOD.but(ram_system_attachment="AliyunCSReadOnlyAccess")),
-    Case("nas-open", "nas-access-not-open", GOOD.but(nas_cidr="0.0.0.0/0"),
-         "nas.AccessRule kb-vpc", "VPC CIDR"),
+    Case(
+        "public-bucket",
+        "oss-bucket-private",
+        GOOD.but(bucket_acl="public-read"),
+        "oss.Bucket models",
+        'acl="private"',
+    ),
+    Case(
+        "public-bucket-acl-resource",
+        "oss-bucket-private",
+        GOOD.but(separate_acl="public-read-write"),
+        "oss.BucketAcl models-acl",
+        'acl="private"',
+        passing=GOOD.but(separate_acl="private"),
+    ),
+    Case(
+        "bucket-unencrypted",
+        "oss-bucket-encrypted",
+        GOOD.but(bucket_sse=False),
+        "oss.Bucket models",
+        "BucketServerSideEncryption",
+        passing=GOOD.but(bucket_sse=False, separate_sse=True),
+    ),
+    Case(
+        "ram-star-resource",
+        "ram-oss-scoped",
+        GOOD.but(ram_resources=("*",)),
+        "ram.Policy models-read",
+        "acs:oss:*:*:<bucket>",
+    ),
+    Case(
+        "ram-every-bucket",
+        "ram-oss-scoped",
+        GOOD.but(ram_resources=("acs:oss:*:*:*",)),
+        "ram.Policy models-read",
+        "name the bucket",
+    ),
+    Case(
+        "ram-system-oss-policy",
+        "ram-oss-scoped",
+        GOOD.but(ram_system_attachment="AliyunOSSFullAccess"),
+        "ram.UserPolicyAttachment models-system",
+        "custom ram.Policy",
+        passing=GOOD.but(ram_system_attachment="AliyunCSReadOnlyAccess"),
+    ),
+    Case(
+        "nas-open",
+        "nas-access-not-open",
+        GOOD.but(nas_cidr="0.0.0.0/0"),
+        "nas.AccessRule kb-vpc",
+        "VPC CIDR",
+    ),
 ]
 
 
@@ -36,8 +70,10 @@ def test_separate_encryption_is_matched_while_the_bucket_name_is_unknown():
     BucketServerSideEncryption to its bucket through the property dependency instead."""
     rendering = render(GOOD.but(bucket_sse=False, separate_sse=True))
     for r in rendering.resources:
-        if r.type in ("alicloud:oss/bucket:Bucket",
-                      "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption"):
+        if r.type in (
+            "alicloud:oss/bucket:Bucket",
+            "alicloud:oss/bucketServerSideEncryption:BucketServerSideEncryption",
+        ):
             r.inputs["bucket"] = UNKNOWN_STRING_VALUE
             r.outputs["bucket"] = UNKNOWN_STRING_VALUE
     violations = check_rendering(rendering, POLICIES)

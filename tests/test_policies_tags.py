@@ -13,11 +13,22 @@ TAGS = importlib.import_module("chatchat_policies.tags")
 
 
 CASES = [
-    Case("no-owner", "required-tags", GOOD.but(tags={"project": "chatchat", "stack": "prod"}),
-         "lacks tag(s) owner", "cfg.resource_tags()"),
-    Case("configured-keys", "required-tags", GOOD, "lacks tag(s) cost-center", "resource_tags",
-         passing=GOOD.but(tags={"cost-center": "rag"}),
-         config={"required-tags": {"requiredTags": ["cost-center"]}}),
+    Case(
+        "no-owner",
+        "required-tags",
+        GOOD.but(tags={"project": "chatchat", "stack": "prod"}),
+        "lacks tag(s) owner",
+        "cfg.resource_tags()",
+    ),
+    Case(
+        "configured-keys",
+        "required-tags",
+        GOOD,
+        "lacks tag(s) cost-center",
+        "resource_tags",
+        passing=GOOD.but(tags={"cost-center": "rag"}),
+        config={"required-tags": {"requiredTags": ["cost-center"]}},
+    ),
 ]
 
 

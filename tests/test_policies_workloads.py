@@ -41,7 +41,8 @@ def test_program_variant_passes_every_policy(variant):
 def test_public_load_balancer_needs_the_stacks_policy_config_too():
     """`chat.service.allowPublic` makes an internet SLB; the pack still refuses it until the
     stack's policy config allows it (the platform team's decision, not the app's)."""
-    rendering = render_stack("dev", {"chat.service.type": "LoadBalancer",
-                                     "chat.service.allowPublic": True})
+    rendering = render_stack(
+        "dev", {"chat.service.type": "LoadBalancer", "chat.service.allowPublic": True}
+    )
     found = [v for v in check_rendering(rendering, POLICIES) if v.level == "mandatory"]
     assert [v.policy for v in found] == ["k8s-no-public-load-balancer"]

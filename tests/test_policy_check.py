@@ -28,8 +28,10 @@ BROKEN_VARIANTS = {
 
 def _program(tmp_path, shape_changes: str = "") -> str:
     path = tmp_path / "program.py"
-    path.write_text("from tests.policy_helpers import GOOD, declare\n"
-                    f"declare(GOOD.but({shape_changes}))\n", encoding="utf-8")
+    path.write_text(
+        f"from tests.policy_helpers import GOOD, declare\ndeclare(GOOD.but({shape_changes}))\n",
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -63,8 +65,12 @@ def test_broken_variant_is_caught_with_exit_1(variant, tmp_path, capsys):
 # The same variants of the shipped stacks themselves: rendered, then broken in place. A source
 # that declares none of a variant's resources (dev has no ADB, staging and prod no bucket) skips
 # that variant; every variant is broken in place on at least one source.
-def _flip(rendering: Rendering, type_token: str, change: Callable[[dict], object],
-          where: Callable[[dict], bool] = lambda inputs: True) -> Rendering:
+def _flip(
+    rendering: Rendering,
+    type_token: str,
+    change: Callable[[dict], object],
+    where: Callable[[dict], bool] = lambda inputs: True,
+) -> Rendering:
     broken = copy.deepcopy(rendering)
     hits = [r for r in broken.resources if r.type == type_token and where(r.inputs)]
     if not hits:
@@ -85,18 +91,38 @@ def _pod(inputs: dict) -> dict:
 
 
 BREAKERS = {
-    "eci-aiacc": ("kubernetes:apps/v1:Deployment", lambda i: _pod(i)["metadata"].setdefault(
-        "labels", {}).update({"alibabacloud.com/eci": "true"}), "aiacc-not-on-eci", _is_llm),
-    "t4-pool": ("alicloud:cs/nodePool:NodePool", lambda i: i.update(
-        instanceTypes=["ecs.gn6i-c4g1.xlarge"]), "gpu-family-allowed", lambda i: True),
-    "open-adb-whitelist": ("alicloud:gpdb/instance:Instance", lambda i: i.update(
-        ipWhitelists=[{"securityIpList": "0.0.0.0/0"}]), "adb-whitelist-not-open",
-        lambda i: True),
-    "public-bucket": ("alicloud:oss/bucket:Bucket", lambda i: i.update(acl="public-read"),
-                      "oss-bucket-private", lambda i: True),
-    "latest-tag": ("kubernetes:apps/v1:Deployment", lambda i: [
-        c.update(image="chatchat/llm:latest") for c in _pod(i)["spec"]["containers"]],
-        "k8s-image-pinned", lambda i: True),
+    "eci-aiacc": (
+        "kubernetes:apps/v1:Deployment",
+        lambda i: (
+            _pod(i)["metadata"].setdefault("labels", {}).update({"alibabacloud.com/eci": "true"})
+        ),
+        "aiacc-not-on-eci",
+        _is_llm,
+    ),
+    "t4-pool": (
+        "alicloud:cs/nodePool:NodePool",
+        lambda i: i.update(instanceTypes=["ecs.gn6i-c4g1.xlarge"]),
+        "gpu-family-allowed",
+        lambda i: True,
+    ),
+    "open-adb-whitelist": (
+        "alicloud:gpdb/instance:Instance",
+        lambda i: i.update(ipWhitelists=[{"securityIpList": "0.0.0.0/0"}]),
+        "adb-whitelist-not-open",
+        lambda i: True,
+    ),
+    "public-bucket": (
+        "alicloud:oss/bucket:Bucket",
+        lambda i: i.update(acl="public-read"),
+        "oss-bucket-private",
+        lambda i: True,
+    ),
+    "latest-tag": (
+        "kubernetes:apps/v1:Deployment",
+        lambda i: [c.update(image="chatchat/llm:latest") for c in _pod(i)["spec"]["containers"]],
+        "k8s-image-pinned",
+        lambda i: True,
+    ),
 }
 
 
@@ -119,11 +145,15 @@ def test_broken_variant_of_a_rendered_stack_is_caught(variant, source):
 
 # --- exit 2: nothing to check -----------------------------------------------------------------
 
-@pytest.mark.parametrize("override", [
-    "llm.pod.instanceType=eci",  # an -aiacc model on ECI: the config refuses it first
-    "cluster.gpuPools=[{name: t4, instanceTypes: [ecs.gn6i-c4g1.xlarge]}]",
-    "llm.image.tag=latest",
-])
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "llm.pod.instanceType=eci",  # an -aiacc model on ECI: the config refuses it first
+        "cluster.gpuPools=[{name: t4, instanceTypes: [ecs.gn6i-c4g1.xlarge]}]",
+        "llm.image.tag=latest",
+    ],
+)
 def test_config_that_cannot_render_exits_2_naming_the_key(override, capsys):
     assert main(["--stack", "dev", "--set", override]) == 2
     err = capsys.readouterr().err
@@ -135,12 +165,15 @@ def test_unknown_stack_exits_2(capsys):
     assert "no stack file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ({"gpu-node-capp": {"maxGpuNodes": 2}}, "unknown policy name(s) gpu-node-capp"),
-    ({"gpu-node-cap": {"maxGpuNodes": "two"}}, "gpu-node-cap.maxGpuNodes"),
-    ({"gpu-node-cap": {"maxNodes": 2}}, "unknown config key(s) maxNodes"),
-    ({"all": "strict"}, "'strict' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"gpu-node-capp": {"maxGpuNodes": 2}}, "unknown policy name(s) gpu-node-capp"),
+        ({"gpu-node-cap": {"maxGpuNodes": "two"}}, "gpu-node-cap.maxGpuNodes"),
+        ({"gpu-node-cap": {"maxNodes": 2}}, "unknown config key(s) maxNodes"),
+        ({"all": "strict"}, "'strict' is not one of"),
+    ],
+)
 def test_invalid_policy_config_exits_2_naming_what(config, message, tmp_path, capsys):
     path = tmp_path / "policy-config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
@@ -158,6 +191,7 @@ def test_policy_config_turns_a_mandatory_violation_advisory(tmp_path):
 
 # --- reports ----------------------------------------------------------------------------------
 
+
 def test_markdown_report_for_a_pull_request_comment(tmp_path, capsys):
     program = _program(tmp_path, BROKEN_VARIANTS["public-bucket"][0] + ", chat_replicas=1")
     assert main(["--stack", "prod", "--program", program, "--format", "markdown"]) == 1
@@ -166,15 +200,21 @@ def test_markdown_report_for_a_pull_request_comment(tmp_path, capsys):
     assert "## Policy check: 1 mandatory violation(s)" in out
     row = next(line for line in out.splitlines() if "`oss-bucket-private`" in line)
     assert row.startswith("| :x: mandatory |") and "`oss.Bucket models`" in row
-    assert any(":warning: advisory" in line and "production-chat-replicas" in line
-               for line in out.splitlines())
+    assert any(
+        ":warning: advisory" in line and "production-chat-replicas" in line
+        for line in out.splitlines()
+    )
 
 
 def test_sarif_report_for_code_scanning(tmp_path):
     program = _program(tmp_path, BROKEN_VARIANTS["t4-pool"][0] + ", chat_replicas=1")
     output = tmp_path / "policy.sarif"
-    assert main(["--stack", "prod", "--program", program, "--format", "sarif",
-                 "--output", str(output)]) == 1
+    assert (
+        main(
+            ["--stack", "prod", "--program", program, "--format", "sarif", "--output", str(output)]
+        )
+        == 1
+    )
     sarif = json.loads(output.read_text(encoding="utf-8"))
     assert sarif["version"] == "2.1.0"
     run = sarif["runs"][0]
@@ -188,11 +228,13 @@ def test_sarif_report_for_code_scanning(tmp_path):
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "stacks/Pulumi.prod.yaml"
     assert location["logicalLocations"][0]["fullyQualifiedName"].endswith("::gpu-a10")
     assert results["production-chat-replicas"]["level"] == "warning"
-    assert len({r["partialFingerprints"]["chatchatPolicyViolation/v1"]
-                for r in run["results"]}) == len(run["results"])
+    assert len(
+        {r["partialFingerprints"]["chatchatPolicyViolation/v1"] for r in run["results"]}
+    ) == len(run["results"])
 
 
 # --- per-stack policy config --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_shipped_policy_config_of_each_stack_is_valid(stack):

@@ -31,8 +31,11 @@ def _program_with_secret() -> None:
     password = random.RandomPassword("db-password", length=20, special=False)
     provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
     secret = k8s.core.v1.Secret(
-        "db", metadata={"name": "db"}, string_data={"PG_PASSWORD": password.result},
-        opts=pulumi.ResourceOptions(provider=provider, protect=True))
+        "db",
+        metadata={"name": "db"},
+        string_data={"PG_PASSWORD": password.result},
+        opts=pulumi.ResourceOptions(provider=provider, protect=True),
+    )
     pulumi.export("password", password.result)
     pulumi.export("secretName", secret.metadata["name"])
 
@@ -61,8 +64,14 @@ def test_rendering_twice_is_identical():
 
 def test_overrides_walk_into_structured_keys_without_touching_the_file():
     config = read_stack_file("dev")
-    changed = apply_overrides(config, {"llm.model": "qwen-7b-chat", "llm.pod.instanceType": "eci",
-                                       "alicloud:region": "cn-beijing"})
+    changed = apply_overrides(
+        config,
+        {
+            "llm.model": "qwen-7b-chat",
+            "llm.pod.instanceType": "eci",
+            "alicloud:region": "cn-beijing",
+        },
+    )
     assert changed["chatchat:llm"]["model"] == "qwen-7b-chat"
     assert changed["chatchat:llm"]["pod"]["instanceType"] == "eci"
     assert changed["chatchat:llm"]["load8bit"] is True  # siblings kept
@@ -73,9 +82,11 @@ def test_overrides_walk_into_structured_keys_without_touching_the_file():
 def test_invalid_override_fails_before_any_resource_is_declared():
     declared = []
     with pytest.raises(ConfigError) as caught:
-        render_program(lambda: declared.append(1),
-                       apply_overrides(read_stack_file("dev"), {"llm.pod.instanceType": "eci"}),
-                       "dev")
+        render_program(
+            lambda: declared.append(1),
+            apply_overrides(read_stack_file("dev"), {"llm.pod.instanceType": "eci"}),
+            "dev",
+        )
     assert declared == []
     assert caught.value.problems[0][0] == "llm.pod.instanceType"
 
@@ -109,9 +120,12 @@ def test_plan_json_is_one_object_per_resource_with_masked_secrets(capsys):
 
 
 def test_plan_exits_1_naming_each_bad_key(tmp_path, capsys):
-    bad = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
-        "instanceType: ecs\n  chatchat:chat", "instanceType: eci\n  chatchat:chat").replace(
-        "dbType: faiss", "dbType: mongo")
+    bad = (
+        (REPO / "stacks" / "Pulumi.dev.yaml")
+        .read_text()
+        .replace("instanceType: ecs\n  chatchat:chat", "instanceType: eci\n  chatchat:chat")
+        .replace("dbType: faiss", "dbType: mongo")
+    )
     (tmp_path / "Pulumi.broken.yaml").write_text(bad)
     assert plan_main(["--stack", "broken", "--stacks-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -124,8 +138,13 @@ def test_plan_exits_2_for_an_unknown_stack(capsys):
 
 
 def test_plan_runs_as_a_module_from_a_fresh_process():
-    result = subprocess.run([sys.executable, "-m", "tools", "plan", "--stack", "dev", "--json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "plan", "--stack", "dev", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
 
@@ -148,8 +167,11 @@ def _plan_of_file(text: str, tmp_path, capsys) -> tuple[int, str]:
 
 
 def test_region_is_the_providers_key_only(tmp_path, capsys):
-    text = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace(
-        "  alicloud:region: cn-hangzhou\n", "  chatchat:region: cn-beijing\n")
+    text = (
+        (REPO / "stacks" / "Pulumi.dev.yaml")
+        .read_text()
+        .replace("  alicloud:region: cn-hangzhou\n", "  chatchat:region: cn-beijing\n")
+    )
     code, err = _plan_of_file(text, tmp_path, capsys)
     assert code == 1 and "alicloud:region" in err
 
@@ -178,8 +200,11 @@ def test_workload_images_come_from_the_registry_of_the_stacks_region(beijing):
     repos = beijing.by_type("alicloud:cr/repo:Repo")
     vpc_hosts = {d["vpc"] for r in repos for d in r.outputs["domainLists"]}
     assert len(vpc_hosts) == 1 and "cn-beijing" in vpc_hosts.pop()
-    images = [c["image"] for d in beijing.by_type("kubernetes:apps/v1:Deployment")
-              for c in d.inputs["spec"]["template"]["spec"]["containers"]]
+    images = [
+        c["image"]
+        for d in beijing.by_type("kubernetes:apps/v1:Deployment")
+        for c in d.inputs["spec"]["template"]["spec"]["containers"]
+    ]
     host = repos[0].outputs["domainLists"][0]["vpc"]
     assert images and all(image.startswith(f"{host}/") for image in images), images
     assert beijing.outputs["chatImage"].startswith(f"{host}/")
@@ -188,8 +213,9 @@ def test_workload_images_come_from_the_registry_of_the_stacks_region(beijing):
 def test_kubernetes_provider_talks_to_the_stacks_own_cluster(beijing):
     cluster = beijing.one("alicloud:cs/managedKubernetes:ManagedKubernetes")
     server = cluster.outputs["connections"][0]["apiServerIntranet"]
-    (provider,) = [r for r in beijing.by_type("pulumi:providers:kubernetes")
-                   if "kubeconfig" in r.inputs]
+    (provider,) = [
+        r for r in beijing.by_type("pulumi:providers:kubernetes") if "kubeconfig" in r.inputs
+    ]
     kubeconfig = provider.plain_inputs()["kubeconfig"]
     assert isinstance(provider.inputs["kubeconfig"], Secret)  # never printed in a plan
     assert f"server: {server}" in kubeconfig and "cn-beijing" in server

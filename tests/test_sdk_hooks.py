@@ -32,7 +32,8 @@ def test_hooks_were_verified_with_the_installed_and_pinned_sdk(dist):
     assert installed == verified, (
         f"{dist} {installed} is installed, but the private hooks in {HOOKS_FILE} were checked "
         f"against {verified}: run tests/test_sdk_hooks.py, fix the hooks that fail, then update "
-        "VERIFIED_WITH")
+        "VERIFIED_WITH"
+    )
     pins = {**_pins("requirements.txt"), **_pins("requirements-dev.txt")}
     pinned = pins.get(dist)
     assert pinned == verified, f"requirements pin {dist}=={pinned}; hooks checked: {verified}"
@@ -54,8 +55,9 @@ def test_hook_root_resource_holds_this_renderings_exports_only():
 
     render_program(first, CONFIG, "dev")
     outputs = render_program(second, CONFIG, "dev").outputs
-    assert outputs == {"second": 2}, \
+    assert outputs == {"second": 2}, (
         "sdk hooks reset_root_resource / root_resource (settings.ROOT) broke"
+    )
 
 
 def test_hook_recording_monitor_keeps_the_state_the_mocks_returned():
@@ -65,14 +67,21 @@ def test_hook_recording_monitor_keeps_the_state_the_mocks_returned():
     rendering = render_program(program, CONFIG, "dev")
     password = rendering.one("random:index/randomPassword:RandomPassword")
     assert password.inputs == {"length": 12}
-    assert password.outputs["length"] == 12 and password.outputs["result"], \
+    assert password.outputs["length"] == 12 and password.outputs["result"], (
         "sdk hooks RecordingMonitorBase / registered_state (MockMonitor.resources) broke"
+    )
 
 
 def _resource_args() -> ResourceValidationArgs:
-    return ResourceValidationArgs("random:index/randomId:RandomId", {}, "urn:x", "x",
-                                  PolicyResourceOptions(False, [], None, [], None, [], None),
-                                  None, {})
+    return ResourceValidationArgs(
+        "random:index/randomId:RandomId",
+        {},
+        "urn:x",
+        "x",
+        PolicyResourceOptions(False, [], None, [], None, [], None),
+        None,
+        {},
+    )
 
 
 def test_hook_policy_not_applicable_is_what_args_not_applicable_raises():

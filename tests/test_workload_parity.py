@@ -54,12 +54,15 @@ def test_llm_model_reaches_both_pods(model):
     assert env_of(container(deployment(rendering, "chat")))["LLM_MODEL"] == model
 
 
-@pytest.mark.parametrize(("model", "load8bit", "expected"), [
-    ("qwen-7b-chat-aiacc", True, "true"),
-    ("qwen-7b-chat-aiacc", False, "false"),
-    ("chatglm2-6b", True, "false"),  # vLLM serves open-source models fp16
-    ("qwen-7b-chat", True, "false"),  # the chart forces int8 off for open-source qwen
-])
+@pytest.mark.parametrize(
+    ("model", "load8bit", "expected"),
+    [
+        ("qwen-7b-chat-aiacc", True, "true"),
+        ("qwen-7b-chat-aiacc", False, "false"),
+        ("chatglm2-6b", True, "false"),  # vLLM serves open-source models fp16
+        ("qwen-7b-chat", True, "false"),  # the chart forces int8 off for open-source qwen
+    ],
+)
 def test_llm_load8bit_sets_load_8bit(model, load8bit, expected):
     rendering = render_workloads("prod", {"llm.model": model, "llm.load8bit": load8bit})
     llm = deployment(rendering, "llm")
@@ -75,7 +78,10 @@ def test_llm_model_pvc_is_mounted_read_only_at_llm_model_in_both_pods():
             volume = _volume(workload, "llm-model")["persistentVolumeClaim"]
             assert volume == {"claimName": claim, "readOnly": True}
             assert _mount(container(workload), "llm-model") == {
-                "name": "llm-model", "mountPath": "/llm-model", "readOnly": True}
+                "name": "llm-model",
+                "mountPath": "/llm-model",
+                "readOnly": True,
+            }
 
 
 @pytest.mark.parametrize("side", ["llm", "chat"])
@@ -84,17 +90,24 @@ def test_pod_replicas_set_replicas_and_a_disruption_budget_above_one(side):
     base = {"chat.kb.storage": "nas", "db.dbType": "adb"}
     one = render_workloads("dev", {**base, f"{side}.pod.replicas": 1})
     pools = [{"name": "a10", "maxSize": 3, "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"]}]
-    three = render_workloads("dev", {**base, f"{side}.pod.replicas": 3,
-                                     "cluster.gpuPools": pools})
+    three = render_workloads("dev", {**base, f"{side}.pod.replicas": 3, "cluster.gpuPools": pools})
     assert deployment(one, side)["spec"]["replicas"] == 1
     assert deployment(three, side)["spec"]["replicas"] == 3
-    assert not [p for p in objects_of(one, "PodDisruptionBudget")
-                if p["metadata"]["name"] == f"{side}-chatchat"]
-    budget = next(p for p in objects_of(three, "PodDisruptionBudget")
-                  if p["metadata"]["name"] == f"{side}-chatchat")
+    assert not [
+        p
+        for p in objects_of(one, "PodDisruptionBudget")
+        if p["metadata"]["name"] == f"{side}-chatchat"
+    ]
+    budget = next(
+        p
+        for p in objects_of(three, "PodDisruptionBudget")
+        if p["metadata"]["name"] == f"{side}-chatchat"
+    )
     assert budget["spec"]["maxUnavailable"] == 1
-    assert budget["spec"]["selector"]["matchLabels"] == \
-        deployment(three, side)["spec"]["selector"]["matchLabels"]
+    assert (
+        budget["spec"]["selector"]["matchLabels"]
+        == deployment(three, side)["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_llm_instance_type_eci_adds_the_chart_annotations_and_label():
@@ -118,8 +131,11 @@ def test_chat_instance_type_eci_asks_for_a_cpu_spec_matching_its_resources():
     assert meta["annotations"]["k8s.aliyun.com/eci-extra-ephemeral-storage"] == "50Gi"
     spec = deployment(rendering, "chat")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"type": "virtual-kubelet"}
-    assert {"key": "virtual-kubelet.io/provider", "operator": "Exists",
-            "effect": "NoSchedule"} in spec["tolerations"]
+    assert {
+        "key": "virtual-kubelet.io/provider",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    } in spec["tolerations"]
 
 
 def test_chat_kb_pvc_is_mounted_writable_at_kb():
@@ -155,8 +171,7 @@ def test_chat_never_rebuilds_the_vector_store_at_start():
             for workload in objects_of(rendering, kind):
                 spec = workload["spec"]["template"]["spec"]
                 for c in spec["containers"] + spec.get("initContainers", []):
-                    assert "--recreate-vs" not in " ".join(c.get("command", []) +
-                                                           c.get("args", []))
+                    assert "--recreate-vs" not in " ".join(c.get("command", []) + c.get("args", []))
 
 
 def test_every_catalog_model_renders_on_a_pool_that_fits():
@@ -171,19 +186,31 @@ def test_chat_refuses_a_db_secret_that_does_not_match_db_type():
     def program():
         cfg = load_config()  # dev: faiss
         provider = k8s.Provider("k8s", kubeconfig=KUBECONFIG)
-        ChatWorkload("chat", cfg, provider=provider, namespace="chatchat", image="chat:1",
-                     model_pvc_name="m", kb_pvc_name="kb", api_key_secret_name="k",
-                     llm_service_name="llm-chatchat", db_secret_name=DB_SECRET)
+        ChatWorkload(
+            "chat",
+            cfg,
+            provider=provider,
+            namespace="chatchat",
+            image="chat:1",
+            model_pvc_name="m",
+            kb_pvc_name="kb",
+            api_key_secret_name="k",
+            llm_service_name="llm-chatchat",
+            db_secret_name=DB_SECRET,
+        )
 
     with pytest.raises(RenderError, match=r"db\.dbType=faiss: db_secret_name must be given"):
         render_program(program, read_stack_file("dev"), "dev")
 
 
-@pytest.mark.parametrize(("overrides", "strategy"), [
-    ({}, "Recreate"),  # dev: faiss on a ReadWriteOnce disk
-    ({"chat.kb.storage": "nas"}, "Recreate"),  # shared volume, but faiss has one writer
-    ({"chat.kb.storage": "nas", "db.dbType": "adb"}, "RollingUpdate"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "strategy"),
+    [
+        ({}, "Recreate"),  # dev: faiss on a ReadWriteOnce disk
+        ({"chat.kb.storage": "nas"}, "Recreate"),  # shared volume, but faiss has one writer
+        ({"chat.kb.storage": "nas", "db.dbType": "adb"}, "RollingUpdate"),
+    ],
+)
 def test_chat_pods_overlap_during_a_rollout_only_when_they_can_share_the_kb(overrides, strategy):
     chat = deployment(render_workloads("dev", overrides), "chat")
     assert chat["spec"]["strategy"]["type"] == strategy

@@ -24,7 +24,8 @@ def _pod_spec(workload: dict) -> dict:
 
 def _required_pools(workload: dict) -> list[str]:
     terms = _pod_spec(workload)["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
     assert len(terms) == 1
     (expression,) = terms[0]["matchExpressions"]
     assert expression["key"] == "chatchat.io/node-pool" and expression["operator"] == "In"
@@ -93,19 +94,27 @@ def test_chat_refuses_a_gpu_in_its_resources():
 
 
 def test_config_tolerations_labels_annotations_and_node_selector_are_merged():
-    rendering = render_workloads("dev", {
-        "llm.pod.tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}],
-        "llm.pod.labels": {"team": "ai"},
-        "llm.pod.annotations": {"note": "x", "chatchat.io/model": "spoofed"},
-        "llm.pod.nodeSelector": {"zone": "k"}})
+    rendering = render_workloads(
+        "dev",
+        {
+            "llm.pod.tolerations": [{"key": "dedicated", "value": "llm", "effect": "NoSchedule"}],
+            "llm.pod.labels": {"team": "ai"},
+            "llm.pod.annotations": {"note": "x", "chatchat.io/model": "spoofed"},
+            "llm.pod.nodeSelector": {"zone": "k"},
+        },
+    )
     llm = deployment(rendering, "llm")
     meta, spec = llm["spec"]["template"]["metadata"], _pod_spec(llm)
     assert meta["labels"]["team"] == "ai"
     assert meta["labels"]["app.kubernetes.io/component"] == "llm"  # ours cannot be overridden
     assert meta["annotations"]["note"] == "x" and "chatchat.io/model" in meta["annotations"]
     assert meta["annotations"]["chatchat.io/model"] == "qwen-7b-chat-aiacc"
-    assert {"key": "dedicated", "operator": "Equal", "value": "llm",
-            "effect": "NoSchedule"} in spec["tolerations"]
+    assert {
+        "key": "dedicated",
+        "operator": "Equal",
+        "value": "llm",
+        "effect": "NoSchedule",
+    } in spec["tolerations"]
     assert GPU_TOLERATION in spec["tolerations"]
     assert spec["nodeSelector"] == {"zone": "k"}
 
@@ -113,22 +122,30 @@ def test_config_tolerations_labels_annotations_and_node_selector_are_merged():
 def test_default_resources_are_the_charts_and_config_overrides_them():
     defaults = render_workloads("dev")
     assert container(deployment(defaults, "llm"))["resources"]["requests"] == {
-        "cpu": "2", "memory": "6Gi", "nvidia.com/gpu": "1"}
+        "cpu": "2",
+        "memory": "6Gi",
+        "nvidia.com/gpu": "1",
+    }
     assert container(deployment(defaults, "chat"))["resources"]["requests"] == {
-        "cpu": "4", "memory": "8Gi"}
-    bigger = render_workloads("dev", {"chat.pod.resources": {"requests": {"memory": "16Gi"},
-                                                            "limits": {"cpu": "8"}}})
+        "cpu": "4",
+        "memory": "8Gi",
+    }
+    bigger = render_workloads(
+        "dev", {"chat.pod.resources": {"requests": {"memory": "16Gi"}, "limits": {"cpu": "8"}}}
+    )
     resources = container(deployment(bigger, "chat"))["resources"]
     assert resources["requests"] == {"cpu": "4", "memory": "16Gi"}
     assert resources["limits"] == {"cpu": "8", "memory": "16Gi"}
 
 
 def test_llm_eci_specs_are_single_card_v100_or_a10_that_fit_the_model():
-    rendering = render_workloads("dev", {"llm.model": "qwen-7b-chat",
-                                         "llm.pod.instanceType": "eci"})
+    rendering = render_workloads(
+        "dev", {"llm.model": "qwen-7b-chat", "llm.pod.instanceType": "eci"}
+    )
     llm = deployment(rendering, "llm")
     specs = llm["spec"]["template"]["metadata"]["annotations"][
-        "k8s.aliyun.com/eci-use-specs"].split(",")
+        "k8s.aliyun.com/eci-use-specs"
+    ].split(",")
     model = MODELS["qwen-7b-chat"]
     assert specs and all(model.fits(gpu_family_of(s), False) for s in specs)
     assert not [s for s in specs if s.startswith("ecs.gn6v-")]  # 16 GB cannot hold 7B fp16
@@ -138,9 +155,15 @@ def test_llm_eci_specs_are_single_card_v100_or_a10_that_fit_the_model():
 
 
 def test_configured_eci_specs_and_storage_are_used_as_given():
-    rendering = render_workloads("dev", {
-        "llm.model": "chatglm2-6b", "llm.pod.instanceType": "eci",
-        "llm.pod.eciSpecs": ["ecs.gn7i-c16g1.4xlarge"], "llm.pod.eciEphemeralStorageGib": 80})
+    rendering = render_workloads(
+        "dev",
+        {
+            "llm.model": "chatglm2-6b",
+            "llm.pod.instanceType": "eci",
+            "llm.pod.eciSpecs": ["ecs.gn7i-c16g1.4xlarge"],
+            "llm.pod.eciEphemeralStorageGib": 80,
+        },
+    )
     annotations = deployment(rendering, "llm")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["k8s.aliyun.com/eci-use-specs"] == "ecs.gn7i-c16g1.4xlarge"
     assert annotations["k8s.aliyun.com/eci-extra-ephemeral-storage"] == "80Gi"
@@ -159,13 +182,21 @@ def test_aiacc_model_gets_a_conversion_job_and_a_waiting_llm(model):
     (job,) = objects_of(rendering, "Job")
     assert job["metadata"]["name"] == f"convert-{model}"
     converter = container(job)
-    assert converter["command"] == ["python", "-m", "llm_server.convert", "--model", model,
-                                    "--root", "/llm-model"]
+    assert converter["command"] == [
+        "python",
+        "-m",
+        "llm_server.convert",
+        "--model",
+        model,
+        "--root",
+        "/llm-model",
+    ]
     spec = _pod_spec(job)
     writer = next(v for v in spec["volumes"] if v["name"] == "llm-model")
     assert writer["persistentVolumeClaim"] == {"claimName": MODEL_WRITER_PVC, "readOnly": False}
-    assert {"name": "llm-model", "mountPath": "/llm-model", "readOnly": False} in \
-        converter["volumeMounts"]
+    assert {"name": "llm-model", "mountPath": "/llm-model", "readOnly": False} in converter[
+        "volumeMounts"
+    ]
     assert converter["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert GPU_TOLERATION in spec["tolerations"]
     llm = deployment(rendering, "llm")
@@ -188,8 +219,11 @@ def test_open_source_model_has_no_conversion(model):
 def test_llm_deployment_is_declared_after_the_conversion_job_completes():
     rendering = render_workloads("dev")
     job = next(r for r in rendering.resources if r.type == "kubernetes:batch/v1:Job")
-    llm = next(r for r in rendering.resources if r.type == "kubernetes:apps/v1:Deployment"
-               and r.name == "llm-deployment")
+    llm = next(
+        r
+        for r in rendering.resources
+        if r.type == "kubernetes:apps/v1:Deployment" and r.name == "llm-deployment"
+    )
     assert job.urn in llm.dependencies
     assert job.options["customTimeouts"]["create"] == "90m"
 
@@ -212,5 +246,4 @@ def test_conversion_may_preempt_the_old_llm_on_a_full_gpu_pool():
     assert llm_priority is None  # the llm runs at the default priority 0
     assert priority["value"] > 0 and priority["globalDefault"] is False
     assert priority["preemptionPolicy"] == "PreemptLowerPriority"
-    assert objects_of(render_workloads("dev", {"llm.model": "qwen-7b-chat"}),
-                      "PriorityClass") == []
+    assert objects_of(render_workloads("dev", {"llm.model": "qwen-7b-chat"}), "PriorityClass") == []

@@ -29,12 +29,26 @@ from tools.offline.wire import Secret
 STACKS = ("dev", "staging", "prod")
 # Variants that render objects the shipped stacks do not: ECI pods, LoadBalancers, no Job.
 VARIANTS = {
-    "dev-eci": ("dev", {"llm.model": "qwen-7b-chat", "llm.pod.instanceType": "eci",
-                        "chat.pod.instanceType": "eci"}),
-    "dev-adb-slb": ("dev", {"db.dbType": "adb", "chat.service.type": "LoadBalancer",
-                            "llm.service.type": "LoadBalancer"}),
-    "prod-public": ("prod", {"chat.service.type": "LoadBalancer",
-                             "chat.service.allowPublic": True}),
+    "dev-eci": (
+        "dev",
+        {
+            "llm.model": "qwen-7b-chat",
+            "llm.pod.instanceType": "eci",
+            "chat.pod.instanceType": "eci",
+        },
+    ),
+    "dev-adb-slb": (
+        "dev",
+        {
+            "db.dbType": "adb",
+            "chat.service.type": "LoadBalancer",
+            "llm.service.type": "LoadBalancer",
+        },
+    ),
+    "prod-public": (
+        "prod",
+        {"chat.service.type": "LoadBalancer", "chat.service.allowPublic": True},
+    ),
 }
 
 
@@ -49,8 +63,9 @@ def _pods(rendering) -> dict[str, dict]:
 
 
 def _selected(selector: dict, pods: dict[str, dict]) -> set[str]:
-    return {name for name, pod in pods.items() if selector_matches(selector,
-                                                                  pod["metadata"]["labels"])}
+    return {
+        name for name, pod in pods.items() if selector_matches(selector, pod["metadata"]["labels"])
+    }
 
 
 def _ports(pod: dict) -> set[int]:
@@ -104,8 +119,10 @@ def test_chat_reaches_adb_only_when_the_vectors_live_there():
     faiss = _policy(render_workloads("dev"), "chat-egress")["egress"]
     adb = _policy(render_workloads("staging"), "chat-egress")["egress"]
     assert len(faiss) == 1
-    assert adb[1] == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
-                      "ports": [{"protocol": "TCP", "port": 5432}]}
+    assert adb[1] == {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+        "ports": [{"protocol": "TCP", "port": 5432}],
+    }
 
 
 def test_llm_has_no_egress_beyond_dns():
@@ -177,18 +194,31 @@ def test_chat_ports_admit_only_the_vpc_unless_allowed_cidrs_are_given():
 
 
 def test_a_load_balancer_is_an_internal_slb_limited_to_the_allowed_cidrs():
-    rendering = render_workloads("dev", {"chat.service.type": "LoadBalancer",
-                                         "chat.allowedCidrs": ["10.1.0.0/16"]})
+    rendering = render_workloads(
+        "dev", {"chat.service.type": "LoadBalancer", "chat.allowedCidrs": ["10.1.0.0/16"]}
+    )
     chat = one_object(rendering, "Service", "chat-chatchat")
-    assert chat["metadata"]["annotations"][
-        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"] == "intranet"
+    assert (
+        chat["metadata"]["annotations"][
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+        ]
+        == "intranet"
+    )
     assert chat["spec"]["loadBalancerSourceRanges"] == ["10.1.0.0/16"]
     assert chat["spec"]["externalTrafficPolicy"] == "Local"  # keeps the client address
-    public = one_object(render_workloads("dev", {"chat.service.type": "LoadBalancer",
-                                                 "chat.service.allowPublic": True}),
-                        "Service", "chat-chatchat")
-    assert public["metadata"]["annotations"][
-        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"] == "internet"
+    public = one_object(
+        render_workloads(
+            "dev", {"chat.service.type": "LoadBalancer", "chat.service.allowPublic": True}
+        ),
+        "Service",
+        "chat-chatchat",
+    )
+    assert (
+        public["metadata"]["annotations"][
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
+        ]
+        == "internet"
+    )
 
 
 def test_api_keys_are_generated_kept_secret_and_wired_into_both_pods():

@@ -34,22 +34,33 @@ def declare_workloads() -> None:
     """What __main__.py declares for the workloads, with the infrastructure as literals."""
     cfg = load_config()
     provider = k8s.Provider("k8s", kubeconfig=KUBECONFIG)
-    namespace = k8s.core.v1.Namespace("namespace", metadata={"name": cfg.release},
-                                      opts=pulumi.ResourceOptions(provider=provider))
+    namespace = k8s.core.v1.Namespace(
+        "namespace", metadata={"name": cfg.release}, opts=pulumi.ResourceOptions(provider=provider)
+    )
     ns_name = namespace.metadata["name"]
     security = NetworkSecurity("security", cfg, provider=provider, namespace=ns_name)
     llm = LlmWorkload(
-        "llm", cfg, provider=provider, namespace=ns_name,
+        "llm",
+        cfg,
+        provider=provider,
+        namespace=ns_name,
         image=f"{REGISTRY}/llm:{cfg.llm.image.tag}",
         model_pvc_name=cfg.llm.model_pvc or MODEL_PVC,
         model_writer_pvc_name=cfg.llm.model_pvc or MODEL_WRITER_PVC,
-        api_key_secret_name=security.api_key_secret_name)
+        api_key_secret_name=security.api_key_secret_name,
+    )
     chat = ChatWorkload(
-        "chat", cfg, provider=provider, namespace=ns_name,
+        "chat",
+        cfg,
+        provider=provider,
+        namespace=ns_name,
         image=f"{REGISTRY}/chat:{cfg.chat.image.tag}",
-        model_pvc_name=cfg.llm.model_pvc or MODEL_PVC, kb_pvc_name=cfg.chat.kb_pvc or KB_PVC,
-        api_key_secret_name=security.api_key_secret_name, llm_service_name=llm.service_name,
-        db_secret_name=DB_SECRET if cfg.db.db_type == "adb" else None)
+        model_pvc_name=cfg.llm.model_pvc or MODEL_PVC,
+        kb_pvc_name=cfg.chat.kb_pvc or KB_PVC,
+        api_key_secret_name=security.api_key_secret_name,
+        llm_service_name=llm.service_name,
+        db_secret_name=DB_SECRET if cfg.db.db_type == "adb" else None,
+    )
     pulumi.export("chatApiKey", security.chat_api_key)
     pulumi.export("chatWebUrl", chat.web_url)
     pulumi.export("llmEndpoint", llm.endpoint)
@@ -64,8 +75,11 @@ def render_workloads(stack: str, overrides: Mapping[str, Any] | None = None) -> 
 
 def manifests(rendering: Rendering) -> list[dict[str, Any]]:
     """Every Kubernetes object as the provider would send it (secrets unwrapped)."""
-    return [r.plain_inputs() for r in rendering.resources
-            if r.type.startswith("kubernetes:") and r.custom]
+    return [
+        r.plain_inputs()
+        for r in rendering.resources
+        if r.type.startswith("kubernetes:") and r.custom
+    ]
 
 
 def objects_of(rendering: Rendering, kind: str) -> list[dict[str, Any]]:

@@ -33,14 +33,19 @@ VERBS: dict[str, Verb] = {
     "plan": Verb("tools.plan", "render a stack offline: resource tree, or --json"),
     "diff": Verb("tools.diff", "preview any stack-config change (--set KEY=VALUE)"),
     "model-change": Verb("tools.model_change", "check and preview switching llm.model"),
-    "policy": Verb("tools.policy", "run the policy pack over stacks offline (table, Markdown, "
-                                   "SARIF)"),
-    "import-values": Verb("tools.import_values", "turn a values.yaml of the seed Helm chart into "
-                                                 "a stack file"),
-    "preflight": Verb("tools.preflight", "ask the Alibaba Cloud account whether the stack can "
-                                         "be created (needs credentials)"),
-    "config-reference": Verb("tools.config_reference", "print the stack-config reference as "
-                                                       "Markdown"),
+    "policy": Verb(
+        "tools.policy", "run the policy pack over stacks offline (table, Markdown, SARIF)"
+    ),
+    "import-values": Verb(
+        "tools.import_values", "turn a values.yaml of the seed Helm chart into a stack file"
+    ),
+    "preflight": Verb(
+        "tools.preflight",
+        "ask the Alibaba Cloud account whether the stack can be created (needs credentials)",
+    ),
+    "config-reference": Verb(
+        "tools.config_reference", "print the stack-config reference as Markdown"
+    ),
 }
 
 EMPTY_VALUE_RULE = "an empty value (KEY=) unsets the key, so that its default applies"
@@ -48,30 +53,53 @@ EMPTY_VALUE_RULE = "an empty value (KEY=) unsets the key, so that its default ap
 
 def command_parser(verb: str, doc: str | None) -> argparse.ArgumentParser:
     """The parser of one verb: `python -m tools <verb>` in its usage, its module doc as help."""
-    return argparse.ArgumentParser(prog=f"{PROG} {verb}", description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        prog=f"{PROG} {verb}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
-def add_stack_arguments(parser: argparse.ArgumentParser | Any, *, required: bool = True,
-                        repeatable: bool = False, default: str | None = None,
-                        stack_help: str = "stack name: stacks/Pulumi.<stack>.yaml",
-                        stacks_dir_parser: argparse.ArgumentParser | None = None) -> None:
+def add_stack_arguments(
+    parser: argparse.ArgumentParser | Any,
+    *,
+    required: bool = True,
+    repeatable: bool = False,
+    default: str | None = None,
+    stack_help: str = "stack name: stacks/Pulumi.<stack>.yaml",
+    stacks_dir_parser: argparse.ArgumentParser | None = None,
+) -> None:
     """`--stack` and `--stacks-dir`, alike on every verb that reads stack files. `parser` may be
     a mutually exclusive group; `--stacks-dir` then goes on `stacks_dir_parser`."""
-    parser.add_argument("--stack", required=required, default=default,
-                        action="append" if repeatable else "store",
-                        help=stack_help + (" (repeatable)" if repeatable else ""))
+    parser.add_argument(
+        "--stack",
+        required=required,
+        default=default,
+        action="append" if repeatable else "store",
+        help=stack_help + (" (repeatable)" if repeatable else ""),
+    )
     (stacks_dir_parser or parser).add_argument(
-        "--stacks-dir", type=Path, default=STACKS_DIR,
-        help="folder of Pulumi.<stack>.yaml files (default: stacks/)")
+        "--stacks-dir",
+        type=Path,
+        default=STACKS_DIR,
+        help="folder of Pulumi.<stack>.yaml files (default: stacks/)",
+    )
 
 
-def add_set_argument(parser: argparse.ArgumentParser, *, required: bool = False,
-                     help_text: str = "override a stack config key") -> None:
-    parser.add_argument("--set", dest="assignments", action="append", default=[],
-                        required=required, metavar="KEY=VALUE",
-                        help=f"{help_text} (repeatable; the value is a YAML scalar: true, 2, "
-                             f"cn-hangzhou-k; {EMPTY_VALUE_RULE})")
+def add_set_argument(
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = False,
+    help_text: str = "override a stack config key",
+) -> None:
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        required=required,
+        metavar="KEY=VALUE",
+        help=f"{help_text} (repeatable; the value is a YAML scalar: true, 2, "
+        f"cn-hangzhou-k; {EMPTY_VALUE_RULE})",
+    )
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
@@ -94,9 +122,11 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 def _help() -> str:
     width = max(len(name) for name in VERBS)
     rows = "\n".join(f"  {name:<{width}}  {verb.summary}" for name, verb in VERBS.items())
-    return (f"usage: {PROG} <verb> [options]\n\nCommand-line tools over the Pulumi program; "
-            f"none needs the Pulumi CLI or a cloud account\nunless asked (--automation).\n\n"
-            f"verbs:\n{rows}\n\n`{PROG} <verb> --help` shows a verb's options.")
+    return (
+        f"usage: {PROG} <verb> [options]\n\nCommand-line tools over the Pulumi program; "
+        f"none needs the Pulumi CLI or a cloud account\nunless asked (--automation).\n\n"
+        f"verbs:\n{rows}\n\n`{PROG} <verb> --help` shows a verb's options."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def legacy_entry(verb: str, module: str | None = None) -> int:
     """`python -m tools.plan` and friends: the pre-verb form, kept for one release."""
-    print(f"note: `python -m {module or VERBS[verb].module}` is deprecated; use "
-          f"`{PROG} {verb}`", file=sys.stderr)
+    print(
+        f"note: `python -m {module or VERBS[verb].module}` is deprecated; use `{PROG} {verb}`",
+        file=sys.stderr,
+    )
     return main([verb, *sys.argv[1:]])

@@ -26,13 +26,14 @@ NOTES = {
     "production": "protect stateful resources; production policies apply",
     "tags.owner": "tag on every taggable resource, with `project` and `stack`",
     "cluster.gpuPools[].instanceTypes": "V100 (`ecs.gn6v-*`, `ecs.gn6e-*`) or A10 (`ecs.gn7i-*`)"
-                                        "; T4 and vGPU refused",
+    "; T4 and vGPU refused",
     "cluster.gpuPools[].spotPriceLimit": "hourly bid cap (CNY) per spot instance; unset: up to "
-                                         "the pay-as-you-go price",
+    "the pay-as-you-go price",
     "llm.model": "chart value; one of: " + ", ".join(f"`{m}`" for m in MODELS),
     "llm.load8bit": "chart value; int8 weights (forced off for open-source qwen)",
     "llm.modelPVC": "chart value; existing PVC with the models (default: the stack makes one)",
-    "llm.pod.replicas": "chart value", "chat.pod.replicas": "chart value",
+    "llm.pod.replicas": "chart value",
+    "chat.pod.replicas": "chart value",
     "llm.pod.instanceType": "chart value; `eci` cannot run `*-aiacc` models",
     "chat.pod.instanceType": "chart value",
     "chat.kbPVC": "chart value; existing PVC for knowledge-base files",
@@ -42,7 +43,7 @@ NOTES = {
     "db.adb.instanceSpec": "per segment, at least `4C16G`",
     "modelStore.type": "where models live: OSS bucket or NAS file system",
     "network.podCidr": "kept for Flannel clusters; Terway (used, for NetworkPolicy) gives pods "
-                       "vSwitch addresses",
+    "vSwitch addresses",
 }
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
@@ -82,18 +83,27 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             continue  # the stack name, not a key
         key = f"{prefix}{field.alias or name}"
         annotation = field.annotation
-        nested = next((a for a in (annotation, *typing.get_args(annotation))
-                       if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        nested = next(
+            (
+                a
+                for a in (annotation, *typing.get_args(annotation))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
         if nested is not None and typing.get_origin(annotation) is not list:
             rows += _rows(nested, f"{key}.")
             continue
         if nested is not None:
-            rows.append(f"| `{key}` | list of objects (fields below) | {_default(field)} | "
-                        f"{NOTES.get(key, '')} |")
+            rows.append(
+                f"| `{key}` | list of objects (fields below) | {_default(field)} | "
+                f"{NOTES.get(key, '')} |"
+            )
             rows += _rows(nested, f"{key}[].")
             continue
-        rows.append(f"| `{key}` | {_allowed(annotation)} | {_default(field)} | "
-                    f"{NOTES.get(key, '')} |")
+        rows.append(
+            f"| `{key}` | {_allowed(annotation)} | {_default(field)} | {NOTES.get(key, '')} |"
+        )
     return rows
 
 

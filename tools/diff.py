@@ -40,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     title = f"Config change on stack {args.stack}: {describe(overrides)}"
     report = Report(title, allow_dangerous=args.allow_dangerous)
     try:
-        preview(report, args.stack, overrides, model_scope=False, automation=args.automation,
-                engine_events=args.engine_events, stacks_dir=args.stacks_dir)
+        preview(
+            report,
+            args.stack,
+            overrides,
+            model_scope=False,
+            automation=args.automation,
+            engine_events=args.engine_events,
+            stacks_dir=args.stacks_dir,
+        )
     except RenderError as exc:
         print(f"error: cannot render stack {args.stack}: {exc}", file=sys.stderr)
         return EXIT_INVALID

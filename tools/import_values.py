@@ -32,29 +32,50 @@ from tools.offline.stack_files import read_stack_file, set_dotted, stack_path
 
 # chart key -> our key (dotted, under `chatchat:`); values copy as they are.
 DIRECT = {
-    "llm.model": "llm.model", "llm.load8bit": "llm.load8bit", "llm.modelPVC": "llm.modelPVC",
-    "chat.kbPVC": "chat.kbPVC", "db.dbType": "db.dbType", "db.embeddingModel": "db.embeddingModel",
-    **{f"{side}.{key}": f"{side}.{key}" for side in ("llm", "chat") for key in (
-        "pod.replicas", "pod.instanceType", "pod.tolerations", "pod.nodeSelector",
-        "image.repository", "image.tag", "image.digest", "service.type")},
+    "llm.model": "llm.model",
+    "llm.load8bit": "llm.load8bit",
+    "llm.modelPVC": "llm.modelPVC",
+    "chat.kbPVC": "chat.kbPVC",
+    "db.dbType": "db.dbType",
+    "db.embeddingModel": "db.embeddingModel",
+    **{
+        f"{side}.{key}": f"{side}.{key}"
+        for side in ("llm", "chat")
+        for key in (
+            "pod.replicas",
+            "pod.instanceType",
+            "pod.tolerations",
+            "pod.nodeSelector",
+            "image.repository",
+            "image.tag",
+            "image.digest",
+            "service.type",
+        )
+    },
 }
 # Chart keys with a meaning here that is not a plain copy.
-SPECIAL = {f"{side}.{key}" for side in ("llm", "chat")
-           for key in ("pod.resources", "pod.annotations", "pod.labels")}
+SPECIAL = {
+    f"{side}.{key}"
+    for side in ("llm", "chat")
+    for key in ("pod.resources", "pod.annotations", "pod.labels")
+}
 # Chart keys this program sets itself: reported, not carried over.
 DROPPED = {
     "llm.image.pullPolicy": "pods always use IfNotPresent with pinned tags",
     "chat.image.pullPolicy": "pods always use IfNotPresent with pinned tags",
     "db.adb": "the stack creates its own AnalyticDB instance (db.adb sizes it); the connection "
-              "reaches the chat pod from a generated Secret",
+    "reaches the chat pod from a generated Secret",
     "imagePullSecrets": "images come from the stack's own registry",
 }
 
 SKELETON: dict[str, Any] = {
     "alicloud:region": "cn-hangzhou",
     "chatchat:tags": {"owner": "chart-import"},
-    "chatchat:cluster": {"gpuPools": [{"name": "a10", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"],
-                                       "minSize": 0, "maxSize": 1}]},
+    "chatchat:cluster": {
+        "gpuPools": [
+            {"name": "a10", "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"], "minSize": 0, "maxSize": 1}
+        ]
+    },
 }
 
 
@@ -63,8 +84,13 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and path not in SPECIAL and path not in DIRECT \
-                and path not in DROPPED:
+        if (
+            isinstance(value, dict)
+            and value
+            and path not in SPECIAL
+            and path not in DIRECT
+            and path not in DROPPED
+        ):
             flat.update(_flatten(value, f"{path}."))
         else:
             flat[path] = value
@@ -72,8 +98,11 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _quantities(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {kind: {name: str(q) for name, q in (resources.get(kind) or {}).items()}
-            for kind in ("requests", "limits") if resources.get(kind)}
+    return {
+        kind: {name: str(q) for name, q in (resources.get(kind) or {}).items()}
+        for kind in ("requests", "limits")
+        if resources.get(kind)
+    }
 
 
 def convert(values: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -112,9 +141,13 @@ def convert(values: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("import-values", __doc__)
     parser.add_argument("values", type=Path, help="the chart's values.yaml")
-    add_stack_arguments(parser, required=False, default="imported",
-                        stack_help="stack name; values are laid over its stack file when it "
-                                   "exists (default: imported)")
+    add_stack_arguments(
+        parser,
+        required=False,
+        default="imported",
+        stack_help="stack name; values are laid over its stack file when it "
+        "exists (default: imported)",
+    )
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
     try:

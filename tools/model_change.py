@@ -62,8 +62,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def validate(report: Report, stack: str, overrides: dict[str, Any],
-             stacks_dir: Path = STACKS_DIR) -> StackConfig | None:
+def validate(
+    report: Report, stack: str, overrides: dict[str, Any], stacks_dir: Path = STACKS_DIR
+) -> StackConfig | None:
     """Catalog, GPU fit, ECI and conversion checks; the config rules themselves decide."""
     name = overrides["llm.model"]
     model = MODELS.get(name)
@@ -71,8 +72,7 @@ def validate(report: Report, stack: str, overrides: dict[str, Any],
         report.problems.append(f"llm.model: unknown model {name!r}; allowed: {', '.join(MODELS)}")
         return None
     kind = "DeepGPU-LLM converted (aiacc)" if model.is_aiacc else "Hugging Face"
-    report.checks.append(("ok", f"{name} is in the catalog: {kind}, directory "
-                                f"{model.path}"))
+    report.checks.append(("ok", f"{name} is in the catalog: {kind}, directory {model.path}"))
     try:
         config = apply_overrides(read_stack_file(stack, stacks_dir), overrides)
         cfg = parse_config(raw_from_config_map(config), stack)
@@ -86,22 +86,33 @@ def validate(report: Report, stack: str, overrides: dict[str, Any],
     precision = "int8" if llm.effective_load8bit else "fp16"
     needed = model.required_gpu_gib(llm.load8bit)
     if llm.load8bit and not llm.effective_load8bit:
-        report.checks.append(("warn", f"llm.load8bit=true is ignored for {name}: open-source Qwen "
-                                      "loads in fp16 only"))
+        report.checks.append(
+            (
+                "warn",
+                f"llm.load8bit=true is ignored for {name}: open-source Qwen loads in fp16 only",
+            )
+        )
     if llm.pod.instance_type == "eci":
         specs = ", ".join(cfg.eci_specs("llm"))
-        report.checks.append(("ok", f"runs on ECI ({specs}); needs {needed} GiB GPU memory "
-                                    f"({precision})"))
+        report.checks.append(
+            ("ok", f"runs on ECI ({specs}); needs {needed} GiB GPU memory ({precision})")
+        )
     else:
         fits = []
         for pool in cfg.gpu_pools_fitting_llm():
             family = pool.gpu_family
             fits.append(f"{pool.name} ({family.gpu_model} {family.gpu_memory_gib} GiB)")
-        report.checks.append(("ok", f"fits GPU pool(s) {', '.join(fits)}: needs {needed} GiB "
-                                    f"per card ({precision})"))
+        report.checks.append(
+            ("ok", f"fits GPU pool(s) {', '.join(fits)}: needs {needed} GiB per card ({precision})")
+        )
     if model.is_aiacc:
-        report.checks.append(("ok", f"DeepGPU-LLM model on ECS; converted from {model.source_model}"
-                                    " by the conversion Job when not converted yet"))
+        report.checks.append(
+            (
+                "ok",
+                f"DeepGPU-LLM model on ECS; converted from {model.source_model}"
+                " by the conversion Job when not converted yet",
+            )
+        )
     return cfg
 
 
@@ -128,18 +139,29 @@ def _open_store(args: argparse.Namespace, cfg: StackConfig) -> Store | None:
     if args.nas_path:
         return NasStore(args.nas_path)
     if cfg.llm.model_pvc:
-        raise ModelStoreError(f"llm.modelPVC={cfg.llm.model_pvc} is a PVC you manage: pass "
-                              "--nas-path where its storage is mounted, or --no-store-check")
+        raise ModelStoreError(
+            f"llm.modelPVC={cfg.llm.model_pvc} is a PVC you manage: pass "
+            "--nas-path where its storage is mounted, or --no-store-check"
+        )
     if cfg.model_store.type == "nas":
-        raise ModelStoreError("the stack keeps models on NAS: pass --nas-path where the file "
-                              "system is mounted, or --no-store-check")
+        raise ModelStoreError(
+            "the stack keeps models on NAS: pass --nas-path where the file "
+            "system is mounted, or --no-store-check"
+        )
     bucket = args.bucket or _bucket_from_stack(args.stack)
     if not bucket:
-        raise ModelStoreError("the model bucket is unknown: pass --bucket (the stack's model "
-                              "bucket output), run where `pulumi stack output` works, or pass "
-                              "--no-store-check")
-    return OssStore(bucket, cfg.model_store.prefix, cfg.region, endpoint=args.oss_endpoint,
-                    addressing_style=args.oss_addressing_style)
+        raise ModelStoreError(
+            "the model bucket is unknown: pass --bucket (the stack's model "
+            "bucket output), run where `pulumi stack output` works, or pass "
+            "--no-store-check"
+        )
+    return OssStore(
+        bucket,
+        cfg.model_store.prefix,
+        cfg.region,
+        endpoint=args.oss_endpoint,
+        addressing_style=args.oss_addressing_style,
+    )
 
 
 def _bucket_from_stack(stack: str) -> str | None:
@@ -162,15 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load8bit", type=_bool, metavar="true|false", help="llm.load8bit")
     parser.add_argument("--instance-type", choices=("ecs", "eci"), help="llm.pod.instanceType")
     parser.add_argument("--model-pvc", help="llm.modelPVC (an existing PVC; empty: the stack's)")
-    parser.add_argument("--no-store-check", action="store_true",
-                        help="do not check that the model files are in the model store")
+    parser.add_argument(
+        "--no-store-check",
+        action="store_true",
+        help="do not check that the model files are in the model store",
+    )
     parser.add_argument("--bucket", help="OSS bucket holding the models (default: stack output)")
-    parser.add_argument("--oss-endpoint", help="S3-compatible endpoint (default: "
-                                               "https://oss-<region>.aliyuncs.com)")
-    parser.add_argument("--oss-addressing-style", choices=("virtual", "path"), default="virtual",
-                        help="OSS needs virtual (the default); path for S3-compatible test servers")
-    parser.add_argument("--nas-path", help="a mounted directory whose content the pods see as "
-                                           "/llm-model (NAS, or llm.modelPVC's storage)")
+    parser.add_argument(
+        "--oss-endpoint", help="S3-compatible endpoint (default: https://oss-<region>.aliyuncs.com)"
+    )
+    parser.add_argument(
+        "--oss-addressing-style",
+        choices=("virtual", "path"),
+        default="virtual",
+        help="OSS needs virtual (the default); path for S3-compatible test servers",
+    )
+    parser.add_argument(
+        "--nas-path",
+        help="a mounted directory whose content the pods see as "
+        "/llm-model (NAS, or llm.modelPVC's storage)",
+    )
     args = parser.parse_args(argv)
     try:
         raw = raw_from_config_map(read_stack_file(args.stack, args.stacks_dir))
@@ -191,8 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     if cfg is not None:
         check_store(report, args, cfg)
         try:
-            preview(report, args.stack, overrides, model_scope=True, automation=args.automation,
-                    engine_events=args.engine_events, stacks_dir=args.stacks_dir)
+            preview(
+                report,
+                args.stack,
+                overrides,
+                model_scope=True,
+                automation=args.automation,
+                engine_events=args.engine_events,
+                stacks_dir=args.stacks_dir,
+            )
         except RenderError as exc:
             report.problems.append(f"cannot render stack {args.stack}: {exc}")
     return finish(report, args, overrides)

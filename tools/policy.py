@@ -52,18 +52,29 @@ def exit_code(reports: Sequence[Report]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("policy", __doc__)
     which = parser.add_mutually_exclusive_group(required=True)
-    add_stack_arguments(which, required=False, repeatable=True, stack_help="stack to check",
-                        stacks_dir_parser=parser)
+    add_stack_arguments(
+        which,
+        required=False,
+        repeatable=True,
+        stack_help="stack to check",
+        stacks_dir_parser=parser,
+    )
     which.add_argument("--all", action="store_true", help="every stack in the stacks folder")
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, help="write the report here (default: stdout)")
-    parser.add_argument("--config", type=Path,
-                        help="policy config JSON for every stack checked, as for pulumi preview "
-                             "--policy-pack-config (default: policies/config/<stack>.json where "
-                             "it exists)")
-    parser.add_argument("--program", type=Path,
-                        help="check this Pulumi program file (e.g. resources declared by hand) "
-                             "instead of __main__.py, under each stack's config")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="policy config JSON for every stack checked, as for pulumi preview "
+        "--policy-pack-config (default: policies/config/<stack>.json where "
+        "it exists)",
+    )
+    parser.add_argument(
+        "--program",
+        type=Path,
+        help="check this Pulumi program file (e.g. resources declared by hand) "
+        "instead of __main__.py, under each stack's config",
+    )
     add_set_argument(parser, help_text="override a stack config key for this check")
     args = parser.parse_args(argv)
 
@@ -81,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        reports = [check_stack(s, policies, settings[s], overrides, args.program,
-                               args.stacks_dir) for s in stacks]
+        reports = [
+            check_stack(s, policies, settings[s], overrides, args.program, args.stacks_dir)
+            for s in stacks
+        ]
     except PolicyCrash as exc:
         print(f"policy pack error: {exc}", file=sys.stderr)
         return 2

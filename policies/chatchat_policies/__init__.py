@@ -7,9 +7,11 @@ runs the very same objects offline.
 from . import adb, cloud, gpu, kubernetes, network, production, storage, tags
 
 PACK_NAME = "chatchat"
-PACK_DESCRIPTION = ("Guard rails for the chatchat RAG stack on Alibaba Cloud ACK: GPU families and "
-                    "model fit, ADB, OSS/RAM/NAS, security groups, Kubernetes workloads, tags, "
-                    "production redundancy.")
+PACK_DESCRIPTION = (
+    "Guard rails for the chatchat RAG stack on Alibaba Cloud ACK: GPU families and "
+    "model fit, ADB, OSS/RAM/NAS, security groups, Kubernetes workloads, tags, "
+    "production redundancy."
+)
 
 all_policies = [
     *gpu.POLICIES,

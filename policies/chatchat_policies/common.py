@@ -78,9 +78,14 @@ def stack_of(urn: str) -> str:
 
 
 def production_schema() -> dict[str, Any]:
-    return {"productionStacks": {
-        "type": "array", "items": {"type": "string"}, "default": DEFAULT_PRODUCTION_STACKS,
-        "description": "Production stacks: by stack name, or by a resource's `stack` tag."}}
+    return {
+        "productionStacks": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": DEFAULT_PRODUCTION_STACKS,
+            "description": "Production stacks: by stack name, or by a resource's `stack` tag.",
+        }
+    }
 
 
 def is_production(urn: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
@@ -90,6 +95,7 @@ def is_production(urn: str, props: Mapping[str, Any], config: Mapping[str, Any])
 
 
 # --- declaring policies -----------------------------------------------------------------------
+
 
 class Report(Protocol):
     """The violation callback: a message, and for a stack policy the URN of the resource."""
@@ -125,24 +131,41 @@ def _schema(config: ConfigProperties | None) -> PolicyConfigSchema | None:
     return PolicyConfigSchema(properties=config) if config else None
 
 
-def resource_policy(name: str, level: EnforcementLevel, description: str, *,
-                    types: Sequence[str] | None = None, config: ConfigProperties | None = None,
-                    ) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
+def resource_policy(
+    name: str,
+    level: EnforcementLevel,
+    description: str,
+    *,
+    types: Sequence[str] | None = None,
+    config: ConfigProperties | None = None,
+) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
     """Declare `check(args, report)` as a resource policy, called for `types` only if given."""
+
     def declare(check: ResourceCheck) -> ResourceValidationPolicy:
         def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
             if types is None or args.resource_type in types:
                 check(args, _report(report))
 
-        return ResourceValidationPolicy(name=name, description=description, validate=validate,
-                                        enforcement_level=level, config_schema=_schema(config))
+        return ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=validate,
+            enforcement_level=level,
+            config_schema=_schema(config),
+        )
+
     return declare
 
 
-def pod_policy(name: str, level: EnforcementLevel, description: str, *,
-               config: ConfigProperties | None = None,
-               ) -> Callable[[PodCheck], ResourceValidationPolicy]:
+def pod_policy(
+    name: str,
+    level: EnforcementLevel,
+    description: str,
+    *,
+    config: ConfigProperties | None = None,
+) -> Callable[[PodCheck], ResourceValidationPolicy]:
     """Declare `check(pods, args, report)` as a resource policy over every workload's pods."""
+
     def declare(check: PodCheck) -> ResourceValidationPolicy:
         def on_pods(args: ResourceValidationArgs, report: Report) -> None:
             template = pod_template(args.resource_type, args.props)
@@ -151,27 +174,41 @@ def pod_policy(name: str, level: EnforcementLevel, description: str, *,
                 check(Pods(who, *template), args, report)
 
         return resource_policy(name, level, description, config=config)(on_pods)
+
     return declare
 
 
-def stack_policy(name: str, level: EnforcementLevel, description: str, *,
-                 config: ConfigProperties | None = None,
-                 ) -> Callable[[StackCheck], StackValidationPolicy]:
+def stack_policy(
+    name: str,
+    level: EnforcementLevel,
+    description: str,
+    *,
+    config: ConfigProperties | None = None,
+) -> Callable[[StackCheck], StackValidationPolicy]:
     """Declare `check(args, report)` as a stack policy; it reports with each resource's URN."""
+
     def declare(check: StackCheck) -> StackValidationPolicy:
         return StackValidationPolicy(
-            name=name, description=description, enforcement_level=level,
+            name=name,
+            description=description,
+            enforcement_level=level,
             config_schema=_schema(config),
-            validate=lambda args, report: check(args, _report(report)))
+            validate=lambda args, report: check(args, _report(report)),
+        )
+
     return declare
 
 
 # --- Alibaba Cloud --------------------------------------------------------------------------
 
+
 def node_pool_labels(props: Mapping[str, Any]) -> dict[str, str]:
     """cs NodePool `labels` is a list of {key, value}."""
-    return {str(label.get("key")): str(label.get("value", ""))
-            for label in map(mapping, items(props.get("labels"))) if label.get("key")}
+    return {
+        str(label.get("key")): str(label.get("value", ""))
+        for label in map(mapping, items(props.get("labels")))
+        if label.get("key")
+    }
 
 
 def describe(resource_type: str, name: str) -> str:
@@ -184,6 +221,7 @@ def describe(resource_type: str, name: str) -> str:
 
 
 # --- Kubernetes -----------------------------------------------------------------------------
+
 
 def k8s_name(resource_type: str, props: Mapping[str, Any], fallback: str) -> str:
     """`Deployment chatchat/llm-chatchat`: what a reader finds with kubectl."""
@@ -200,8 +238,9 @@ def namespace_of(props: Mapping[str, Any]) -> str:
     return "(unknown)" if namespace is UNKNOWN else str(namespace or "default")
 
 
-def pod_template(resource_type: str,
-                 props: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+def pod_template(
+    resource_type: str, props: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
     """(pod metadata, pod spec) of a workload, or None for a type that has no pods."""
     path = _POD_TEMPLATE_PATHS.get(resource_type)
     if path is None:
@@ -226,9 +265,18 @@ def resource_quantity(container: Mapping[str, Any], resource: str) -> str | None
 
 def node_selector_terms(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Required node-affinity terms (any one must match)."""
-    return [mapping(t) for t in items(dig(pod_spec, "affinity", "nodeAffinity",
-                                          "requiredDuringSchedulingIgnoredDuringExecution",
-                                          "nodeSelectorTerms"))]
+    return [
+        mapping(t)
+        for t in items(
+            dig(
+                pod_spec,
+                "affinity",
+                "nodeAffinity",
+                "requiredDuringSchedulingIgnoredDuringExecution",
+                "nodeSelectorTerms",
+            )
+        )
+    ]
 
 
 def selects_node(pod_spec: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -255,8 +303,11 @@ def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
             ok = not present
         elif op in ("Gt", "Lt") and values:
             have, bound = number(value), number(values[0])
-            ok = have is not None and bound is not None and (
-                have > bound if op == "Gt" else have < bound)
+            ok = (
+                have is not None
+                and bound is not None
+                and (have > bound if op == "Gt" else have < bound)
+            )
         else:
             ok = False
         if not ok:
@@ -271,11 +322,13 @@ def tolerates(pod_spec: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     for tol in map(mapping, items(pod_spec.get("tolerations"))):
         if tol.get("effect") and tol.get("effect") != effect:
             continue
-        if tol.get("operator") == "Exists" and (not tol.get("key") or tol.get("key") == taint.get(
-                "key")):
+        if tol.get("operator") == "Exists" and (
+            not tol.get("key") or tol.get("key") == taint.get("key")
+        ):
             return True
         if tol.get("key") == taint.get("key") and str(tol.get("value") or "") == str(
-                taint.get("value") or ""):
+            taint.get("value") or ""
+        ):
             return True
     return False
 

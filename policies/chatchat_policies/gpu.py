@@ -62,51 +62,72 @@ def _instance_types(resource_type: str, props: Mapping[str, Any]) -> list[str]:
 
 
 @resource_policy(
-    "gpu-family-allowed", EnforcementLevel.MANDATORY,
+    "gpu-family-allowed",
+    EnforcementLevel.MANDATORY,
     "GPU instances are V100 (ecs.gn6v, ecs.gn6e) or A10 (ecs.gn7i) only; no T4, vGPU or "
-    "shared-GPU types or scheduling.")
+    "shared-GPU types or scheduling.",
+)
 def gpu_family_allowed(args: ResourceValidationArgs, report: Report) -> None:
     template = pod_template(args.resource_type, args.props)
-    what = (k8s_name(args.resource_type, args.props, args.name) if template
-            else describe(args.resource_type, args.name))
+    what = (
+        k8s_name(args.resource_type, args.props, args.name)
+        if template
+        else describe(args.resource_type, args.name)
+    )
     for itype in _instance_types(args.resource_type, args.props):
         family = gpu_family_of(itype)
         if family is not None and not family.supported:
-            report(f"{what}: instance type {itype} ({family.gpu_model}) is refused: "
-                   f"{family.refusal}. Fix: use a type of {ALLOWED}.")
+            report(
+                f"{what}: instance type {itype} ({family.gpu_model}) is refused: "
+                f"{family.refusal}. Fix: use a type of {ALLOWED}."
+            )
     if args.resource_type == NODE_POOL:
         mode = node_pool_labels(args.props).get(SHARED_GPU_LABEL)
         if mode:
-            report(f"{what}: label {SHARED_GPU_LABEL}={mode} turns on shared-GPU scheduling. "
-                   f"Fix: remove the label; every llm pod gets whole cards.")
+            report(
+                f"{what}: label {SHARED_GPU_LABEL}={mode} turns on shared-GPU scheduling. "
+                f"Fix: remove the label; every llm pod gets whole cards."
+            )
     if template:
         for container in containers(template[1]):
             for resource in SHARED_GPU_RESOURCES:
                 if resource_quantity(container, resource):
-                    report(f"{what}: container "
-                           f"{container.get('name')} requests shared GPU {resource}. "
-                           f"Fix: request whole cards with nvidia.com/gpu.")
+                    report(
+                        f"{what}: container "
+                        f"{container.get('name')} requests shared GPU {resource}. "
+                        f"Fix: request whole cards with nvidia.com/gpu."
+                    )
 
 
 @resource_policy(
-    "gpu-memory-per-card", EnforcementLevel.ADVISORY,
+    "gpu-memory-per-card",
+    EnforcementLevel.ADVISORY,
     "GPU node pools have at least minGpuMemoryGib (24) of memory per card.",
-    types=[NODE_POOL], config={"minGpuMemoryGib": {
-        "type": "integer", "default": 24, "minimum": 1,
-        "description": "GPU memory per card below which a pool is reported."}})
+    types=[NODE_POOL],
+    config={
+        "minGpuMemoryGib": {
+            "type": "integer",
+            "default": 24,
+            "minimum": 1,
+            "description": "GPU memory per card below which a pool is reported.",
+        }
+    },
+)
 def gpu_memory_per_card(args: ResourceValidationArgs, report: Report) -> None:
     minimum = args.get_config().get("minGpuMemoryGib", 24)
     for itype in _instance_types(args.resource_type, args.props):
         family = gpu_family_of(itype)
         if family is not None and family.supported and family.gpu_memory_gib < minimum:
-            report(f"{describe(args.resource_type, args.name)}: {itype} has "
-                   f"{family.gpu_memory_gib} GiB per card, under the {minimum} GiB the chart "
-                   f"recommends. Fix: use ecs.gn7i (A10 24 GiB) or ecs.gn6e (V100 32 GiB), or "
-                   f"keep this pool for models that fit 16 GiB.")
-
+            report(
+                f"{describe(args.resource_type, args.name)}: {itype} has "
+                f"{family.gpu_memory_gib} GiB per card, under the {minimum} GiB the chart "
+                f"recommends. Fix: use ecs.gn7i (A10 24 GiB) or ecs.gn6e (V100 32 GiB), or "
+                f"keep this pool for models that fit 16 GiB."
+            )
 
 
 # --- stack policies -------------------------------------------------------------------------
+
 
 def _card_gib(instance_type: str) -> int:
     family = gpu_family_of(instance_type)
@@ -114,16 +135,25 @@ def _card_gib(instance_type: str) -> int:
 
 
 def _eci_namespaces(resources: list[PolicyResource]) -> set[str]:
-    return {str(known(r.props, "metadata", "name")) for r in resources
-            if r.resource_type == NAMESPACE
-            and str(mapping(dig(r.props, "metadata", "labels")).get(ECI_LABEL)) == "true"}
+    return {
+        str(known(r.props, "metadata", "name"))
+        for r in resources
+        if r.resource_type == NAMESPACE
+        and str(mapping(dig(r.props, "metadata", "labels")).get(ECI_LABEL)) == "true"
+    }
 
 
-def is_eci_pod(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any], namespace: str,
-               eci_namespaces: set[str]) -> bool:
-    return (str(mapping(pod_metadata.get("labels")).get(ECI_LABEL)) == "true"
-            or mapping(pod_spec.get("nodeSelector")).get("type") == "virtual-kubelet"
-            or namespace in eci_namespaces)
+def is_eci_pod(
+    pod_metadata: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    namespace: str,
+    eci_namespaces: set[str],
+) -> bool:
+    return (
+        str(mapping(pod_metadata.get("labels")).get(ECI_LABEL)) == "true"
+        or mapping(pod_spec.get("nodeSelector")).get("type") == "virtual-kubelet"
+        or namespace in eci_namespaces
+    )
 
 
 def _selector_gib(pod_spec: Mapping[str, Any]) -> float | None:
@@ -146,9 +176,11 @@ def _selector_gib(pod_spec: Mapping[str, Any]) -> float | None:
 
 
 @stack_policy(
-    "llm-model-fits-gpu", EnforcementLevel.MANDATORY,
+    "llm-model-fits-gpu",
+    EnforcementLevel.MANDATORY,
     "The llm workload's model fits one card of the GPU it is scheduled on (annotation "
-    f"{REQUIRED_GIB} against the node pools or ECI specs it can use).")
+    f"{REQUIRED_GIB} against the node pools or ECI specs it can use).",
+)
 def llm_model_fits_gpu(args: StackValidationArgs, report: Report) -> None:
     pools = [r for r in args.resources if r.resource_type == NODE_POOL]
     eci_namespaces = _eci_namespaces(args.resources)
@@ -164,14 +196,20 @@ def llm_model_fits_gpu(args: StackValidationArgs, report: Report) -> None:
         if is_eci_pod(metadata, spec, namespace_of(r.props), eci_namespaces):
             specs = eci_specs(metadata)
             if not specs:
-                report(f"{who} needs {needed} GiB of GPU memory but runs on ECI without "
-                       f"{ECI_SPECS}. Fix: list GPU specs that hold it (e.g. "
-                       f"ecs.gn7i-c8g1.2xlarge).", r.urn)
+                report(
+                    f"{who} needs {needed} GiB of GPU memory but runs on ECI without "
+                    f"{ECI_SPECS}. Fix: list GPU specs that hold it (e.g. "
+                    f"ecs.gn7i-c8g1.2xlarge).",
+                    r.urn,
+                )
             for itype in specs:
                 if _card_gib(itype) < needed:
-                    report(f"{who} needs {needed} GiB of GPU memory on one card; ECI spec {itype} "
-                           f"has {_card_gib(itype)} GiB. Fix: use a larger spec or a smaller "
-                           f"model / load8bit.", r.urn)
+                    report(
+                        f"{who} needs {needed} GiB of GPU memory on one card; ECI spec {itype} "
+                        f"has {_card_gib(itype)} GiB. Fix: use a larger spec or a smaller "
+                        f"model / load8bit.",
+                        r.urn,
+                    )
             continue
         wants_gpu = any(resource_quantity(c, "nvidia.com/gpu") for c in containers(spec))
         landing = []
@@ -181,26 +219,34 @@ def llm_model_fits_gpu(args: StackValidationArgs, report: Report) -> None:
                 continue  # no GPU capacity: the scheduler never puts a GPU pod there
             taints = [mapping(t) for t in items(pool.props.get("taints"))]
             if selects_node(spec, node_pool_labels(pool.props)) and all(
-                    tolerates(spec, t) for t in taints):
+                tolerates(spec, t) for t in taints
+            ):
                 landing.append((pool, min((_card_gib(t) for t in types), default=0)))
         for pool, gib in landing:
             if gib < needed:
-                report(f"{who} needs {needed} GiB of GPU memory on one card but can be scheduled "
-                       f"on node pool {pool.name} ({gib} GiB per card). Fix: select a pool "
-                       f"that fits with nodeSelector {MEMORY_LABEL}, or choose a smaller model "
-                       f"or load8bit.", r.urn)
+                report(
+                    f"{who} needs {needed} GiB of GPU memory on one card but can be scheduled "
+                    f"on node pool {pool.name} ({gib} GiB per card). Fix: select a pool "
+                    f"that fits with nodeSelector {MEMORY_LABEL}, or choose a smaller model "
+                    f"or load8bit.",
+                    r.urn,
+                )
         if landing:
             continue
         pinned = _selector_gib(spec)
         if pinned is None:
-            report(f"{who} needs {needed} GiB of GPU memory but nothing tells which GPU it lands "
-                   f"on. Fix: select a GPU pool with nodeSelector {MEMORY_LABEL} or "
-                   f"chatchat.io/node-pool.", r.urn)
+            report(
+                f"{who} needs {needed} GiB of GPU memory but nothing tells which GPU it lands "
+                f"on. Fix: select a GPU pool with nodeSelector {MEMORY_LABEL} or "
+                f"chatchat.io/node-pool.",
+                r.urn,
+            )
         elif pinned < needed:
-            report(f"{who} needs {needed} GiB of GPU memory on one card but selects nodes with "
-                   f"{pinned:g} GiB. Fix: select a larger GPU or a smaller model / load8bit.",
-                   r.urn)
-
+            report(
+                f"{who} needs {needed} GiB of GPU memory on one card but selects nodes with "
+                f"{pinned:g} GiB. Fix: select a larger GPU or a smaller model / load8bit.",
+                r.urn,
+            )
 
 
 def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
@@ -211,30 +257,43 @@ def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bo
         return True
     if str(annotations.get("chatchat.io/model") or "").endswith("-aiacc"):
         return True
-    return any(env.get("name") == "LLM_MODEL" and str(env.get("value") or "").endswith("-aiacc")
-               for c in containers(pod_spec) if resource_quantity(c, "nvidia.com/gpu")
-               for env in map(mapping, items(c.get("env"))))
+    return any(
+        env.get("name") == "LLM_MODEL" and str(env.get("value") or "").endswith("-aiacc")
+        for c in containers(pod_spec)
+        if resource_quantity(c, "nvidia.com/gpu")
+        for env in map(mapping, items(c.get("env")))
+    )
 
 
 @stack_policy(
-    "aiacc-not-on-eci", EnforcementLevel.MANDATORY,
-    "DeepGPU-LLM (-aiacc) models never run on ECI pods.")
+    "aiacc-not-on-eci",
+    EnforcementLevel.MANDATORY,
+    "DeepGPU-LLM (-aiacc) models never run on ECI pods.",
+)
 def aiacc_not_on_eci(args: StackValidationArgs, report: Report) -> None:
     eci_namespaces = _eci_namespaces(args.resources)
     for r in args.resources:
         template = pod_template(r.resource_type, r.props)
-        if template and is_aiacc(*template) and is_eci_pod(
-                *template, namespace_of(r.props), eci_namespaces):
-            report(f"{k8s_name(r.resource_type, r.props, r.name)} runs a DeepGPU-LLM (-aiacc) "
-                   f"model on ECI, which cannot run it. Fix: run it on an ECS GPU node pool "
-                   f"(llm.pod.instanceType=ecs) or use the open-source model on ECI.", r.urn)
-
+        if (
+            template
+            and is_aiacc(*template)
+            and is_eci_pod(*template, namespace_of(r.props), eci_namespaces)
+        ):
+            report(
+                f"{k8s_name(r.resource_type, r.props, r.name)} runs a DeepGPU-LLM (-aiacc) "
+                f"model on ECI, which cannot run it. Fix: run it on an ECS GPU node pool "
+                f"(llm.pod.instanceType=ecs) or use the open-source model on ECI.",
+                r.urn,
+            )
 
 
 def pool_max_nodes(props: Mapping[str, Any]) -> int:
     scaling = mapping(props.get("scalingConfig"))
-    if scaling and scaling.get("enable", True) is not False and (
-            maximum := number(scaling.get("maxSize"))):
+    if (
+        scaling
+        and scaling.get("enable", True) is not False
+        and (maximum := number(scaling.get("maxSize")))
+    ):
         return int(maximum)
     for key in ("desiredSize", "nodeCount"):
         if (size := number(props.get(key))) is not None:
@@ -243,21 +302,39 @@ def pool_max_nodes(props: Mapping[str, Any]) -> int:
 
 
 @stack_policy(
-    "gpu-node-cap", EnforcementLevel.ADVISORY,
+    "gpu-node-cap",
+    EnforcementLevel.ADVISORY,
     "The GPU node pools together scale to at most maxGpuNodes nodes.",
-    config={"maxGpuNodes": {
-        "type": "integer", "default": 8, "minimum": 0,
-        "description": "Cap on the sum of scalingConfig.maxSize over GPU node pools."}})
+    config={
+        "maxGpuNodes": {
+            "type": "integer",
+            "default": 8,
+            "minimum": 0,
+            "description": "Cap on the sum of scalingConfig.maxSize over GPU node pools.",
+        }
+    },
+)
 def gpu_node_cap(args: StackValidationArgs, report: Report) -> None:
     cap = args.get_config().get("maxGpuNodes", 8)
-    gpu_pools = [r for r in args.resources if r.resource_type == NODE_POOL
-                 and any(gpu_family_of(str(t)) for t in items(r.props.get("instanceTypes")))]
+    gpu_pools = [
+        r
+        for r in args.resources
+        if r.resource_type == NODE_POOL
+        and any(gpu_family_of(str(t)) for t in items(r.props.get("instanceTypes")))
+    ]
     total = sum(pool_max_nodes(p.props) for p in gpu_pools)
     if total > cap:
         sizes = ", ".join(f"{p.name}={pool_max_nodes(p.props)}" for p in gpu_pools)
-        report(f"GPU node pools can grow to {total} nodes ({sizes}), over maxGpuNodes={cap}. "
-               f"Fix: lower scalingConfig.maxSize, or raise maxGpuNodes in the policy config.")
+        report(
+            f"GPU node pools can grow to {total} nodes ({sizes}), over maxGpuNodes={cap}. "
+            f"Fix: lower scalingConfig.maxSize, or raise maxGpuNodes in the policy config."
+        )
 
 
-POLICIES = [gpu_family_allowed, gpu_memory_per_card, llm_model_fits_gpu, aiacc_not_on_eci,
-            gpu_node_cap]
+POLICIES = [
+    gpu_family_allowed,
+    gpu_memory_per_card,
+    llm_model_fits_gpu,
+    aiacc_not_on_eci,
+    gpu_node_cap,
+]

@@ -26,11 +26,17 @@ class GpuFamily:
 
 _TABLE = json.loads(DATA_FILE.read_text(encoding="utf-8"))
 _INSTANCE_TYPE = re.compile(_TABLE["instanceTypePattern"])
-GPU_FAMILIES = {name: GpuFamily(name, row["gpuModel"], row["gpuMemoryGib"], row["supported"],
-                                row.get("refusal"))
-                for name, row in _TABLE["families"].items()}
-ALLOWED = ", ".join(f"{f.family} ({f.gpu_model.removeprefix('NVIDIA ')} {f.gpu_memory_gib} GiB)"
-                    for f in GPU_FAMILIES.values() if f.supported)
+GPU_FAMILIES = {
+    name: GpuFamily(
+        name, row["gpuModel"], row["gpuMemoryGib"], row["supported"], row.get("refusal")
+    )
+    for name, row in _TABLE["families"].items()
+}
+ALLOWED = ", ".join(
+    f"{f.family} ({f.gpu_model.removeprefix('NVIDIA ')} {f.gpu_memory_gib} GiB)"
+    for f in GPU_FAMILIES.values()
+    if f.supported
+)
 
 
 def gpu_family_of(instance_type: str) -> GpuFamily | None:
@@ -39,6 +45,7 @@ def gpu_family_of(instance_type: str) -> GpuFamily | None:
     family = match.group(1) if match else ""
     if family in GPU_FAMILIES:
         return GPU_FAMILIES[family]
-    rule = next((r for r in _TABLE["refusedPrefixes"] if family.startswith(tuple(r["prefixes"]))),
-                None)
+    rule = next(
+        (r for r in _TABLE["refusedPrefixes"] if family.startswith(tuple(r["prefixes"]))), None
+    )
     return GpuFamily(family, rule["gpuModel"], 0, False, rule["refusal"]) if rule else None

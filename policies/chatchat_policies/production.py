@@ -31,10 +31,14 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 @pod_policy(
-    "production-chat-replicas", EnforcementLevel.ADVISORY,
+    "production-chat-replicas",
+    EnforcementLevel.ADVISORY,
     "Production stacks run at least two chat replicas.",
-    config={**production_schema(),
-            "minChatReplicas": {"type": "integer", "default": 2, "minimum": 1}})
+    config={
+        **production_schema(),
+        "minChatReplicas": {"type": "integer", "default": 2, "minimum": 1},
+    },
+)
 def production_chat_replicas(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
     config = args.get_config()
     if args.resource_type != DEPLOYMENT or not is_production(args.urn, args.props, config):
@@ -45,16 +49,19 @@ def production_chat_replicas(pods: Pods, args: ResourceValidationArgs, report: R
     replicas = number(mapping(args.props.get("spec")).get("replicas"))
     count = 1 if replicas is None else int(replicas)
     if count < minimum:
-        report(f"{pods.who} has {count} replica(s) in production stack {stack_of(args.urn)}. "
-               f"Fix: set chat.pod.replicas to {minimum} or more (with a ReadWriteMany "
-               f"knowledge-base volume).")
+        report(
+            f"{pods.who} has {count} replica(s) in production stack {stack_of(args.urn)}. "
+            f"Fix: set chat.pod.replicas to {minimum} or more (with a ReadWriteMany "
+            f"knowledge-base volume)."
+        )
 
 
 @stack_policy(
-    "production-multi-zone", EnforcementLevel.ADVISORY,
+    "production-multi-zone",
+    EnforcementLevel.ADVISORY,
     "Production stacks spread their vSwitches over at least two zones.",
-    config={**production_schema(),
-            "minZones": {"type": "integer", "default": 2, "minimum": 1}})
+    config={**production_schema(), "minZones": {"type": "integer", "default": 2, "minimum": 1}},
+)
 def production_multi_zone(args: StackValidationArgs, report: Report) -> None:
     config = args.get_config()
     switches = [r for r in args.resources if r.resource_type == VSWITCH]
@@ -63,28 +70,36 @@ def production_multi_zone(args: StackValidationArgs, report: Report) -> None:
     zones = sorted({str(s.props.get("zoneId")) for s in switches if s.props.get("zoneId")})
     minimum = config.get("minZones", 2)
     if len(zones) < minimum:
-        report(f"production stack {stack_of(switches[0].urn)} has vSwitches in {len(zones)} "
-               f"zone(s) ({', '.join(zones) or 'none'}). Fix: list {minimum} or more zones "
-               f"(zones and network.vswitchCidrs) so a zone outage leaves the chatbot up.",
-               switches[0].urn)
+        report(
+            f"production stack {stack_of(switches[0].urn)} has vSwitches in {len(zones)} "
+            f"zone(s) ({', '.join(zones) or 'none'}). Fix: list {minimum} or more zones "
+            f"(zones and network.vswitchCidrs) so a zone outage leaves the chatbot up.",
+            switches[0].urn,
+        )
 
 
 @resource_policy(
-    "production-deletion-protection", EnforcementLevel.ADVISORY,
+    "production-deletion-protection",
+    EnforcementLevel.ADVISORY,
     "In production the cluster has deletion protection and stateful resources (ADB, NAS, OSS "
     "bucket) are protected.",
-    types=[MANAGED_KUBERNETES, *STATEFUL_TYPES], config=production_schema())
+    types=[MANAGED_KUBERNETES, *STATEFUL_TYPES],
+    config=production_schema(),
+)
 def production_deletion_protection(args: ResourceValidationArgs, report: Report) -> None:
     if not is_production(args.urn, args.props, args.get_config()):
         return
     what = describe(args.resource_type, args.name)
     protected = args.props.get("deletionProtection") is True
     if args.resource_type == MANAGED_KUBERNETES and not protected:
-        report(f"{what}: deletionProtection is off in production. Fix: set "
-               f"deletion_protection=True.")
+        report(
+            f"{what}: deletionProtection is off in production. Fix: set deletion_protection=True."
+        )
     if args.resource_type in STATEFUL_TYPES and not args.opts.protect:
-        report(f"{what} is not protected in production; a replace or destroy would lose data. "
-               f"Fix: declare it with pulumi.ResourceOptions(protect=True).")
+        report(
+            f"{what} is not protected in production; a replace or destroy would lose data. "
+            f"Fix: declare it with pulumi.ResourceOptions(protect=True)."
+        )
 
 
 POLICIES = [production_chat_replicas, production_multi_zone, production_deletion_protection]

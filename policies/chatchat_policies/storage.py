@@ -38,38 +38,51 @@ _BROAD_SYSTEM_POLICIES = re.compile(r"^(AdministratorAccess|AliyunOSS\w*Access)$
 
 
 @resource_policy(
-    "oss-bucket-private", EnforcementLevel.MANDATORY,
+    "oss-bucket-private",
+    EnforcementLevel.MANDATORY,
     "OSS buckets are private (acl private on the bucket and on any BucketAcl).",
-    types=[BUCKET, BUCKET_ACL])
+    types=[BUCKET, BUCKET_ACL],
+)
 def oss_bucket_private(args: ResourceValidationArgs, report: Report) -> None:
     acl = args.props.get("acl")
     if acl not in (None, "", "private"):
-        report(f"{describe(args.resource_type, args.name)}: acl is {acl}, anyone can read the "
-               f"model files. Fix: set acl=\"private\" and reach the bucket through RAM "
-               f"credentials.")
+        report(
+            f"{describe(args.resource_type, args.name)}: acl is {acl}, anyone can read the "
+            f'model files. Fix: set acl="private" and reach the bucket through RAM '
+            f"credentials."
+        )
 
 
 @stack_policy(
-    "oss-bucket-encrypted", EnforcementLevel.MANDATORY,
+    "oss-bucket-encrypted",
+    EnforcementLevel.MANDATORY,
     "OSS buckets have server-side encryption (on the bucket or a BucketServerSideEncryption "
-    "resource).")
+    "resource).",
+)
 def oss_bucket_encrypted(args: StackValidationArgs, report: Report) -> None:
-    sse = [r for r in args.resources if r.resource_type == BUCKET_SSE
-           and r.props.get("sseAlgorithm") in SSE_ALGORITHMS]
+    sse = [
+        r
+        for r in args.resources
+        if r.resource_type == BUCKET_SSE and r.props.get("sseAlgorithm") in SSE_ALGORITHMS
+    ]
     for bucket in (r for r in args.resources if r.resource_type == BUCKET):
         rule = mapping(bucket.props.get("serverSideEncryptionRule"))
         if rule.get("sseAlgorithm") in SSE_ALGORITHMS:
             continue
         # The bucket name is computed for a new bucket: match by dependency first, then by name.
         name = known(bucket.props, "bucket")
-        if any(bucket.urn in [d.urn for d in s.property_dependencies.get("bucket", [])]
-               or (name not in (None, UNKNOWN) and known(s.props, "bucket") == name)
-               for s in sse):
+        if any(
+            bucket.urn in [d.urn for d in s.property_dependencies.get("bucket", [])]
+            or (name not in (None, UNKNOWN) and known(s.props, "bucket") == name)
+            for s in sse
+        ):
             continue
-        report(f"{describe(bucket.resource_type, bucket.name)} has no server-side encryption. "
-               f"Fix: set server_side_encryption_rule sse_algorithm=\"AES256\" (or KMS), or add "
-               f"an oss.BucketServerSideEncryption for it.", bucket.urn)
-
+        report(
+            f"{describe(bucket.resource_type, bucket.name)} has no server-side encryption. "
+            f'Fix: set server_side_encryption_rule sse_algorithm="AES256" (or KMS), or add '
+            f"an oss.BucketServerSideEncryption for it.",
+            bucket.urn,
+        )
 
 
 def _statements(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -78,11 +91,13 @@ def _statements(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         raw = props.get(key)
         document = json.loads(raw) if isinstance(raw, str) and raw.strip() else mapping(raw)
         statement = mapping(document).get("Statement")
-        found += [statement] if isinstance(statement, Mapping) else list(
-            map(mapping, items(statement)))
+        found += (
+            [statement] if isinstance(statement, Mapping) else list(map(mapping, items(statement)))
+        )
     for s in map(mapping, items(props.get("statements"))):  # deprecated inline form
-        found.append({"Effect": s.get("effect"), "Action": s.get("actions"),
-                      "Resource": s.get("resources")})
+        found.append(
+            {"Effect": s.get("effect"), "Action": s.get("actions"), "Resource": s.get("resources")}
+        )
     return found
 
 
@@ -92,21 +107,29 @@ def _oss_wildcards(statement: Mapping[str, Any]) -> list[str]:
     actions = [str(a) for a in items(statement.get("Action"))]
     if not any(a == "*" or a.lower().startswith("oss:") for a in actions):
         return []
-    return [str(r) for r in items(statement.get("Resource"))
-            if str(r) == "*" or _OSS_EVERYTHING.match(str(r))]
+    return [
+        str(r)
+        for r in items(statement.get("Resource"))
+        if str(r) == "*" or _OSS_EVERYTHING.match(str(r))
+    ]
 
 
 @resource_policy(
-    "ram-oss-scoped", EnforcementLevel.MANDATORY,
+    "ram-oss-scoped",
+    EnforcementLevel.MANDATORY,
     "RAM policies grant OSS actions on named buckets only: no `*` resource, no broad system OSS "
-    "policies.", types=[RAM_POLICY, *RAM_ATTACHMENTS])
+    "policies.",
+    types=[RAM_POLICY, *RAM_ATTACHMENTS],
+)
 def ram_oss_scoped(args: ResourceValidationArgs, report: Report) -> None:
     what = describe(args.resource_type, args.name)
     if args.resource_type in RAM_ATTACHMENTS:
         name = str(args.props.get("policyName") or "")
         if args.props.get("policyType") == "System" and _BROAD_SYSTEM_POLICIES.match(name):
-            report(f"{what}: attaches system policy {name}, which grants OSS on every bucket. "
-                   f"Fix: attach a custom ram.Policy scoped to the model bucket.")
+            report(
+                f"{what}: attaches system policy {name}, which grants OSS on every bucket. "
+                f"Fix: attach a custom ram.Policy scoped to the model bucket."
+            )
         return
     try:
         statements = _statements(args.props)
@@ -116,19 +139,26 @@ def ram_oss_scoped(args: ResourceValidationArgs, report: Report) -> None:
     for statement in statements:
         for resource in _oss_wildcards(statement):
             actions = ", ".join(str(a) for a in items(statement.get("Action")))
-            report(f"{what}: allows {actions} on Resource {resource}, every bucket. Fix: name "
-                   f"the bucket, e.g. acs:oss:*:*:<bucket> and acs:oss:*:*:<bucket>/*.")
+            report(
+                f"{what}: allows {actions} on Resource {resource}, every bucket. Fix: name "
+                f"the bucket, e.g. acs:oss:*:*:<bucket> and acs:oss:*:*:<bucket>/*."
+            )
 
 
 @resource_policy(
-    "nas-access-not-open", EnforcementLevel.MANDATORY,
-    "NAS access rules are never open to 0.0.0.0/0.", types=[NAS_ACCESS_RULE])
+    "nas-access-not-open",
+    EnforcementLevel.MANDATORY,
+    "NAS access rules are never open to 0.0.0.0/0.",
+    types=[NAS_ACCESS_RULE],
+)
 def nas_access_not_open(args: ResourceValidationArgs, report: Report) -> None:
     for key in ("sourceCidrIp", "ipv6SourceCidrIp"):
         cidr = args.props.get(key)
         if cidr in OPEN_TO_ALL:
-            report(f"{describe(args.resource_type, args.name)}: {key} {cidr} lets every address "
-                   f"mount the file system. Fix: use the VPC CIDR of the cluster.")
+            report(
+                f"{describe(args.resource_type, args.name)}: {key} {cidr} lets every address "
+                f"mount the file system. Fix: use the VPC CIDR of the cluster."
+            )
 
 
 POLICIES = [oss_bucket_private, oss_bucket_encrypted, ram_oss_scoped, nas_access_not_open]

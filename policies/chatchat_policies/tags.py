@@ -25,17 +25,27 @@ DEFAULT_REQUIRED_TAGS = ["project", "stack", "owner"]
 
 
 @resource_policy(
-    "required-tags", EnforcementLevel.ADVISORY,
+    "required-tags",
+    EnforcementLevel.ADVISORY,
     "Taggable Alibaba Cloud resources carry the project, stack and owner tags.",
-    types=TAGGABLE_TYPES, config={"requiredTags": {
-        "type": "array", "items": {"type": "string"}, "default": DEFAULT_REQUIRED_TAGS}})
+    types=TAGGABLE_TYPES,
+    config={
+        "requiredTags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": DEFAULT_REQUIRED_TAGS,
+        }
+    },
+)
 def required_tags(args: ResourceValidationArgs, report: Report) -> None:
     tags = mapping(args.props.get("tags"))
     required = args.get_config().get("requiredTags", DEFAULT_REQUIRED_TAGS)
     missing = [key for key in required if not tags.get(key)]
     if missing:
-        report(f"{describe(args.resource_type, args.name)} lacks tag(s) {', '.join(missing)}. "
-               f"Fix: pass tags=cfg.resource_tags() (project, stack, owner).")
+        report(
+            f"{describe(args.resource_type, args.name)} lacks tag(s) {', '.join(missing)}. "
+            f"Fix: pass tags=cfg.resource_tags() (project, stack, owner)."
+        )
 
 
 POLICIES = [required_tags]

@@ -65,8 +65,9 @@ def hugging_face_problem(files: list[str] | None, where: str) -> str | None:
     if "config.json" not in files:
         return f"{where} has no config.json (found: {_sample(files)})"
     if not _weights(files):
-        return f"{where} has no weight files ({', '.join(WEIGHT_PATTERNS)}); found: " \
-               f"{_sample(files)}"
+        return (
+            f"{where} has no weight files ({', '.join(WEIGHT_PATTERNS)}); found: {_sample(files)}"
+        )
     return None
 
 
@@ -87,8 +88,9 @@ def check_model(model: Model, store: Store) -> StoreCheck:
         result.ok = problem is None
         result.problems += [problem] if problem else []
         if result.ok:
-            result.notes.append(f"{where}: config.json and {len(_weights(files or []))} weight "
-                                "file(s)")
+            result.notes.append(
+                f"{where}: config.json and {len(_weights(files or []))} weight file(s)"
+            )
         return result
 
     if files is not None and CONVERTED_MARKER in files:
@@ -97,53 +99,75 @@ def check_model(model: Model, store: Store) -> StoreCheck:
         return result
     source = MODELS.get(model.source_model or "")
     if source is None:
-        result.problems.append(f"{where}: no converted weights and the catalog names no source "
-                               "model to convert from")
+        result.problems.append(
+            f"{where}: no converted weights and the catalog names no source model to convert from"
+        )
         return result
     source_where = store.where(source.directory)
     source_problem = hugging_face_problem(store.files(source.directory), source_where)
     state = "does not exist" if files is None else f"is not converted (no {CONVERTED_MARKER})"
     if source_problem:
-        result.problems.append(f"{where} {state}, and its Hugging Face source cannot be "
-                               f"converted: {source_problem}")
+        result.problems.append(
+            f"{where} {state}, and its Hugging Face source cannot be converted: {source_problem}"
+        )
         return result
     result.ok = True
     result.conversion_needed = True
-    result.notes.append(f"{where} {state}; the Hugging Face source {source_where} is present: "
-                        "the conversion Job will run before the llm pod starts")
+    result.notes.append(
+        f"{where} {state}; the Hugging Face source {source_where} is present: "
+        "the conversion Job will run before the llm pod starts"
+    )
     return result
 
 
 # --- OSS --------------------------------------------------------------------------------------
+
 
 def oss_endpoint(region: str) -> str:
     return f"https://oss-{region}.aliyuncs.com"
 
 
 def _credentials() -> dict[str, str]:
-    for key_id, secret in (("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-                           ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"),
-                           ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY")):  # the provider's
+    for key_id, secret in (
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"),
+        ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY"),
+    ):  # the provider's
         if os.environ.get(key_id) and os.environ.get(secret):
-            return {"aws_access_key_id": os.environ[key_id],
-                    "aws_secret_access_key": os.environ[secret]}
+            return {
+                "aws_access_key_id": os.environ[key_id],
+                "aws_secret_access_key": os.environ[secret],
+            }
     return {}  # boto3's own chain
 
 
 class OssStore:
     """An OSS bucket read through the S3-compatible API."""
 
-    def __init__(self, bucket: str, prefix: str, region: str, endpoint: str | None = None,
-                 addressing_style: str = "virtual") -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        region: str,
+        endpoint: str | None = None,
+        addressing_style: str = "virtual",
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.endpoint = endpoint or oss_endpoint(region)
         self.client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=region, **_credentials(),
-            config=Config(s3={"addressing_style": addressing_style}, signature_version="s3v4",
-                          retries={"max_attempts": 2, "mode": "standard"}))
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=region,
+            **_credentials(),
+            config=Config(
+                s3={"addressing_style": addressing_style},
+                signature_version="s3v4",
+                retries={"max_attempts": 2, "mode": "standard"},
+            ),
+        )
         self._bucket_checked = False
 
     def _key(self, directory: str) -> str:
@@ -163,19 +187,25 @@ class OssStore:
             raise ModelStoreError(
                 "no credentials for OSS: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
                 "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET), "
-                "or pass --no-store-check") from None
+                "or pass --no-store-check"
+            ) from None
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchBucket", "NotFound"):
-                raise ModelStoreError(f"bucket {self.bucket!r} does not exist at "
-                                      f"{self.endpoint} (NoSuchBucket); check --bucket or the "
-                                      "stack's model bucket output") from None
+                raise ModelStoreError(
+                    f"bucket {self.bucket!r} does not exist at "
+                    f"{self.endpoint} (NoSuchBucket); check --bucket or the "
+                    "stack's model bucket output"
+                ) from None
             if code in ("403", "AccessDenied", "Forbidden"):
-                raise ModelStoreError(f"access denied to bucket {self.bucket!r} at "
-                                      f"{self.endpoint} (403): the credentials may not read it, "
-                                      "or the bucket belongs to another account") from None
-            raise ModelStoreError(f"cannot read bucket {self.bucket!r} at {self.endpoint}: "
-                                  f"{exc}") from None
+                raise ModelStoreError(
+                    f"access denied to bucket {self.bucket!r} at "
+                    f"{self.endpoint} (403): the credentials may not read it, "
+                    "or the bucket belongs to another account"
+                ) from None
+            raise ModelStoreError(
+                f"cannot read bucket {self.bucket!r} at {self.endpoint}: {exc}"
+            ) from None
         except BotoCoreError as exc:
             raise ModelStoreError(f"cannot reach {self.endpoint}: {exc}") from None
         self._bucket_checked = True
@@ -189,9 +219,10 @@ class OssStore:
         subdirs = False
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=key, Delimiter="/")
+                Bucket=self.bucket, Prefix=key, Delimiter="/"
+            )
             for page in pages:
-                names += [o["Key"][len(key):] for o in page.get("Contents", [])]
+                names += [o["Key"][len(key) :] for o in page.get("Contents", [])]
                 subdirs = subdirs or bool(page.get("CommonPrefixes"))
         except ClientError as exc:
             raise ModelStoreError(f"cannot list {self.where(directory)}: {exc}") from None
@@ -201,14 +232,17 @@ class OssStore:
 
 # --- NAS --------------------------------------------------------------------------------------
 
+
 class NasStore:
     """A NAS file system mounted at `root` (the directory the pods see as /llm-model)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise ModelStoreError(f"--nas-path {self.root} is not a directory: mount the NAS "
-                                  "file system there first (mount -t nfs <mount target>:/ ...)")
+            raise ModelStoreError(
+                f"--nas-path {self.root} is not a directory: mount the NAS "
+                "file system there first (mount -t nfs <mount target>:/ ...)"
+            )
 
     def where(self, directory: str) -> str:
         return str(self.root / directory)

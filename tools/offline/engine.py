@@ -72,8 +72,13 @@ class RenderedResource:
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON shape of `plan --json` (urn, type, name, parent, inputs)."""
-        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
-                "inputs": self.masked_inputs()}
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "inputs": self.masked_inputs(),
+        }
 
 
 @dataclass
@@ -99,9 +104,21 @@ class Rendering:
 
 # --- the mock engine -------------------------------------------------------------------------
 
-_OPTIONS = ("protect", "deleteBeforeReplace", "ignoreChanges", "replaceOnChanges", "aliases",
-            "aliasURNs", "aliasSpecs", "provider", "additionalSecretOutputs", "customTimeouts",
-            "retainOnDelete", "deletedWith", "version")
+_OPTIONS = (
+    "protect",
+    "deleteBeforeReplace",
+    "ignoreChanges",
+    "replaceOnChanges",
+    "aliases",
+    "aliasURNs",
+    "aliasSpecs",
+    "provider",
+    "additionalSecretOutputs",
+    "customTimeouts",
+    "retainOnDelete",
+    "deletedWith",
+    "version",
+)
 
 
 def _recording_monitor(mocks: OfflineMocks) -> Any:
@@ -124,19 +141,22 @@ def _recording_monitor(mocks: OfflineMocks) -> Any:
             if request.type == "pulumi:pulumi:Stack":
                 return response
             raw = MessageToDict(request)
-            self.records.append(RenderedResource(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent or None,
-                custom=bool(request.custom),
-                inputs=decode_wire(raw.get("object", {})),
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in
-                                       request.propertyDependencies.items()},
-                options={k: raw[k] for k in _OPTIONS if k in raw},
-                outputs=decode_wire(copy.deepcopy(registered_state(self, response.urn))),
-            ))
+            self.records.append(
+                RenderedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    custom=bool(request.custom),
+                    inputs=decode_wire(raw.get("object", {})),
+                    dependencies=list(request.dependencies),
+                    property_dependencies={
+                        k: list(v.urns) for k, v in request.propertyDependencies.items()
+                    },
+                    options={k: raw[k] for k in _OPTIONS if k in raw},
+                    outputs=decode_wire(copy.deepcopy(registered_state(self, response.urn))),
+                )
+            )
             return response
 
     return RecordingMonitor(mocks)
@@ -144,12 +164,14 @@ def _recording_monitor(mocks: OfflineMocks) -> Any:
 
 def render_config(config: Mapping[str, Any], stack: str) -> Rendering:
     """Render `__main__.py` for an already-read, fully qualified config map."""
-    return render_program(lambda: runpy.run_path(str(PROGRAM), run_name="__pulumi_program__"),
-                          config, stack)
+    return render_program(
+        lambda: runpy.run_path(str(PROGRAM), run_name="__pulumi_program__"), config, stack
+    )
 
 
-def render_program(program: Callable[[], object], config: Mapping[str, Any],
-                   stack: str) -> Rendering:
+def render_program(
+    program: Callable[[], object], config: Mapping[str, Any], stack: str
+) -> Rendering:
     """Render any program (a function declaring resources) under the offline mocks.
 
     `render_config` runs the real `__main__.py` through this; tests use it to render one
@@ -170,8 +192,9 @@ def render_program(program: Callable[[], object], config: Mapping[str, Any],
             sdk_hooks.reset_root_resource()
             mocks = OfflineMocks(region=cfg.region, stack=stack)
             monitor = _recording_monitor(mocks)
-            pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
-                                     monitor=monitor)
+            pulumi.runtime.set_mocks(
+                mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+            )
             pulumi.runtime.set_all_config(values, secret_keys)
             if str(REPO) not in sys.path:
                 sys.path.insert(0, str(REPO))
@@ -203,8 +226,9 @@ def _resolve_outputs(root: Any) -> dict[str, Any]:
     return resolved
 
 
-def render_stack(stack: str, overrides: Mapping[str, Any] | None = None,
-                 stacks_dir: Path = STACKS_DIR) -> Rendering:
+def render_stack(
+    stack: str, overrides: Mapping[str, Any] | None = None, stacks_dir: Path = STACKS_DIR
+) -> Rendering:
     """Render `stacks/Pulumi.<stack>.yaml`, with optional dotted-key overrides applied."""
     config = read_stack_file(stack, stacks_dir)
     if overrides:

@@ -66,60 +66,124 @@ Computed = Callable[[Seed], dict[str, Any]]
 
 # type token -> (id prefix, computed outputs)
 COMPUTED: dict[str, tuple[str, Computed]] = {
-    "alicloud:vpc/network:Network": ("vpc-", lambda r: {
-        "routeTableId": f"vtb-{_digest(r.name, 'rt')}", "routerId": f"vrt-{_digest(r.name, 'r')}",
-        "status": "Available"}),
+    "alicloud:vpc/network:Network": (
+        "vpc-",
+        lambda r: {
+            "routeTableId": f"vtb-{_digest(r.name, 'rt')}",
+            "routerId": f"vrt-{_digest(r.name, 'r')}",
+            "status": "Available",
+        },
+    ),
     "alicloud:vpc/switch:Switch": ("vsw-", lambda r: {"status": "Available"}),
-    "alicloud:vpc/natGateway:NatGateway": ("ngw-", lambda r: {
-        "snatTableIds": f"stb-{_digest(r.name, 's')}",
-        "forwardTableIds": f"ftb-{_digest(r.name, 'f')}"}),
-    "alicloud:ecs/eipAddress:EipAddress": ("eip-", lambda r: {
-        "ipAddress": f"47.96.{int(_digest(r.name)[:2], 16)}.{int(_digest(r.name)[2:4], 16)}",
-        "status": "Available"}),
+    "alicloud:vpc/natGateway:NatGateway": (
+        "ngw-",
+        lambda r: {
+            "snatTableIds": f"stb-{_digest(r.name, 's')}",
+            "forwardTableIds": f"ftb-{_digest(r.name, 'f')}",
+        },
+    ),
+    "alicloud:ecs/eipAddress:EipAddress": (
+        "eip-",
+        lambda r: {
+            "ipAddress": f"47.96.{int(_digest(r.name)[:2], 16)}.{int(_digest(r.name)[2:4], 16)}",
+            "status": "Available",
+        },
+    ),
     "alicloud:ecs/securityGroup:SecurityGroup": ("sg-", lambda r: {}),
-    "alicloud:cs/managedKubernetes:ManagedKubernetes": ("c", lambda r: {
-        "vpcId": r.inputs.get("vpcId", "vpc-offline"),
-        "securityGroupId": r.inputs.get("securityGroupId", f"sg-{_digest(r.name, 'sg')}"),
-        "slbInternet": "", "slbIntranet": f"lb-{_digest(r.name, 'slb')}",
-        "slbId": f"lb-{_digest(r.name, 'slb')}",
-        "connections": [{"apiServerIntranet": api_server(r.id, r.region),
-                         "apiServerInternet": "", "masterPublicIp": "",
-                         "serviceDomain": "cluster.local"}],
-        "workerRamRoleName": f"KubernetesWorkerRole-{_digest(r.name, 'role', length=8)}",
-        "clusterDomain": "cluster.local"}),
+    "alicloud:cs/managedKubernetes:ManagedKubernetes": (
+        "c",
+        lambda r: {
+            "vpcId": r.inputs.get("vpcId", "vpc-offline"),
+            "securityGroupId": r.inputs.get("securityGroupId", f"sg-{_digest(r.name, 'sg')}"),
+            "slbInternet": "",
+            "slbIntranet": f"lb-{_digest(r.name, 'slb')}",
+            "slbId": f"lb-{_digest(r.name, 'slb')}",
+            "connections": [
+                {
+                    "apiServerIntranet": api_server(r.id, r.region),
+                    "apiServerInternet": "",
+                    "masterPublicIp": "",
+                    "serviceDomain": "cluster.local",
+                }
+            ],
+            "workerRamRoleName": f"KubernetesWorkerRole-{_digest(r.name, 'role', length=8)}",
+            "clusterDomain": "cluster.local",
+        },
+    ),
     "alicloud:slb/acl:Acl": ("acl-", lambda r: {}),
-    "alicloud:cs/nodePool:NodePool": ("np", lambda r: {
-        "nodePoolId": r.id.split(":")[-1], "scalingGroupId": f"asg-{_digest(r.name, 'asg')}"}),
-    "alicloud:cs/kubernetesAddon:KubernetesAddon": ("", lambda r: {
-        "currentConfig": r.inputs.get("config", ""), "nextVersion": ""}),
-    "alicloud:oss/bucket:Bucket": ("", lambda r: {
-        "extranetEndpoint": f"oss-{r.region}.aliyuncs.com",
-        "intranetEndpoint": f"oss-{r.region}-internal.aliyuncs.com",
-        "location": f"oss-{r.region}", "owner": "1234567890123456"}),
+    "alicloud:cs/nodePool:NodePool": (
+        "np",
+        lambda r: {
+            "nodePoolId": r.id.split(":")[-1],
+            "scalingGroupId": f"asg-{_digest(r.name, 'asg')}",
+        },
+    ),
+    "alicloud:cs/kubernetesAddon:KubernetesAddon": (
+        "",
+        lambda r: {"currentConfig": r.inputs.get("config", ""), "nextVersion": ""},
+    ),
+    "alicloud:oss/bucket:Bucket": (
+        "",
+        lambda r: {
+            "extranetEndpoint": f"oss-{r.region}.aliyuncs.com",
+            "intranetEndpoint": f"oss-{r.region}-internal.aliyuncs.com",
+            "location": f"oss-{r.region}",
+            "owner": "1234567890123456",
+        },
+    ),
     "alicloud:ram/user:User": ("", lambda r: {}),
-    "alicloud:ram/accessKey:AccessKey": ("LTAI", lambda r: {
-        "secret": f"offline{_digest(r.name, 'secret', length=24)}", "status": "Active"}),
+    "alicloud:ram/accessKey:AccessKey": (
+        "LTAI",
+        lambda r: {"secret": f"offline{_digest(r.name, 'secret', length=24)}", "status": "Active"},
+    ),
     "alicloud:nas/fileSystem:FileSystem": ("", lambda r: {}),
-    "alicloud:nas/mountTarget:MountTarget": ("", lambda r: {
-        "mountTargetDomain": f"{r.id.split(':')[0]}-{_digest(r.name, length=5)}"
-                             f".{r.region}.nas.aliyuncs.com", "status": "Active"}),
-    "alicloud:gpdb/instance:Instance": ("gp-", lambda r: {
-        "connectionString": f"{r.id}-master.gpdbmaster.rds.aliyuncs.com", "port": "5432",
-        "status": "Running"}),
+    "alicloud:nas/mountTarget:MountTarget": (
+        "",
+        lambda r: {
+            "mountTargetDomain": f"{r.id.split(':')[0]}-{_digest(r.name, length=5)}"
+            f".{r.region}.nas.aliyuncs.com",
+            "status": "Active",
+        },
+    ),
+    "alicloud:gpdb/instance:Instance": (
+        "gp-",
+        lambda r: {
+            "connectionString": f"{r.id}-master.gpdbmaster.rds.aliyuncs.com",
+            "port": "5432",
+            "status": "Running",
+        },
+    ),
     "alicloud:gpdb/account:Account": ("", lambda r: {"status": "Active"}),
     "alicloud:gpdb/database:Database": ("", lambda r: {}),
     "alicloud:cr/namespace:Namespace": ("", lambda r: {}),
-    "alicloud:cr/repo:Repo": ("", lambda r: {
-        "domainLists": [{"public": f"registry.{r.region}.aliyuncs.com",
-                         "internal": f"registry-internal.{r.region}.aliyuncs.com",
-                         "vpc": f"registry-vpc.{r.region}.aliyuncs.com"}]}),
-    "random:index/randomPassword:RandomPassword": ("", lambda r: {
-        "result": "Off1ine-" + _digest(r.name, "password", length=24),
-        "bcryptHash": "$2a$10$" + _digest(r.name, "bcrypt", length=53)}),
-    "random:index/randomId:RandomId": ("", lambda r: {
-        "hex": _digest(r.name, "hex", length=2 * int(r.inputs.get("byteLength", 4))),
-        "dec": str(int(_digest(r.name, "dec", length=8), 16)),
-        "b64Url": _digest(r.name, "b64", length=8), "b64Std": _digest(r.name, "b64", length=8)}),
+    "alicloud:cr/repo:Repo": (
+        "",
+        lambda r: {
+            "domainLists": [
+                {
+                    "public": f"registry.{r.region}.aliyuncs.com",
+                    "internal": f"registry-internal.{r.region}.aliyuncs.com",
+                    "vpc": f"registry-vpc.{r.region}.aliyuncs.com",
+                }
+            ]
+        },
+    ),
+    "random:index/randomPassword:RandomPassword": (
+        "",
+        lambda r: {
+            "result": "Off1ine-" + _digest(r.name, "password", length=24),
+            "bcryptHash": "$2a$10$" + _digest(r.name, "bcrypt", length=53),
+        },
+    ),
+    "random:index/randomId:RandomId": (
+        "",
+        lambda r: {
+            "hex": _digest(r.name, "hex", length=2 * int(r.inputs.get("byteLength", 4))),
+            "dec": str(int(_digest(r.name, "dec", length=8), 16)),
+            "b64Url": _digest(r.name, "b64", length=8),
+            "b64Std": _digest(r.name, "b64", length=8),
+        },
+    ),
 }
 
 
@@ -146,8 +210,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         resource_id, state = self._outputs(args)
         secret: set[str] = getattr(self.registration, "secret_outputs", set())
-        return resource_id, {k: secret_envelope(v) if k in secret else v
-                             for k, v in state.items()}
+        return resource_id, {k: secret_envelope(v) if k in secret else v for k, v in state.items()}
 
     def _outputs(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
@@ -173,9 +236,14 @@ class OfflineMocks(pulumi.runtime.Mocks):
         metadata = dict(inputs.get("metadata") or {})
         # The Kubernetes provider auto-names objects without metadata.name: <name>-<8 chars>.
         metadata.setdefault("name", f"{name}-{_digest(typ, name, length=8)}")
-        cluster_scoped = typ.split(":")[-1] in {"Namespace", "PersistentVolume", "StorageClass",
-                                                "ClusterRole", "ClusterRoleBinding",
-                                                "PriorityClass"}
+        cluster_scoped = typ.split(":")[-1] in {
+            "Namespace",
+            "PersistentVolume",
+            "StorageClass",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "PriorityClass",
+        }
         if not cluster_scoped:
             metadata.setdefault("namespace", "default")
         metadata.setdefault("uid", _digest(typ, name, "uid", length=32))
@@ -184,8 +252,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             state.setdefault("spec", {})
             octets = int(_digest(name)[:2], 16) % 16, int(_digest(name)[2:4], 16)
             state["spec"] = {**state["spec"], "clusterIP": f"172.21.{octets[0]}.{octets[1]}"}
-        object_id = metadata["name"] if cluster_scoped else f"{metadata['namespace']}/" \
-                                                            f"{metadata['name']}"
+        object_id = (
+            metadata["name"] if cluster_scoped else f"{metadata['namespace']}/{metadata['name']}"
+        )
         return object_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
@@ -198,8 +267,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
         elif args.token == "alicloud:index/getAccount:getAccount":
             result = {"id": "1234567890123456"}
         else:
-            raise NotImplementedError(f"offline renderer has no mock for invoke {args.token}; "
-                                      "add one to tools/offline/outputs.py")
+            raise NotImplementedError(
+                f"offline renderer has no mock for invoke {args.token}; "
+                "add one to tools/offline/outputs.py"
+            )
         return result, []  # no failures (the SDK iterates this list)
 
     def _cluster_credential(self, cluster_id: str) -> dict[str, Any]:
@@ -207,6 +278,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
             name = self.clusters.names.get(cluster_id)
         if name is None:
             raise LookupError(f"getClusterCredential: no cluster {cluster_id!r} was declared")
-        return {"clusterId": cluster_id, "clusterName": name,
-                "kubeConfig": _kubeconfig(api_server(cluster_id, self.region), name),
-                "certificateAuthority": {}, "expiration": ""}
+        return {
+            "clusterId": cluster_id,
+            "clusterName": name,
+            "kubeConfig": _kubeconfig(api_server(cluster_id, self.region), name),
+            "certificateAuthority": {},
+            "expiration": "",
+        }

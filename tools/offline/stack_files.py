@@ -22,7 +22,7 @@ STACKS_DIR = REPO / "stacks"
 
 
 def stack_names(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
 
 
 def stack_path(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
@@ -58,8 +58,12 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     return result
 
 
-def set_dotted(config: MutableMapping[str, Any], dotted: str, value: Any,
-               new_map: Callable[[], MutableMapping[str, Any]] = dict) -> None:
+def set_dotted(
+    config: MutableMapping[str, Any],
+    dotted: str,
+    value: Any,
+    new_map: Callable[[], MutableMapping[str, Any]] = dict,
+) -> None:
     """Set one dotted key in a fully qualified config map, making missing maps with `new_map`
     (a plain dict here; the stack-file writer passes ruamel's comment-keeping map). `None`
     removes the key instead."""

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 class Account(Protocol):
     def kubernetes_versions(self, region: str) -> list[dict[str, Any]]: ...
-    def available_instance_type(self, region: str, zone: str,
-                                instance_type: str) -> dict[str, Any]: ...
+    def available_instance_type(
+        self, region: str, zone: str, instance_type: str
+    ) -> dict[str, Any]: ...
     def account_attributes(self, region: str) -> dict[str, Any]: ...
     def adb_resources(self, region: str, zone: str) -> dict[str, Any]: ...
     def role(self, name: str) -> dict[str, Any] | None: ...
@@ -26,41 +27,72 @@ class SdkAccount:
         from alibabacloud_cs20151215.client import Client
 
         from components.aliyun_sdk import openapi_config
-        response = Client(openapi_config(region, f"cs.{region}.aliyuncs.com")) \
-            .describe_kubernetes_version_metadata(models.DescribeKubernetesVersionMetadataRequest(
-                region=region, cluster_type="ManagedKubernetes", mode="creatable"))
+
+        response = Client(
+            openapi_config(region, f"cs.{region}.aliyuncs.com")
+        ).describe_kubernetes_version_metadata(
+            models.DescribeKubernetesVersionMetadataRequest(
+                region=region, cluster_type="ManagedKubernetes", mode="creatable"
+            )
+        )
         return [row.to_map() for row in response.body]
 
-    def available_instance_type(self, region: str, zone: str,
-                                instance_type: str) -> dict[str, Any]:
+    def available_instance_type(self, region: str, zone: str, instance_type: str) -> dict[str, Any]:
         from alibabacloud_ecs20140526 import models
         from alibabacloud_ecs20140526.client import Client
 
         from components.aliyun_sdk import openapi_config
-        return Client(openapi_config(region)).describe_available_resource(
-            models.DescribeAvailableResourceRequest(
-                region_id=region, zone_id=zone, destination_resource="InstanceType",
-                instance_type=instance_type, io_optimized="optimized",
-                instance_charge_type="PostPaid")).body.to_map()
+
+        return (
+            Client(openapi_config(region))
+            .describe_available_resource(
+                models.DescribeAvailableResourceRequest(
+                    region_id=region,
+                    zone_id=zone,
+                    destination_resource="InstanceType",
+                    instance_type=instance_type,
+                    io_optimized="optimized",
+                    instance_charge_type="PostPaid",
+                )
+            )
+            .body.to_map()
+        )
 
     def account_attributes(self, region: str) -> dict[str, Any]:
         from alibabacloud_ecs20140526 import models
         from alibabacloud_ecs20140526.client import Client
 
         from components.aliyun_sdk import openapi_config
-        return Client(openapi_config(region)).describe_account_attributes(
-            models.DescribeAccountAttributesRequest(region_id=region, attribute_name=[
-                "max-postpaid-instance-vcpu-count", "used-postpaid-instance-vcpu-count"])) \
+
+        return (
+            Client(openapi_config(region))
+            .describe_account_attributes(
+                models.DescribeAccountAttributesRequest(
+                    region_id=region,
+                    attribute_name=[
+                        "max-postpaid-instance-vcpu-count",
+                        "used-postpaid-instance-vcpu-count",
+                    ],
+                )
+            )
             .body.to_map()
+        )
 
     def adb_resources(self, region: str, zone: str) -> dict[str, Any]:
         from alibabacloud_gpdb20160503 import models
         from alibabacloud_gpdb20160503.client import Client
 
         from components.aliyun_sdk import openapi_config
-        return Client(openapi_config(region)).describe_available_resources(
-            models.DescribeAvailableResourcesRequest(region=region, zone_id=zone,
-                                                     charge_type="PostPaid")).body.to_map()
+
+        return (
+            Client(openapi_config(region))
+            .describe_available_resources(
+                models.DescribeAvailableResourcesRequest(
+                    region=region, zone_id=zone, charge_type="PostPaid"
+                )
+            )
+            .body.to_map()
+        )
 
     def role(self, name: str) -> dict[str, Any] | None:
         from alibabacloud_ram20150501 import models
@@ -68,9 +100,13 @@ class SdkAccount:
         from Tea.exceptions import TeaException
 
         from components.aliyun_sdk import openapi_config
+
         try:
-            return Client(openapi_config("cn-hangzhou", "ram.aliyuncs.com")).get_role(
-                models.GetRoleRequest(role_name=name)).body.to_map()
+            return (
+                Client(openapi_config("cn-hangzhou", "ram.aliyuncs.com"))
+                .get_role(models.GetRoleRequest(role_name=name))
+                .body.to_map()
+            )
         except TeaException as exc:
             if exc.code == "EntityNotExist.Role":
                 return None
@@ -91,10 +127,10 @@ class RecordedAccount:
     def kubernetes_versions(self, region: str) -> list[dict[str, Any]]:
         return self._load("DescribeKubernetesVersionMetadata")
 
-    def available_instance_type(self, region: str, zone: str,
-                                instance_type: str) -> dict[str, Any]:
+    def available_instance_type(self, region: str, zone: str, instance_type: str) -> dict[str, Any]:
         return self._load("DescribeAvailableResource", f"{zone}/{instance_type}") or {
-            "AvailableZones": {"AvailableZone": []}}
+            "AvailableZones": {"AvailableZone": []}
+        }
 
     def account_attributes(self, region: str) -> dict[str, Any]:
         return self._load("DescribeAccountAttributes")

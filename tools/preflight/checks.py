@@ -12,9 +12,13 @@ from tools.preflight.account import Account
 
 # Service roles the stack's resources need authorised (ACK console: "Cloud resource access
 # authorization"); the autoscaler role comes from the cloud facts table.
-SERVICE_ROLES = ("AliyunCSDefaultRole", "AliyunCSManagedKubernetesRole",
-                 "AliyunCSManagedCsiRole", "AliyunCSManagedNetworkRole",
-                 cloud_facts.value("ack", "autoscalerRole"))
+SERVICE_ROLES = (
+    "AliyunCSDefaultRole",
+    "AliyunCSManagedKubernetesRole",
+    "AliyunCSManagedCsiRole",
+    "AliyunCSManagedNetworkRole",
+    cloud_facts.value("ack", "autoscalerRole"),
+)
 _SIZE = re.compile(r"\.(\d*)x?large$")
 
 
@@ -40,10 +44,17 @@ def check_ack_version(cfg: StackConfig, account: Account) -> list[Finding]:
     versions = account.kubernetes_versions(cfg.region)
     creatable = [v["version"] for v in versions if v.get("creatable", True)]
     ok = cfg.cluster.version in creatable
-    return [Finding("ack-version", ok, "cluster.version",
-                    f"{cfg.cluster.version} is creatable" if ok else
-                    f"{cfg.cluster.version} cannot be created in {cfg.region}; set "
-                    f"cluster.version to one of {', '.join(creatable) or '(none returned)'}")]
+    return [
+        Finding(
+            "ack-version",
+            ok,
+            "cluster.version",
+            f"{cfg.cluster.version} is creatable"
+            if ok
+            else f"{cfg.cluster.version} cannot be created in {cfg.region}; set "
+            f"cluster.version to one of {', '.join(creatable) or '(none returned)'}",
+        )
+    ]
 
 
 def _offered(response: dict[str, Any], zone: str, instance_type: str) -> bool:
@@ -61,14 +72,22 @@ def check_instance_types(cfg: StackConfig, account: Account) -> list[Finding]:
     findings = []
     for i, pool in enumerate(cfg.cluster.gpu_pools):
         for j, itype in enumerate(pool.instance_types):
-            missing = [z for z in cfg.zones
-                       if not _offered(account.available_instance_type(cfg.region, z, itype),
-                                       z, itype)]
-            findings.append(Finding(
-                "gpu-instance-type", not missing, f"cluster.gpuPools[{i}].instanceTypes[{j}]",
-                f"{itype} is offered in {', '.join(cfg.zones)}" if not missing else
-                f"{itype} is not offered (or out of stock) in {', '.join(missing)}; pick another "
-                "type of the family or change zones"))
+            missing = [
+                z
+                for z in cfg.zones
+                if not _offered(account.available_instance_type(cfg.region, z, itype), z, itype)
+            ]
+            findings.append(
+                Finding(
+                    "gpu-instance-type",
+                    not missing,
+                    f"cluster.gpuPools[{i}].instanceTypes[{j}]",
+                    f"{itype} is offered in {', '.join(cfg.zones)}"
+                    if not missing
+                    else f"{itype} is not offered (or out of stock) in {', '.join(missing)}; "
+                    "pick another type of the family or change zones",
+                )
+            )
     return findings
 
 
@@ -82,43 +101,69 @@ def _attribute(response: dict[str, Any], name: str) -> int:
 
 def check_vcpu_quota(cfg: StackConfig, account: Account) -> list[Finding]:
     response = account.account_attributes(cfg.region)
-    free = _attribute(response, "max-postpaid-instance-vcpu-count") - \
-        _attribute(response, "used-postpaid-instance-vcpu-count")
-    needed = sum(pool.max_size * max(vcpus(t) for t in pool.instance_types)
-                 for pool in cfg.cluster.gpu_pools)
-    needed += cfg.cluster.system_pool.size * max(vcpus(t) for t in
-                                                 cfg.cluster.system_pool.instance_types)
+    free = _attribute(response, "max-postpaid-instance-vcpu-count") - _attribute(
+        response, "used-postpaid-instance-vcpu-count"
+    )
+    needed = sum(
+        pool.max_size * max(vcpus(t) for t in pool.instance_types) for pool in cfg.cluster.gpu_pools
+    )
+    needed += cfg.cluster.system_pool.size * max(
+        vcpus(t) for t in cfg.cluster.system_pool.instance_types
+    )
     ok = needed <= free
-    return [Finding("vcpu-quota", ok, "cluster.gpuPools",
-                    f"{needed} vCPUs needed at full scale, {free} free" if ok else
-                    f"{needed} vCPUs needed at full scale but only {free} pay-as-you-go vCPUs are "
-                    "free; lower the pools' maxSize or raise the quota in Quota Center")]
+    return [
+        Finding(
+            "vcpu-quota",
+            ok,
+            "cluster.gpuPools",
+            f"{needed} vCPUs needed at full scale, {free} free"
+            if ok
+            else f"{needed} vCPUs needed at full scale but only {free} pay-as-you-go vCPUs are "
+            "free; lower the pools' maxSize or raise the quota in Quota Center",
+        )
+    ]
 
 
 def check_adb_spec(cfg: StackConfig, account: Account) -> list[Finding]:
     if cfg.db.db_type != "adb":
         return []
     adb, zone, category = cfg.db.adb, cfg.zones[0], adb_category(cfg)
-    offered = {(c.get("InstanceClass"), c.get("Category"))
-               for r in account.adb_resources(cfg.region, zone).get("Resources", [])
-               if r.get("ZoneId") == zone
-               for e in r.get("SupportedEngines", [])
-               if e.get("SupportedEngineVersion") == adb.engine_version
-               for c in e.get("SupportedInstanceClasses", [])}
+    offered = {
+        (c.get("InstanceClass"), c.get("Category"))
+        for r in account.adb_resources(cfg.region, zone).get("Resources", [])
+        if r.get("ZoneId") == zone
+        for e in r.get("SupportedEngines", [])
+        if e.get("SupportedEngineVersion") == adb.engine_version
+        for c in e.get("SupportedInstanceClasses", [])
+    }
     ok = (adb.instance_spec, category) in offered
     choices = sorted(c for c, cat in offered if cat == category)
-    return [Finding("adb-spec", ok, "db.adb.instanceSpec",
-                    f"{adb.instance_spec} {category} is offered in {zone}" if ok else
-                    f"{adb.instance_spec} ({category}, ADB {adb.engine_version}) is not offered "
-                    f"in {zone}; choose one of {', '.join(choices) or '(none)'} or another zone")]
+    return [
+        Finding(
+            "adb-spec",
+            ok,
+            "db.adb.instanceSpec",
+            f"{adb.instance_spec} {category} is offered in {zone}"
+            if ok
+            else f"{adb.instance_spec} ({category}, ADB {adb.engine_version}) is not offered "
+            f"in {zone}; choose one of {', '.join(choices) or '(none)'} or another zone",
+        )
+    ]
 
 
 def check_service_roles(cfg: StackConfig, account: Account) -> list[Finding]:
-    return [Finding("service-role", account.role(name) is not None, "cluster",
-                    f"{name} is authorised" if account.role(name) is not None else
-                    f"{name} does not exist; authorise it in the RAM console (ACK: cloud "
-                    "resource access authorization) before `pulumi up`")
-            for name in SERVICE_ROLES]
+    return [
+        Finding(
+            "service-role",
+            account.role(name) is not None,
+            "cluster",
+            f"{name} is authorised"
+            if account.role(name) is not None
+            else f"{name} does not exist; authorise it in the RAM console (ACK: cloud "
+            "resource access authorization) before `pulumi up`",
+        )
+        for name in SERVICE_ROLES
+    ]
 
 
 def check_registry(cfg: StackConfig, account: Account) -> list[Finding]:
@@ -126,15 +171,28 @@ def check_registry(cfg: StackConfig, account: Account) -> list[Finding]:
     if cfg.registry.edition != "personal" or not own:
         return []
     ok = bool(cfg.registry.pull_password)
-    return [Finding("registry-pull", ok, "registry.pullPassword",
-                    "the stack makes the image pull Secret" if ok else
-                    "no pull credentials: nodes cannot pull from ACR Personal Edition; run "
-                    "`pulumi config set --secret --path chatchat:registry.pullPassword ...` "
-                    "and set registry.pullUsername")]
+    return [
+        Finding(
+            "registry-pull",
+            ok,
+            "registry.pullPassword",
+            "the stack makes the image pull Secret"
+            if ok
+            else "no pull credentials: nodes cannot pull from ACR Personal Edition; run "
+            "`pulumi config set --secret --path chatchat:registry.pullPassword ...` "
+            "and set registry.pullUsername",
+        )
+    ]
 
 
-CHECKS = (check_ack_version, check_instance_types, check_vcpu_quota, check_adb_spec,
-          check_service_roles, check_registry)
+CHECKS = (
+    check_ack_version,
+    check_instance_types,
+    check_vcpu_quota,
+    check_adb_spec,
+    check_service_roles,
+    check_registry,
+)
 
 
 def run_checks(cfg: StackConfig, account: Account) -> list[Finding]:

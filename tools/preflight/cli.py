@@ -17,20 +17,27 @@ def main(argv: list[str] | None = None, account: Account | None = None) -> int:
 
     parser = command_parser("preflight", package.__doc__)
     add_stack_arguments(parser)
-    add_set_argument(parser, help_text="override a stack config key for this check, e.g. "
-                                       "registry.pullPassword (a secret the stack file lacks)")
+    add_set_argument(
+        parser,
+        help_text="override a stack config key for this check, e.g. "
+        "registry.pullPassword (a secret the stack file lacks)",
+    )
     args = parser.parse_args(argv)
     try:
-        config = apply_overrides(read_stack_file(args.stack, args.stacks_dir),
-                                 parse_assignments(args.assignments))
+        config = apply_overrides(
+            read_stack_file(args.stack, args.stacks_dir), parse_assignments(args.assignments)
+        )
         cfg = parse_config(raw_from_config_map(config), args.stack)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(exc, file=sys.stderr)
         return 1
     if account is None:
         if not has_credentials():
-            print("preflight: no Alibaba Cloud credentials (ALICLOUD_ACCESS_KEY / "
-                  "ALICLOUD_SECRET_KEY); nothing was checked", file=sys.stderr)
+            print(
+                "preflight: no Alibaba Cloud credentials (ALICLOUD_ACCESS_KEY / "
+                "ALICLOUD_SECRET_KEY); nothing was checked",
+                file=sys.stderr,
+            )
             return 2
         account = SdkAccount()
     findings = run_checks(cfg, account)

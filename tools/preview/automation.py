@@ -32,19 +32,20 @@ def unavailable_reason() -> str | None:
     if shutil.which("pulumi") is None:
         return "the Pulumi CLI is not on PATH"
     if not any(os.environ.get(k) for k in _CLOUD_CREDENTIALS):
-        return "no Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) in the " \
-               "environment"
+        return (
+            "no Alibaba Cloud credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) in the environment"
+        )
     return None
 
 
-def _project_copy(stack: str, overrides: Mapping[str, Any], target: Path,
-                  stacks_dir: Path) -> None:
+def _project_copy(stack: str, overrides: Mapping[str, Any], target: Path, stacks_dir: Path) -> None:
     for name in _PROJECT_FILES:
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, target / name)
     for name in _PROJECT_DIRS:
-        shutil.copytree(REPO / name, target / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     (target / "stacks").mkdir()
     stack_file = target / "stacks" / f"Pulumi.{stack}.yaml"
     shutil.copy2(stack_path(stack, stacks_dir), stack_file)
@@ -53,8 +54,9 @@ def _project_copy(stack: str, overrides: Mapping[str, Any], target: Path,
         (target / ".venv").symlink_to(REPO / ".venv")
 
 
-def run_preview(stack: str, overrides: Mapping[str, Any],
-                stacks_dir: Path = STACKS_DIR) -> tuple[PlanDiff, str]:
+def run_preview(
+    stack: str, overrides: Mapping[str, Any], stacks_dir: Path = STACKS_DIR
+) -> tuple[PlanDiff, str]:
     """Run `pulumi preview --diff` for the override on a copy of the project; return the summary
     and the engine's own text output."""
     from pulumi import automation as auto

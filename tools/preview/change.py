@@ -23,6 +23,7 @@ from tools.preview.report import Report, format_markdown, format_text
 
 def describe(overrides: Mapping[str, Any]) -> str:
     """`llm.load8bit=false, db.dbType=adb`: values as they would be typed (unset: `key=`)."""
+
     def typed(value: Any) -> str:
         if value is None:
             return ""
@@ -31,9 +32,16 @@ def describe(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={typed(value)}" for key, value in overrides.items())
 
 
-def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_scope: bool,
-            automation: bool, engine_events: str | None = None,
-            stacks_dir: Path = STACKS_DIR) -> Report:
+def preview(
+    report: Report,
+    stack: str,
+    overrides: Mapping[str, Any],
+    *,
+    model_scope: bool,
+    automation: bool,
+    engine_events: str | None = None,
+    stacks_dir: Path = STACKS_DIR,
+) -> Report:
     """Fill `report` with the offline diff (and the engine's, when asked and possible)."""
     before_config = read_stack_file(stack, stacks_dir)
     try:
@@ -44,8 +52,9 @@ def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_s
     try:
         before = render_config(before_config, stack)
     except ConfigError as exc:
-        report.problems.append(f"the stack file {stack_path(stack, stacks_dir)} is invalid "
-                               f"before the change: {exc}")
+        report.problems.append(
+            f"the stack file {stack_path(stack, stacks_dir)} is invalid before the change: {exc}"
+        )
         return report
     try:
         after = render_config(after_config, stack)
@@ -63,8 +72,9 @@ def preview(report: Report, stack: str, overrides: Mapping[str, Any], *, model_s
     return report
 
 
-def _engine_preview(report: Report, stack: str, overrides: Mapping[str, Any],
-                    model_scope: bool, stacks_dir: Path) -> None:
+def _engine_preview(
+    report: Report, stack: str, overrides: Mapping[str, Any], model_scope: bool, stacks_dir: Path
+) -> None:
     from pulumi.automation import CommandError, InvalidVersionError
 
     from tools.preview.automation import run_preview, unavailable_reason
@@ -76,8 +86,12 @@ def _engine_preview(report: Report, stack: str, overrides: Mapping[str, Any],
     try:
         engine, _ = run_preview(stack, overrides, stacks_dir)
     except (CommandError, InvalidVersionError, OSError) as exc:  # login, plugins, CLI version
-        report.checks.append(("warn", f"engine preview (Automation API) failed: "
-                                      f"{type(exc).__name__}: {str(exc)[:500]}"))
+        report.checks.append(
+            (
+                "warn",
+                f"engine preview (Automation API) failed: {type(exc).__name__}: {str(exc)[:500]}",
+            )
+        )
         return
     report.engine = assess(engine, model_scope=model_scope)
     report.checks.append(("ok", "engine preview (Automation API) ran"))
@@ -92,8 +106,11 @@ def finish(report: Report, args: argparse.Namespace, overrides: Mapping[str, Any
     code = report.exit_code
     if args.save:
         if code != 0:
-            print(f"\nNot saved: the change is {'invalid' if code == 1 else 'dangerous'} "
-                  "(see above).", file=sys.stderr)
+            print(
+                f"\nNot saved: the change is {'invalid' if code == 1 else 'dangerous'} "
+                "(see above).",
+                file=sys.stderr,
+            )
         else:
             from tools.offline.stack_files import write_overrides
 
@@ -106,18 +123,32 @@ def finish(report: Report, args: argparse.Namespace, overrides: Mapping[str, Any
 def add_preview_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of every change preview: the stack, the report, the engine, saving."""
     add_stack_arguments(parser)
-    parser.add_argument("--markdown", metavar="FILE",
-                        help="also write the result as Markdown for a PR comment")
-    parser.add_argument("--allow-dangerous", action="store_true",
-                        help="exit 0 even when the change is flagged dangerous")
-    parser.add_argument("--automation", action="store_true",
-                        help="also run a real `pulumi preview --diff` through the Automation API "
-                             "(needs the Pulumi CLI and credentials; skipped otherwise)")
-    parser.add_argument("--engine-events", metavar="FILE",
-                        help="summarise a recorded engine preview instead of running one: the "
-                             "file `pulumi preview --diff --event-log FILE` wrote (JSON lines)")
-    parser.add_argument("--save", action="store_true",
-                        help="write the change into the stack file (comments kept) when it is "
-                             "valid and safe (or --allow-dangerous)")
-    parser.add_argument("--summary", action="store_true",
-                        help="terminal output without per-property details")
+    parser.add_argument(
+        "--markdown", metavar="FILE", help="also write the result as Markdown for a PR comment"
+    )
+    parser.add_argument(
+        "--allow-dangerous",
+        action="store_true",
+        help="exit 0 even when the change is flagged dangerous",
+    )
+    parser.add_argument(
+        "--automation",
+        action="store_true",
+        help="also run a real `pulumi preview --diff` through the Automation API "
+        "(needs the Pulumi CLI and credentials; skipped otherwise)",
+    )
+    parser.add_argument(
+        "--engine-events",
+        metavar="FILE",
+        help="summarise a recorded engine preview instead of running one: the "
+        "file `pulumi preview --diff --event-log FILE` wrote (JSON lines)",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the change into the stack file (comments kept) when it is "
+        "valid and safe (or --allow-dangerous)",
+    )
+    parser.add_argument(
+        "--summary", action="store_true", help="terminal output without per-property details"
+    )

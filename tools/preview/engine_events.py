@@ -29,8 +29,14 @@ from tools.preview.plan_diff import (
     property_changes,
 )
 
-_REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced",
-                  "import-replacement", "read-replacement"}
+_REPLACE_STEPS = {
+    "replace",
+    "create-replacement",
+    "delete-replaced",
+    "discard-replaced",
+    "import-replacement",
+    "read-replacement",
+}
 _OP_OF_STEP: dict[str, Op] = {"create": "create", "update": "update", "delete": "delete"}
 
 _PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[]+)')
@@ -84,11 +90,14 @@ def summarise(events: Iterable[Any], stack: str = "engine") -> PlanDiff:
         if op is None:  # same, read, refresh
             unchanged += 1
             continue
-        meta = next((m for m in metas if str(getattr(m.op, "value", m.op)) == "replace"),
-                    metas[0])
+        meta = next((m for m in metas if str(getattr(m.op, "value", m.op)) == "replace"), metas[0])
         changes.append(_resource_change(op, meta, metas))
-    return PlanDiff(before=f"{stack} (state)", after=f"{stack} (engine preview)",
-                    changes=changes, unchanged=unchanged)
+    return PlanDiff(
+        before=f"{stack} (state)",
+        after=f"{stack} (engine preview)",
+        changes=changes,
+        unchanged=unchanged,
+    )
 
 
 def _resource_change(op: Op, meta: Any, metas: list[Any]) -> ResourceChange:
@@ -108,21 +117,34 @@ def _resource_change(op: Op, meta: Any, metas: list[Any]) -> ResourceChange:
             kind = str(getattr(pdiff.diff_kind, "value", pdiff.diff_kind))
             parts = parse_property_path(key)
             old, new = _lookup(old_inputs, parts), _lookup(new_inputs, parts)
-            props.append(PropertyChange(format_path(parts), mask_secrets(old), mask_secrets(new),
-                                        kind.endswith("-replace") or parts[0] in keys))
+            props.append(
+                PropertyChange(
+                    format_path(parts),
+                    mask_secrets(old),
+                    mask_secrets(new),
+                    kind.endswith("-replace") or parts[0] in keys,
+                )
+            )
     elif op in ("update", "replace"):
         for key in diffs or sorted(keys):
             found = property_changes(old_inputs.get(key), new_inputs.get(key), (key,))
             # the engine saw a change the inputs do not show (an output, an unknown): keep the key
-            found = found or [(key, mask_secrets(old_inputs.get(key)),
-                               mask_secrets(new_inputs.get(key)))]
+            found = found or [
+                (key, mask_secrets(old_inputs.get(key)), mask_secrets(new_inputs.get(key)))
+            ]
             props += [PropertyChange(p, o, n, key in keys) for p, o, n in found]
     state = meta.new or meta.old
     name = meta.urn.rsplit("::", 1)[-1]
-    return ResourceChange(op=op, urn=meta.urn, type=meta.type, name=name, properties=props,
-                          stateful=meta.type in STATEFUL_TYPES,
-                          protected=bool(state and state.protect),
-                          llm_workload=in_llm_workload(meta.urn))
+    return ResourceChange(
+        op=op,
+        urn=meta.urn,
+        type=meta.type,
+        name=name,
+        properties=props,
+        stateful=meta.type in STATEFUL_TYPES,
+        protected=bool(state and state.protect),
+        llm_workload=in_llm_workload(meta.urn),
+    )
 
 
 def load_events(path: str | Path) -> list[Any]:
@@ -130,6 +152,9 @@ def load_events(path: str | Path) -> list[Any]:
     from pulumi.automation.events import EngineEvent
 
     text = Path(path).read_text(encoding="utf-8").strip()
-    raw = json.loads(text) if text.startswith("[") else [json.loads(line) for line in
-                                                         text.splitlines() if line.strip()]
+    raw = (
+        json.loads(text)
+        if text.startswith("[")
+        else [json.loads(line) for line in text.splitlines() if line.strip()]
+    )
     return [EngineEvent.from_json(item) for item in raw]

@@ -37,27 +37,73 @@ OP_SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 # pulumi-alicloud 4.x wraps (resource_alicloud_<service>_<resource>.go / the registry docs).
 REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "alicloud:gpdb/instance:Instance": (
-        "engine", "engineVersion", "vswitchId", "dbInstanceMode", "dbInstanceCategory",
-        "instanceNetworkType", "vpcId", "zoneId", "availabilityZone", "paymentType",
-        "instanceChargeType", "encryptionType", "encryptionKey"),
+        "engine",
+        "engineVersion",
+        "vswitchId",
+        "dbInstanceMode",
+        "dbInstanceCategory",
+        "instanceNetworkType",
+        "vpcId",
+        "zoneId",
+        "availabilityZone",
+        "paymentType",
+        "instanceChargeType",
+        "encryptionType",
+        "encryptionKey",
+    ),
     "alicloud:gpdb/account:Account": ("dbInstanceId", "accountName", "accountType"),
     "alicloud:gpdb/database:Database": (
-        "dbInstanceId", "databaseName", "characterSetName", "collate", "ctype", "owner"),
+        "dbInstanceId",
+        "databaseName",
+        "characterSetName",
+        "collate",
+        "ctype",
+        "owner",
+    ),
     "alicloud:cs/managedKubernetes:ManagedKubernetes": (
-        "podCidr", "serviceCidr", "nodeCidrMask", "proxyMode", "ipStack", "zoneIds",
-        "isEnterpriseSecurityGroup", "securityGroupId", "encryptionProviderKey", "clusterDomain",
-        "userCa", "loadBalancerSpec"),
+        "podCidr",
+        "serviceCidr",
+        "nodeCidrMask",
+        "proxyMode",
+        "ipStack",
+        "zoneIds",
+        "isEnterpriseSecurityGroup",
+        "securityGroupId",
+        "encryptionProviderKey",
+        "clusterDomain",
+        "userCa",
+        "loadBalancerSpec",
+    ),
     "alicloud:cs/nodePool:NodePool": ("clusterId", "securityGroupId", "securityGroupIds"),
     "alicloud:vpc/switch:Switch": ("vpcId", "cidrBlock", "zoneId", "availabilityZone"),
-    "alicloud:vpc/natGateway:NatGateway": ("vpcId", "vswitchId", "natType", "networkType",
-                                           "paymentType", "internetChargeType"),
+    "alicloud:vpc/natGateway:NatGateway": (
+        "vpcId",
+        "vswitchId",
+        "natType",
+        "networkType",
+        "paymentType",
+        "internetChargeType",
+    ),
     "alicloud:ecs/securityGroup:SecurityGroup": ("vpcId", "securityGroupType", "resourceGroupId"),
     "alicloud:ecs/eipAddress:EipAddress": ("isp", "paymentType", "netmode", "addressName"),
     "alicloud:nas/fileSystem:FileSystem": (
-        "protocolType", "storageType", "fileSystemType", "zoneId", "encryptType", "kmsKeyId",
-        "vpcId", "vswitchId", "snapshotId"),
+        "protocolType",
+        "storageType",
+        "fileSystemType",
+        "zoneId",
+        "encryptType",
+        "kmsKeyId",
+        "vpcId",
+        "vswitchId",
+        "snapshotId",
+    ),
     "alicloud:nas/mountTarget:MountTarget": (
-        "fileSystemId", "vpcId", "vswitchId", "networkType", "securityGroupId"),
+        "fileSystemId",
+        "vpcId",
+        "vswitchId",
+        "networkType",
+        "securityGroupId",
+    ),
     "alicloud:oss/bucket:Bucket": ("bucket", "storageClass", "redundancyType"),
     "alicloud:ram/accessKey:AccessKey": ("userName", "pgpKey", "secretFile"),
     "alicloud:cr/namespace:Namespace": ("name",),
@@ -70,20 +116,44 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     # Kubernetes: fields the API server refuses to update (immutable), which the Kubernetes
     # provider therefore replaces.
     "kubernetes:apps/v1:Deployment": ("spec.selector",),
-    "kubernetes:apps/v1:StatefulSet": ("spec.selector", "spec.serviceName",
-                                       "spec.volumeClaimTemplates", "spec.podManagementPolicy"),
+    "kubernetes:apps/v1:StatefulSet": (
+        "spec.selector",
+        "spec.serviceName",
+        "spec.volumeClaimTemplates",
+        "spec.podManagementPolicy",
+    ),
     "kubernetes:apps/v1:DaemonSet": ("spec.selector",),
-    "kubernetes:batch/v1:Job": ("spec.template", "spec.selector", "spec.completions",
-                                "spec.completionMode"),
+    "kubernetes:batch/v1:Job": (
+        "spec.template",
+        "spec.selector",
+        "spec.completions",
+        "spec.completionMode",
+    ),
     "kubernetes:core/v1:Service": ("spec.clusterIP", "spec.clusterIPs", "spec.ipFamilies"),
     "kubernetes:core/v1:PersistentVolumeClaim": (
-        "spec.accessModes", "spec.selector", "spec.storageClassName", "spec.volumeMode",
-        "spec.volumeName", "spec.dataSource", "spec.resources.limits"),
-    "kubernetes:core/v1:PersistentVolume": ("spec.csi", "spec.nfs", "spec.storageClassName",
-                                            "spec.volumeMode", "spec.local", "spec.hostPath"),
+        "spec.accessModes",
+        "spec.selector",
+        "spec.storageClassName",
+        "spec.volumeMode",
+        "spec.volumeName",
+        "spec.dataSource",
+        "spec.resources.limits",
+    ),
+    "kubernetes:core/v1:PersistentVolume": (
+        "spec.csi",
+        "spec.nfs",
+        "spec.storageClassName",
+        "spec.volumeMode",
+        "spec.local",
+        "spec.hostPath",
+    ),
     "kubernetes:core/v1:Secret": ("type",),
     "kubernetes:storage.k8s.io/v1:StorageClass": (
-        "provisioner", "parameters", "reclaimPolicy", "volumeBindingMode"),
+        "provisioner",
+        "parameters",
+        "reclaimPolicy",
+        "volumeBindingMode",
+    ),
     "kubernetes:policy/v1:PodDisruptionBudget": (),
 }
 # Every Kubernetes object is identified by its name and namespace: changing either replaces it.
@@ -110,7 +180,8 @@ CONVERSION_JOB = re.compile(r"(^|-)convert")
 # llm which model to ask for; policy annotations): a change limited to these stays in scope.
 MODEL_COUPLED_PATHS = re.compile(
     r"(\.env\[name=LLM_MODEL\]\.value"
-    r"|\.annotations\.chatchat\.io/(model|model-kind|gpu-memory-required-gib|load8bit))$")
+    r"|\.annotations\.chatchat\.io/(model|model-kind|gpu-memory-required-gib|load8bit))$"
+)
 
 
 def _type_chain(urn: str) -> list[str]:
@@ -132,11 +203,13 @@ def in_llm_workload(urn: str) -> bool:
     types, name = _type_chain(urn), urn.rsplit("::", 1)[-1]
     if any(LLM_COMPONENT_TYPE.match(t) for t in types) or LLM_NAME.match(name):
         return True
-    return bool(types) and types[-1] == "kubernetes:batch/v1:Job" \
-        and bool(CONVERSION_JOB.search(name))
+    return (
+        bool(types) and types[-1] == "kubernetes:batch/v1:Job" and bool(CONVERSION_JOB.search(name))
+    )
 
 
 # --- the diff ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PropertyChange:
@@ -217,31 +290,47 @@ def property_changes(old: Any, new: Any, path: tuple = ()) -> list[tuple[str, An
         new_v = new.value if isinstance(new, Secret) else new
         if old_v == new_v:
             return []
-        return [(format_path(path), None if old is _MISSING else SECRET_MASK,
-                 None if new is _MISSING else SECRET_MASK)]
+        return [
+            (
+                format_path(path),
+                None if old is _MISSING else SECRET_MASK,
+                None if new is _MISSING else SECRET_MASK,
+            )
+        ]
     if isinstance(old, dict) and isinstance(new, dict):
         changes = []
         for key in list(old) + [k for k in new if k not in old]:
-            changes += property_changes(old.get(key, _MISSING), new.get(key, _MISSING),
-                                        (*path, key))
+            changes += property_changes(
+                old.get(key, _MISSING), new.get(key, _MISSING), (*path, key)
+            )
         return changes
     if isinstance(old, list) and isinstance(new, list):
         old_keyed, new_keyed = _keyed(old), _keyed(new)
         changes = []
         if old_keyed is not None and new_keyed is not None:
             for name in list(old_keyed) + [n for n in new_keyed if n not in old_keyed]:
-                changes += property_changes(old_keyed.get(name, _MISSING),
-                                            new_keyed.get(name, _MISSING),
-                                            (*path, f"name={name}"))
+                changes += property_changes(
+                    old_keyed.get(name, _MISSING),
+                    new_keyed.get(name, _MISSING),
+                    (*path, f"name={name}"),
+                )
             return changes
         for i in range(max(len(old), len(new))):
-            changes += property_changes(old[i] if i < len(old) else _MISSING,
-                                        new[i] if i < len(new) else _MISSING, (*path, i))
+            changes += property_changes(
+                old[i] if i < len(old) else _MISSING,
+                new[i] if i < len(new) else _MISSING,
+                (*path, i),
+            )
         return changes
     if old == new:
         return []
-    return [(format_path(path), None if old is _MISSING else mask_secrets(old),
-             None if new is _MISSING else mask_secrets(new))]
+    return [
+        (
+            format_path(path),
+            None if old is _MISSING else mask_secrets(old),
+            None if new is _MISSING else mask_secrets(new),
+        )
+    ]
 
 
 def _path_matches(rule: str, path: str) -> bool:
@@ -288,8 +377,10 @@ def _aliases(resource: RenderedResource) -> set[str]:
             parents = chain[:-1]
         stack = spec.get("stack") or head.removeprefix("urn:pulumi:")
         types = "$".join([*parents, spec.get("type") or resource.type])
-        found.add(f"urn:pulumi:{stack}::{spec.get('project') or project}::{types}::"
-                  f"{spec.get('name') or resource.name}")
+        found.add(
+            f"urn:pulumi:{stack}::{spec.get('project') or project}::{types}::"
+            f"{spec.get('name') or resource.name}"
+        )
     return found
 
 
@@ -300,31 +391,48 @@ def diff_renderings(before: Rendering, after: Rendering) -> PlanDiff:
     changes: list[ResourceChange] = []
     unchanged = 0
     for new in after.resources:
-        old_urn = new.urn if new.urn in old_by_urn else next(
-            (a for a in _aliases(new) if a in old_by_urn), None)
+        old_urn = (
+            new.urn
+            if new.urn in old_by_urn
+            else next((a for a in _aliases(new) if a in old_by_urn), None)
+        )
         if old_urn is None:
-            changes.append(_change("create", new, [
-                PropertyChange(p, None, v) for p, _, v in property_changes({}, new.inputs)]))
+            changes.append(
+                _change(
+                    "create",
+                    new,
+                    [PropertyChange(p, None, v) for p, _, v in property_changes({}, new.inputs)],
+                )
+            )
             continue
         matched.add(old_urn)
         old = old_by_urn[old_urn]
         rules = replace_rules(new)
-        props = [PropertyChange(p, o, n, any(_path_matches(r, p) for r in rules))
-                 for p, o, n in property_changes(old.inputs, new.inputs)]
+        props = [
+            PropertyChange(p, o, n, any(_path_matches(r, p) for r in rules))
+            for p, o, n in property_changes(old.inputs, new.inputs)
+        ]
         if old.type != new.type:
             props.insert(0, PropertyChange("(type)", old.type, new.type, True))
         if not props:
             unchanged += 1
             continue
-        changes.append(_change("replace" if any(p.replaces for p in props) else "update",
-                               new, props))
+        changes.append(
+            _change("replace" if any(p.replaces for p in props) else "update", new, props)
+        )
     for old in before.resources:
         if old.urn not in matched:
-            changes.append(_change("delete", old, [
-                PropertyChange(p, o, None) for p, o, _ in property_changes(old.inputs, {})]))
+            changes.append(
+                _change(
+                    "delete",
+                    old,
+                    [PropertyChange(p, o, None) for p, o, _ in property_changes(old.inputs, {})],
+                )
+            )
     unchanged -= _cascade(after, changes)
-    outputs = [PropertyChange(p, o, n) for p, o, n in property_changes(before.outputs,
-                                                                       after.outputs)]
+    outputs = [
+        PropertyChange(p, o, n) for p, o, n in property_changes(before.outputs, after.outputs)
+    ]
     return PlanDiff(before.stack, after.stack, changes, unchanged, outputs)
 
 
@@ -353,12 +461,21 @@ def _cascade(after: Rendering, changes: list[ResourceChange]) -> int:
             for key, deps in resource.property_dependencies.items():
                 hit = next((replaced[d] for d in deps if d in replaced), None)
                 if hit and key not in seen:
-                    props.append(PropertyChange(key, "(current)", f"[unknown: {hit} is replaced]",
-                                                any(_path_matches(r, key) for r in rules)))
+                    props.append(
+                        PropertyChange(
+                            key,
+                            "(current)",
+                            f"[unknown: {hit} is replaced]",
+                            any(_path_matches(r, key) for r in rules),
+                        )
+                    )
             provider = str(resource.options.get("provider", "")).rsplit("::", 1)[0]
             if provider in replaced and "(provider)" not in seen:
-                props.append(PropertyChange("(provider)", "(current)",
-                                            f"[replaced: {replaced[provider]}]", True))
+                props.append(
+                    PropertyChange(
+                        "(provider)", "(current)", f"[replaced: {replaced[provider]}]", True
+                    )
+                )
             if not props:
                 continue
             if change is None:
@@ -375,16 +492,26 @@ def _cascade(after: Rendering, changes: list[ResourceChange]) -> int:
 
 
 def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> ResourceChange:
-    return ResourceChange(op=op, urn=resource.urn, type=resource.type, name=resource.name,
-                          properties=props, stateful=resource.type in STATEFUL_TYPES,
-                          protected=resource.protect, llm_workload=in_llm_workload(resource.urn))
+    return ResourceChange(
+        op=op,
+        urn=resource.urn,
+        type=resource.type,
+        name=resource.name,
+        properties=props,
+        stateful=resource.type in STATEFUL_TYPES,
+        protected=resource.protect,
+        llm_workload=in_llm_workload(resource.urn),
+    )
 
 
 def _model_coupled(change: ResourceChange) -> bool:
     """An update outside the llm workload that only renames the model where the model is named on
     purpose (the chat pod's LLM_MODEL env entry, the model annotations)."""
-    return change.op == "update" and bool(change.properties) and all(
-        MODEL_COUPLED_PATHS.search(p.path) for p in change.properties)
+    return (
+        change.op == "update"
+        and bool(change.properties)
+        and all(MODEL_COUPLED_PATHS.search(p.path) for p in change.properties)
+    )
 
 
 def assess(diff: PlanDiff, model_scope: bool) -> PlanDiff:
@@ -399,8 +526,7 @@ def assess(diff: PlanDiff, model_scope: bool) -> PlanDiff:
         if change.protected and change.op in ("replace", "delete"):
             change.dangers.append("resource is protected: `pulumi up` will refuse this")
         if model_scope and not change.llm_workload and not _model_coupled(change):
-            change.dangers.append("out of scope: a model change should only touch the llm "
-                                  "workload")
+            change.dangers.append("out of scope: a model change should only touch the llm workload")
     return diff
 
 

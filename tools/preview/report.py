@@ -54,7 +54,7 @@ class Report:
 
 def _value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= _VALUE_WIDTH else text[:_VALUE_WIDTH - 3] + "..."
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 3] + "..."
 
 
 def _counts_line(diff: PlanDiff) -> str:
@@ -82,9 +82,13 @@ def _diff_text(diff: PlanDiff, label: str, details: bool) -> list[str]:
     out = ["", f"{label} ({diff.before} → {diff.after}): {_counts_line(diff)}"]
     for op in OPS:
         for change in diff.by_op(op):
-            flags = "".join([" [stateful]" if change.stateful else "",
-                             " [protected]" if change.protected else "",
-                             " [llm workload]" if change.llm_workload else ""])
+            flags = "".join(
+                [
+                    " [stateful]" if change.stateful else "",
+                    " [protected]" if change.protected else "",
+                    " [llm workload]" if change.llm_workload else "",
+                ]
+            )
             out.append(f"  {OP_SYMBOL[op]:>2} {change.type}  {change.name}{flags}")
             if details and op in ("update", "replace"):
                 out += [f"       {line}" for line in _property_lines(change)]
@@ -129,30 +133,52 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         if diff.changes:
             head += ["| op | type | name | notes |", "|---|---|---|---|"]
             for change in diff.changes[:_TABLE_ROWS]:
-                notes = ", ".join(n for n, on in (("stateful", change.stateful),
-                                                  ("protected", change.protected),
-                                                  ("llm workload", change.llm_workload)) if on)
-                head.append(f"| `{OP_SYMBOL[change.op]}` {change.op} | `{change.type}` | "
-                            f"`{change.name}` | {notes} |")
+                notes = ", ".join(
+                    n
+                    for n, on in (
+                        ("stateful", change.stateful),
+                        ("protected", change.protected),
+                        ("llm workload", change.llm_workload),
+                    )
+                    if on
+                )
+                head.append(
+                    f"| `{OP_SYMBOL[change.op]}` {change.op} | `{change.type}` | "
+                    f"`{change.name}` | {notes} |"
+                )
             if len(diff.changes) > _TABLE_ROWS:
                 head.append(f"| … | {len(diff.changes) - _TABLE_ROWS} more | | |")
             head.append("")
         if diff.outputs:
-            head += ["**Stack outputs**: " + ", ".join(
-                f"`{p.path}` {_md_cell(_value(p.old))} → {_md_cell(_value(p.new))}"
-                for p in diff.outputs), ""]
+            head += [
+                "**Stack outputs**: "
+                + ", ".join(
+                    f"`{p.path}` {_md_cell(_value(p.old))} → {_md_cell(_value(p.new))}"
+                    for p in diff.outputs
+                ),
+                "",
+            ]
         for change in diff.changes:
             if change.op not in ("update", "replace"):
                 continue
             body = "\n".join(_property_lines(change)).replace("```", "'''")
-            sections.append(f"<details><summary>{OP_SYMBOL[change.op]} <code>{change.name}"
-                            f"</code> ({len(change.properties)} properties)</summary>\n\n"
-                            f"```\n{body}\n```\n</details>\n")
+            sections.append(
+                f"<details><summary>{OP_SYMBOL[change.op]} <code>{change.name}"
+                f"</code> ({len(change.properties)} properties)</summary>\n\n"
+                f"```\n{body}\n```\n</details>\n"
+            )
     tail = []
     if report.engine is not None:
         engine = "\n".join(_diff_text(report.engine, "Pulumi engine preview", True)).strip()
-        tail = ["", "<details><summary>Pulumi engine preview</summary>", "",
-                "```", engine.replace("```", "'''"), "```", "</details>"]
+        tail = [
+            "",
+            "<details><summary>Pulumi engine preview</summary>",
+            "",
+            "```",
+            engine.replace("```", "'''"),
+            "```",
+            "</details>",
+        ]
     return _fit("\n".join(head), sections, "\n".join(tail), limit)
 
 
@@ -162,8 +188,10 @@ def _md_cell(text: str) -> str:
 
 def _fit(head: str, sections: list[str], tail: str, limit: int) -> str:
     """head + as many sections as fit + tail, with a note when sections were left out."""
-    note = "\n_{n} of {total} resource detail sections left out: the comment is limited to " \
-           f"{limit:,} characters; run the command locally for the full diff._\n"
+    note = (
+        "\n_{n} of {total} resource detail sections left out: the comment is limited to "
+        f"{limit:,} characters; run the command locally for the full diff._\n"
+    )
     budget = limit - len(head) - len(tail) - len(note) - 32
     kept: list[str] = []
     for section in sections:
@@ -177,5 +205,5 @@ def _fit(head: str, sections: list[str], tail: str, limit: int) -> str:
     text = "\n".join(parts) + tail
     if len(text) > limit:  # the head alone is too long: cut it hard, still say so
         cut = "\n\n_…truncated at the GitHub comment limit._"
-        text = text[:limit - len(cut)] + cut
+        text = text[: limit - len(cut)] + cut
     return text
