@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from chat_server.errors import ServiceError
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.service import IncomingFile, KnowledgeService, SplitParams
-from chat_server.errors import ServiceError
 from chat_server.stores.base import KnowledgeBaseLocked, fault_point
 from tests.conftest import minilm_dir
 

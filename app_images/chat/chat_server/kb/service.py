@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chat_server.errors import ServiceError, StoreUnavailable
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
 from chat_server.kb.splitter import split_text
