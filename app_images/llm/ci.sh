@@ -17,7 +17,10 @@ echo "== ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 echo "== shellcheck"
-if command -v shellcheck >/dev/null; then shellcheck bench/gpu_check.sh; else echo "shellcheck not installed: skipped"; fi
+if ! command -v shellcheck >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck
+fi
+shellcheck bench/gpu_check.sh
 echo "== mypy"
 "$VENV/bin/mypy" llm_server
 echo "== pytest"
