@@ -54,3 +54,12 @@ def test_the_old_module_form_still_runs_and_says_it_is_deprecated():
     )
     assert result.returncode == 0, result.stderr
     assert "use `python -m tools policy`" in result.stderr
+
+
+def test_plan_set_renders_the_change_and_refuses_a_spec_the_category_lacks(capsys):
+    # prod is HighAvailability: 4C16G is a Basic-category ADB spec (cloud facts table)
+    assert main(["plan", "--stack", "prod", "--set", "db.adb.instanceSpec=4C16G"]) == 1
+    err = capsys.readouterr().err
+    assert "db.adb.instanceSpec" in err and "4C32G" in err
+    assert main(["plan", "--stack", "dev", "--set", "llm.model=qwen-14b-chat-aiacc", "--json"]) == 0
+    assert '"qwen-14b-chat-aiacc"' in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
     python -m tools plan --stack dev          # resource tree and a count per type
     python -m tools plan --stack dev --json   # one JSON object per resource (stable interface)
+    python -m tools plan --stack prod --set db.adb.instanceSpec=4C16G   # try a change
 
 Exit codes: 0 rendered, 1 invalid stack config (one line per problem), 2 cannot render.
 """
@@ -13,7 +14,13 @@ import sys
 from collections import Counter
 
 from components.config import ConfigError
-from tools.cli import add_stack_arguments, command_parser, legacy_entry
+from tools.cli import (
+    add_set_argument,
+    add_stack_arguments,
+    command_parser,
+    legacy_entry,
+    parse_assignments,
+)
 from tools.offline.engine import RenderError, Rendering, render_stack, resource_tree
 from tools.offline.wire import mask_secrets
 
@@ -41,10 +48,16 @@ def format_tree(rendering: Rendering) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = command_parser("plan", __doc__)
     add_stack_arguments(parser)
+    add_set_argument(parser, help_text="render with a stack config key changed")
     parser.add_argument("--json", action="store_true", help="print a JSON array of resources")
     args = parser.parse_args(argv)
     try:
-        rendering = render_stack(args.stack, stacks_dir=args.stacks_dir)
+        overrides = parse_assignments(args.assignments)
+    except ValueError as exc:
+        print(f"stack {args.stack}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rendering = render_stack(args.stack, overrides, stacks_dir=args.stacks_dir)
     except ConfigError as exc:
         print(f"stack {args.stack}: {exc}", file=sys.stderr)
         return 1
