@@ -84,6 +84,9 @@ class ChatWorkload(pulumi.ComponentResource):
         env.append(
             {"name": "CHAT_REPLICAS", "value": str(cfg.chat.pod.replicas + (1 if overlap else 0))}
         )
+        if cfg.chat_gpu:
+            # the card must be there: a missing one fails start-up instead of embedding on CPU
+            env.append({"name": "EMBEDDING_DEVICE", "value": "cuda"})
         probes = cfg.chat.probes
         app = {
             "name": "chat",

@@ -86,7 +86,7 @@ class Registry(pulumi.ComponentResource):
         repositories: dict[str, pulumi.Output[str]] = {}
         references: dict[str, pulumi.Output[str]] = {}
         for role, summary in IMAGES.items():
-            image: Image = getattr(cfg, role).image
+            image: Image = cfg.image(role)
             repo = alicloud.cr.Repo(
                 f"{name}-{role}",
                 namespace=acr_namespace.name,
@@ -137,7 +137,7 @@ class Registry(pulumi.ComponentResource):
         )
         references: dict[str, Any] = {}
         for role, summary in IMAGES.items():
-            image: Image = getattr(cfg, role).image
+            image = cfg.image(role)
             repo = alicloud.cs.RegistryEnterpriseRepo(
                 f"{name}-ee-{role}",
                 instance_id=registry.instance_id,
@@ -153,8 +153,10 @@ class Registry(pulumi.ComponentResource):
                 own,
             )
         self.chat_repository, self.llm_repository = references["chat"][1], references["llm"][1]
-        self.chat_image = references["chat"][0].apply(lambda r: image_reference(r, cfg.chat.image))
-        self.llm_image = references["llm"][0].apply(lambda r: image_reference(r, cfg.llm.image))
+        self.chat_image = references["chat"][0].apply(
+            lambda r: image_reference(r, cfg.image("chat"))
+        )
+        self.llm_image = references["llm"][0].apply(lambda r: image_reference(r, cfg.image("llm")))
         self._outputs()
 
     def _outputs(self) -> None:
