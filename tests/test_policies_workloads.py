@@ -18,6 +18,16 @@ VARIANTS = {
     "dev-chat-on-eci": ("dev", {"chat.pod.instanceType": "eci"}),
     "dev-internal-load-balancer": ("dev", {"chat.service.type": "LoadBalancer"}),
     "dev-adb": ("dev", {"db.dbType": "adb"}),
+    "prod-gpu-chat": ("prod", {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}}),
+    # the chat pod names the aiacc model it calls; on ECI with a GPU it embeds, it serves nothing
+    "dev-gpu-chat-on-eci": (
+        "dev",
+        {
+            "chat.pod.instanceType": "eci",
+            "chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}},
+            "chat.pod.eciSpecs": ["ecs.gn7i-c8g1.2xlarge"],
+        },
+    ),
 }
 
 
