@@ -21,8 +21,12 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
 from components.config import Image, StackConfig
+from components.contract import Side
 
-IMAGES = {"chat": "RAG application: web UI 8501, API 7861", "llm": "OpenAI-compatible model API"}
+IMAGES: dict[Side, str] = {
+    "chat": "RAG application: web UI 8501, API 7861",
+    "llm": "OpenAI-compatible model API",
+}
 
 
 def pull_secret_name(cfg: StackConfig) -> str | None:

@@ -327,7 +327,7 @@ def _workloads(shape: Shape) -> None:
     }
     if shape.chat_eci:
         chat_labels["alibabacloud.com/eci"] = "true"
-    chat_env = [
+    chat_env: list[dict[str, Any]] = [
         {"name": "CHAT_API_KEY", "valueFrom": secret_ref},
         {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
         {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"},
