@@ -109,6 +109,15 @@ def test_a_gpu_chat_lands_on_a_gpu_pool_with_the_toleration_cuda_env_and_image()
     assert _required_pools(deployment(rendering, "llm")) == ["a10", "v100"]
 
 
+def test_a_gpu_chat_rolls_out_without_asking_for_an_extra_card():
+    cpu = deployment(render_workloads("prod"), "chat")
+    gpu = deployment(render_workloads("prod", GPU_CHAT), "chat")
+    assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    assert env_of(container(cpu))["CHAT_REPLICAS"] == "3"
+    assert env_of(container(gpu))["CHAT_REPLICAS"] == "2"
+
+
 def test_a_cpu_chat_keeps_the_cpu_image_and_no_device_env():
     rendering = render_workloads("prod")
     app = container(deployment(rendering, "chat"))
