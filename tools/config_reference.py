@@ -36,7 +36,7 @@ NOTES = {
     "chat.pod.replicas": "chart value",
     "llm.pod.instanceType": "chart value; `eci` cannot run `*-aiacc` models",
     "chat.pod.instanceType": "chart value",
-    "chat.pod.resources.limits": "chart value; `nvidia.com/gpu: \"1\"` embeds on a GPU: the pod "
+    "chat.pod.resources.limits": 'chart value; `nvidia.com/gpu: "1"` embeds on a GPU: the pod '
     "goes to a GPU pool (or GPU `eciSpecs`) with the GPU toleration and `EMBEDDING_DEVICE=cuda`",
     "chat.image.variant": "`cuda`: the CUDA build, tag `<tag>-cuda`; `auto`: `cuda` when "
     "`chat.pod.resources` has `nvidia.com/gpu`, else `cpu`",
