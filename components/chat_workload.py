@@ -74,16 +74,22 @@ class ChatWorkload(pulumi.ComponentResource):
         # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
         # KB disk attaches to one node, and a faiss index has a single writer.
         overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
+        # Like the llm, a GPU chat never asks for an extra card during a rollout.
+        surge = 1 if overlap and not cfg.chat_gpu else 0
         strategy = (
-            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1 - surge},
+            }
             if overlap
             else {"type": "Recreate"}
         )
         # The most chat pods that can run at once (a rollout's surge pod included): above one,
         # the service refuses to create faiss knowledge bases, which allow a single writer.
-        env.append(
-            {"name": "CHAT_REPLICAS", "value": str(cfg.chat.pod.replicas + (1 if overlap else 0))}
-        )
+        env.append({"name": "CHAT_REPLICAS", "value": str(cfg.chat.pod.replicas + surge)})
+        if cfg.chat_gpu:
+            # the card must be there: a missing one fails start-up instead of embedding on CPU
+            env.append({"name": "EMBEDDING_DEVICE", "value": "cuda"})
         probes = cfg.chat.probes
         app = {
             "name": "chat",

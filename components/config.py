@@ -113,6 +113,13 @@ class Image(_Model):
         return tag
 
 
+class ChatImage(Image):
+    """The chat image; `variant` picks the CPU build or the CUDA build (tag `<tag>-cuda`, torch
+    with CUDA, for GPU embedding). auto: cuda when `chat.pod.resources` has nvidia.com/gpu."""
+
+    variant: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class Service(_Model):
     type: Literal["ClusterIP", "LoadBalancer"] = "ClusterIP"
     # LoadBalancer services get an internal (VPC-only) SLB unless public is explicitly allowed.
@@ -189,7 +196,7 @@ class Chat(_Model):
     pod: Pod = Pod()
     kb_pvc: str | None = Field(None, alias="kbPVC")
     kb: KnowledgeBaseVolume = KnowledgeBaseVolume()
-    image: Image = Image()
+    image: ChatImage = ChatImage()
     probes: ChatProbes = ChatProbes()
     service: Service = Service()
     # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL); unset: the VPC only.
@@ -352,10 +359,35 @@ class StackConfig(_Model):
         return self.llm.pod if side == "llm" else self.chat.pod
 
     def pod_resources(self, side: Side) -> dict[str, dict[str, str]]:
-        """Chart defaults as requests and limits; a request given without a limit sets both."""
+        """Chart defaults as requests and limits; a request given without a limit sets both, and
+        a GPU limit without a request sets both (extended resources: requests equal limits)."""
         override = self.side_pod(side).resources or Resources()
         requests = {**DEFAULT_RESOURCES[side], **override.requests}
+        if GPU_RESOURCE in override.limits and GPU_RESOURCE not in requests:
+            requests[GPU_RESOURCE] = override.limits[GPU_RESOURCE]
         return {"requests": requests, "limits": {**requests, **override.limits}}
+
+    @property
+    def chat_gpu(self) -> bool:
+        """The chat pod takes a GPU (embedding on it): nvidia.com/gpu in chat.pod.resources."""
+        return GPU_RESOURCE in self.pod_resources("chat")["limits"]
+
+    @property
+    def chat_image_variant(self) -> Literal["cpu", "cuda"]:
+        variant = self.chat.image.variant
+        if variant == "auto":
+            return "cuda" if self.chat_gpu else "cpu"
+        return variant
+
+    def image(self, side: Side) -> Image:
+        """The image a workload runs: for chat's CUDA variant the tag gets `-cuda` (a pinned
+        digest is used as given: it must be the CUDA build's)."""
+        if side == "llm":
+            return self.llm.image
+        image = self.chat.image
+        if self.chat_image_variant == "cuda" and not image.tag.endswith("-cuda"):
+            return Image(repository=image.repository, tag=f"{image.tag}-cuda", digest=image.digest)
+        return Image(repository=image.repository, tag=image.tag, digest=image.digest)
 
     def eci_specs(self, side: Side) -> list[str]:
         """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload
@@ -543,26 +575,20 @@ def _llm_rules(cfg: StackConfig) -> Problems:
 def _chat_rules(cfg: StackConfig) -> Problems:
     problems: Problems = []
     chat = cfg.chat
-    # GPU nodes are tainted for the llm; chat runs on the CPU system pool (or ECI).
-    for i, toleration in enumerate(chat.pod.tolerations):
-        if toleration.key in (GPU_RESOURCE, None):
-            problems.append(
-                (
-                    f"chat.pod.tolerations[{i}]",
-                    "must not tolerate the GPU taint "
-                    f"{GPU_RESOURCE}: GPU nodes are kept for the llm",
+    # GPU nodes are tainted for the llm; a CPU chat runs on the CPU system pool (or ECI) and must
+    # not tolerate the taint. A chat pod that takes a GPU (embedding on it) gets the toleration.
+    if not cfg.chat_gpu:
+        for i, toleration in enumerate(chat.pod.tolerations):
+            if toleration.key in (GPU_RESOURCE, None):
+                problems.append(
+                    (
+                        f"chat.pod.tolerations[{i}]",
+                        "must not tolerate the GPU taint "
+                        f"{GPU_RESOURCE}: GPU nodes are kept for pods that take a GPU "
+                        f"(give chat {GPU_RESOURCE} in chat.pod.resources.limits to embed on one)",
+                    )
                 )
-            )
-    if GPU_RESOURCE in {
-        **cfg.pod_resources("chat")["requests"],
-        **cfg.pod_resources("chat")["limits"],
-    }:
-        problems.append(
-            (
-                "chat.pod.resources",
-                f"{GPU_RESOURCE}: chat runs on the CPU system pool; GPU nodes are kept for the llm",
-            )
-        )
+    problems += _chat_gpu_rules(cfg)
     if chat.pod.instance_type == "eci" and not cfg.eci_specs("chat"):
         requests = cfg.pod_resources("chat")["requests"]
         problems.append(
@@ -600,6 +626,69 @@ def _chat_rules(cfg: StackConfig) -> Problems:
         except ValueError as exc:
             problems.append((f"chat.allowedCidrs[{i}]", f"not an IPv4 CIDR: {exc}"))
     return problems + _pod_rules(cfg, "chat")
+
+
+def _chat_gpu_rules(cfg: StackConfig) -> Problems:
+    """A GPU chat pod: one whole card, requests equal to limits, a GPU pool (or GPU ECI specs)
+    to land on, and the CUDA image."""
+    chat, resources = cfg.chat, cfg.chat.pod.resources or Resources()
+    requested, limited = resources.requests.get(GPU_RESOURCE), resources.limits.get(GPU_RESOURCE)
+    if requested is not None and limited is not None and requested != limited:
+        return [
+            (
+                f"chat.pod.resources.requests.{GPU_RESOURCE}",
+                f"{requested} differs from the limit {limited}; an extended resource's request "
+                "must equal its limit (set the limit only)",
+            )
+        ]
+    if not cfg.chat_gpu:
+        return []  # the CUDA variant without a GPU is allowed: it embeds on the CPU (auto)
+    problems: Problems = []
+    count = cfg.pod_resources("chat")["limits"][GPU_RESOURCE]
+    if count != "1":
+        problems.append(
+            (
+                f"chat.pod.resources.limits.{GPU_RESOURCE}",
+                f"{count!r}: the embedding model uses one card; set 1",
+            )
+        )
+    if chat.image.variant == "cpu":
+        problems.append(
+            (
+                "chat.image.variant",
+                f"cpu cannot use the {GPU_RESOURCE} the chat pod takes; use cuda or auto",
+            )
+        )
+    if chat.pod.replicas == 0:
+        return problems
+    if chat.pod.instance_type == "ecs":
+        if not cfg.cluster.gpu_pools:
+            problems.append(
+                (
+                    "cluster.gpuPools",
+                    f"chat.pod.resources takes {GPU_RESOURCE} but no GPU pool is configured",
+                )
+            )
+        elif not any(p.max_size > 0 for p in cfg.cluster.gpu_pools):
+            problems.append(
+                (
+                    "cluster.gpuPools",
+                    f"chat.pod.resources takes {GPU_RESOURCE} but every GPU pool has maxSize 0",
+                )
+            )
+    else:
+        specs = cfg.eci_specs("chat")
+        cpu_specs = [s for s in specs if not ((f := gpu_family_of(s)) and f.supported)]
+        if not specs or not chat.pod.eci_specs or cpu_specs:
+            problems.append(
+                (
+                    "chat.pod.eciSpecs",
+                    f"a chat pod with {GPU_RESOURCE} on eci needs GPU ECI specs"
+                    + (f" ({', '.join(cpu_specs)}: no allowed GPU)" if cpu_specs else "")
+                    + f"; list single-GPU specs such as {ECI_GPU_SPECS[0]}",
+                )
+            )
+    return problems
 
 
 def _db_rules(cfg: StackConfig) -> Problems:

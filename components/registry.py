@@ -21,8 +21,12 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 
 from components.config import Image, StackConfig
+from components.contract import Side
 
-IMAGES = {"chat": "RAG application: web UI 8501, API 7861", "llm": "OpenAI-compatible model API"}
+IMAGES: dict[Side, str] = {
+    "chat": "RAG application: web UI 8501, API 7861",
+    "llm": "OpenAI-compatible model API",
+}
 
 
 def pull_secret_name(cfg: StackConfig) -> str | None:
@@ -86,7 +90,7 @@ class Registry(pulumi.ComponentResource):
         repositories: dict[str, pulumi.Output[str]] = {}
         references: dict[str, pulumi.Output[str]] = {}
         for role, summary in IMAGES.items():
-            image: Image = getattr(cfg, role).image
+            image: Image = cfg.image(role)
             repo = alicloud.cr.Repo(
                 f"{name}-{role}",
                 namespace=acr_namespace.name,
@@ -137,7 +141,7 @@ class Registry(pulumi.ComponentResource):
         )
         references: dict[str, Any] = {}
         for role, summary in IMAGES.items():
-            image: Image = getattr(cfg, role).image
+            image = cfg.image(role)
             repo = alicloud.cs.RegistryEnterpriseRepo(
                 f"{name}-ee-{role}",
                 instance_id=registry.instance_id,
@@ -153,8 +157,10 @@ class Registry(pulumi.ComponentResource):
                 own,
             )
         self.chat_repository, self.llm_repository = references["chat"][1], references["llm"][1]
-        self.chat_image = references["chat"][0].apply(lambda r: image_reference(r, cfg.chat.image))
-        self.llm_image = references["llm"][0].apply(lambda r: image_reference(r, cfg.llm.image))
+        self.chat_image = references["chat"][0].apply(
+            lambda r: image_reference(r, cfg.image("chat"))
+        )
+        self.llm_image = references["llm"][0].apply(lambda r: image_reference(r, cfg.image("llm")))
         self._outputs()
 
     def _outputs(self) -> None:

@@ -39,10 +39,11 @@ def workload_name(cfg: StackConfig, side: Side) -> str:
 
 def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
     """Pod spec fields that choose nodes: ECI virtual node, for the llm a GPU pool whose card
-    fits the model, for chat the system pool. Config tolerations and nodeSelector are merged in
+    fits the model, for chat the system pool, or any GPU pool when chat takes a GPU (the
+    embedding model fits every allowed card). Config tolerations and nodeSelector are merged in
     (config wins on a shared nodeSelector key)."""
     pod = cfg.side_pod(side)
-    # config refuses a GPU toleration on chat (components.config), so none is merged in here
+    # config refuses a GPU toleration on a CPU chat (components.config), so none is merged here
     tolerations = [t.model_dump(exclude_none=True) for t in pod.tolerations]
     if pod.instance_type == "eci":
         selector = dict(contract.VIRTUAL_NODE_SELECTOR)
@@ -50,8 +51,9 @@ def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
             {"key": contract.VIRTUAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
         )
         fields: dict[str, Any] = {}
-    elif side == "llm":
-        pools = sorted(p.name for p in cfg.gpu_pools_fitting_llm())
+    elif side == "llm" or cfg.chat_gpu:
+        fitting = cfg.gpu_pools_fitting_llm() if side == "llm" else cfg.cluster.gpu_pools
+        pools = sorted(p.name for p in fitting)
         selector = {}
         tolerations.append(
             {

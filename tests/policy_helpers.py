@@ -57,6 +57,9 @@ class Shape:
     # chat workload
     chat_replicas: int = 2
     chat_eci: bool = False
+    chat_gpu: bool = False  # nvidia.com/gpu limit and EMBEDDING_DEVICE=cuda (GPU embedding)
+    chat_tolerates_gpu: bool = False
+    chat_embedding_device: str | None = "cuda"  # with chat_gpu; None: no EMBEDDING_DEVICE
     chat_service_annotations: tuple[tuple[str, str], ...] = (
         ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),
     )
@@ -324,16 +327,20 @@ def _workloads(shape: Shape) -> None:
     }
     if shape.chat_eci:
         chat_labels["alibabacloud.com/eci"] = "true"
-    chat = _container(
-        "chat",
-        IMAGE.format("chat"),
-        env=[
-            {"name": "CHAT_API_KEY", "valueFrom": secret_ref},
-            {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
-            {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"},
-        ],
-    )
-    _deployment("chat", shape.chat_replicas, chat_labels, {}, {"containers": [chat]})
+    chat_env: list[dict[str, Any]] = [
+        {"name": "CHAT_API_KEY", "valueFrom": secret_ref},
+        {"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")},
+        {"name": "EMBEDDING_MODEL", "value": "text2vec-bge-large-chinese"},
+    ]
+    if shape.chat_gpu and shape.chat_embedding_device:
+        chat_env.append({"name": "EMBEDDING_DEVICE", "value": shape.chat_embedding_device})
+    chat = _container("chat", IMAGE.format("chat"), gpu=shape.chat_gpu, env=chat_env)
+    chat_spec: dict[str, Any] = {"containers": [chat]}
+    if shape.chat_tolerates_gpu:
+        chat_spec["tolerations"] = [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    _deployment("chat", shape.chat_replicas, chat_labels, {}, chat_spec)
     k8s.core.v1.Service(
         "chat",
         metadata={

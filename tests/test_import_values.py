@@ -65,6 +65,23 @@ def test_an_imported_stack_renders_the_charts_workloads(tmp_path, capsys):
     assert container(llm)["image"].endswith(":v0.2.7-aiacc")  # the chart's tag, pinned
 
 
+def test_the_charts_gpu_for_chat_imports_to_gpu_embedding(tmp_path, capsys):
+    """The chart's advice: give chat.pod.resources a GPU to speed up vectorisation."""
+    values = _chart_values()
+    for kind in ("limits", "requests"):
+        values["chat"]["pod"]["resources"][kind]["nvidia.com/gpu"] = 1
+    code, config, err = _import(tmp_path, capsys, values)
+    assert code == 0, err
+    chat = deployment(render_program(declare_workloads, config, "imported"), "chat")
+    app, spec = container(chat), chat["spec"]["template"]["spec"]
+    assert app["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert env_of(app)["EMBEDDING_DEVICE"] == "cuda"
+    assert app["image"].endswith(":v0.2.7-aiacc-cuda")
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+        "tolerations"
+    ]
+
+
 def test_eci_annotations_become_eci_config(tmp_path, capsys):
     values = _chart_values()
     values["llm"]["model"] = "qwen-7b-chat"

@@ -116,6 +116,15 @@ CASES = [
         passing=GOOD.but(chat_eci=True),
     ),
     Case(
+        # the chat pod on ECI with a GPU for its embedding model names the aiacc model it calls
+        "aiacc-on-eci-not-the-gpu-chat-pod-embedding-on-its-card",
+        "aiacc-not-on-eci",
+        GOOD.but(chat_eci=True, chat_gpu=True, chat_embedding_device=None),
+        "chat-chatchat",
+        "instanceType=ecs",
+        passing=GOOD.but(chat_eci=True, chat_gpu=True, chat_tolerates_gpu=True),
+    ),
+    Case(
         "aiacc-in-eci-namespace",
         "aiacc-not-on-eci",
         GOOD.but(namespace_eci=True),

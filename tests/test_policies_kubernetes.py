@@ -28,6 +28,15 @@ CASES = [
         'resources.limits["nvidia.com/gpu"]',
     ),
     Case(
+        # a chat pod may sit on GPU nodes only when it takes a card (GPU embedding)
+        "chat-tolerates-gpu-without-a-card",
+        "k8s-gpu-request",
+        GOOD.but(chat_tolerates_gpu=True),
+        "chat-chatchat",
+        'resources.limits["nvidia.com/gpu"]',
+        passing=GOOD.but(chat_tolerates_gpu=True, chat_gpu=True),
+    ),
+    Case(
         "latest-tag",
         "k8s-image-pinned",
         GOOD.but(llm_image="chatchat/llm:latest"),

@@ -3,6 +3,8 @@ declares (cluster node pools, storage, workloads) passes every policy."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import SHIPPED_STACKS, rendered
@@ -10,7 +12,7 @@ from tests.policy_helpers import POLICIES
 from tools.checks.policy_runner import check_rendering, settings_for
 from tools.offline.engine import render_stack
 
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev-open-source-model": ("dev", {"llm.model": "qwen-7b-chat"}),
     "prod-14b-fp16": ("prod", {"llm.model": "qwen-14b-chat"}),
     "prod-13b-aiacc": ("prod", {"llm.model": "llama-2-13b-hf-aiacc"}),
@@ -18,6 +20,16 @@ VARIANTS = {
     "dev-chat-on-eci": ("dev", {"chat.pod.instanceType": "eci"}),
     "dev-internal-load-balancer": ("dev", {"chat.service.type": "LoadBalancer"}),
     "dev-adb": ("dev", {"db.dbType": "adb"}),
+    "prod-gpu-chat": ("prod", {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}}),
+    # the chat pod names the aiacc model it calls; on ECI with a GPU it embeds, it serves nothing
+    "dev-gpu-chat-on-eci": (
+        "dev",
+        {
+            "chat.pod.instanceType": "eci",
+            "chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}},
+            "chat.pod.eciSpecs": ["ecs.gn7i-c8g1.2xlarge"],
+        },
+    ),
 }
 
 

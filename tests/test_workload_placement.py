@@ -11,6 +11,7 @@ from tests.workload_harness import (
     MODEL_WRITER_PVC,
     container,
     deployment,
+    env_of,
     objects_of,
     render_workloads,
 )
@@ -80,17 +81,110 @@ def test_chat_stays_on_the_system_pool_without_the_gpu_toleration():
     assert not [t for t in chat.get("tolerations", []) if t.get("key") == "nvidia.com/gpu"]
 
 
-def test_chat_refuses_a_configured_gpu_toleration():
+def test_a_cpu_chat_refuses_a_configured_gpu_toleration():
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-    with pytest.raises(ConfigError) as caught:
-        render_workloads("dev", {"chat.pod.tolerations": [toleration]})
-    assert caught.value.problems[0][0] == "chat.pod.tolerations[0]"
+    for tolerations in ([toleration], [{"operator": "Exists"}]):
+        with pytest.raises(ConfigError) as caught:
+            render_workloads("dev", {"chat.pod.tolerations": tolerations})
+        assert caught.value.problems[0][0] == "chat.pod.tolerations[0]"
+        assert "chat.pod.resources.limits" in caught.value.problems[0][1]
 
 
-def test_chat_refuses_a_gpu_in_its_resources():
+GPU_CHAT = {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}}
+
+
+def test_a_gpu_chat_lands_on_a_gpu_pool_with_the_toleration_cuda_env_and_image():
+    rendering = render_workloads("prod", GPU_CHAT)
+    chat = deployment(rendering, "chat")
+    spec, app = _pod_spec(chat), container(chat)
+    assert GPU_TOLERATION in spec["tolerations"]
+    assert _required_pools(chat) == ["a10", "v100"]  # the embedding model fits every card
+    assert "nodeSelector" not in spec  # not pinned to the CPU system pool
+    # extended resources: the request is rendered equal to the limit
+    assert app["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert app["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert env_of(app)["EMBEDDING_DEVICE"] == "cuda"
+    assert app["image"].endswith(f"/chat:{rendering.config.chat.image.tag}-cuda")
+    # the llm keeps its own placement
+    assert _required_pools(deployment(rendering, "llm")) == ["a10", "v100"]
+
+
+def test_a_gpu_chat_rolls_out_without_asking_for_an_extra_card():
+    cpu = deployment(render_workloads("prod"), "chat")
+    gpu = deployment(render_workloads("prod", GPU_CHAT), "chat")
+    assert cpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    assert env_of(container(cpu))["CHAT_REPLICAS"] == "3"
+    assert env_of(container(gpu))["CHAT_REPLICAS"] == "2"
+
+
+def test_a_cpu_chat_keeps_the_cpu_image_and_no_device_env():
+    rendering = render_workloads("prod")
+    app = container(deployment(rendering, "chat"))
+    assert app["image"].endswith(f"/chat:{rendering.config.chat.image.tag}")
+    assert "EMBEDDING_DEVICE" not in env_of(app)
+    assert "nvidia.com/gpu" not in app["resources"]["limits"]
+
+
+def test_the_cuda_variant_can_be_chosen_without_a_gpu_and_cpu_refused_with_one():
+    app = container(deployment(render_workloads("dev", {"chat.image.variant": "cuda"}), "chat"))
+    assert app["image"].endswith("-cuda") and "EMBEDDING_DEVICE" not in env_of(app)
     with pytest.raises(ConfigError) as caught:
-        render_workloads("dev", {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}})
-    assert caught.value.problems[0][0] == "chat.pod.resources"
+        render_workloads("dev", {**GPU_CHAT, "chat.image.variant": "cpu"})
+    assert [p[0] for p in caught.value.problems] == ["chat.image.variant"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "words"),
+    [
+        (
+            {"cluster.gpuPools": [], "llm.pod.instanceType": "eci", "llm.model": "qwen-7b-chat"},
+            "cluster.gpuPools",
+            "no GPU pool",
+        ),
+        (
+            {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "2"}}},
+            "chat.pod.resources.limits.nvidia.com/gpu",
+            "one card",
+        ),
+        (
+            {
+                "chat.pod.resources": {
+                    "requests": {"nvidia.com/gpu": "1"},
+                    "limits": {"nvidia.com/gpu": "2"},
+                }
+            },
+            "chat.pod.resources.requests.nvidia.com/gpu",
+            "must equal its limit",
+        ),
+        ({"chat.pod.instanceType": "eci"}, "chat.pod.eciSpecs", "needs GPU ECI specs"),
+        (
+            {
+                "chat.pod.instanceType": "eci",
+                "chat.pod.eciSpecs": ["ecs.gn7i-c8g1.2xlarge", "4-8Gi"],
+            },
+            "chat.pod.eciSpecs",
+            "4-8Gi: no allowed GPU",
+        ),
+    ],
+)
+def test_a_gpu_chat_is_refused_where_it_cannot_get_a_card(overrides, key, words):
+    with pytest.raises(ConfigError) as caught:
+        render_workloads("dev", {**GPU_CHAT, **overrides})
+    problems = dict(caught.value.problems)
+    assert key in problems and words in problems[key]
+
+
+def test_a_gpu_chat_on_eci_asks_for_its_gpu_specs():
+    overrides = {
+        **GPU_CHAT,
+        "chat.pod.instanceType": "eci",
+        "chat.pod.eciSpecs": ["ecs.gn7i-c8g1.2xlarge"],
+    }
+    chat = deployment(render_workloads("dev", overrides), "chat")
+    meta = chat["spec"]["template"]["metadata"]
+    assert meta["annotations"]["k8s.aliyun.com/eci-use-specs"] == "ecs.gn7i-c8g1.2xlarge"
+    assert env_of(container(chat))["EMBEDDING_DEVICE"] == "cuda"
 
 
 def test_config_tolerations_labels_annotations_and_node_selector_are_merged():

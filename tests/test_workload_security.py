@@ -45,6 +45,15 @@ VARIANTS = {
             "llm.service.type": "LoadBalancer",
         },
     ),
+    "prod-gpu-chat": ("prod", {"chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}}}),
+    "dev-eci-gpu-chat": (
+        "dev",
+        {
+            "chat.pod.instanceType": "eci",
+            "chat.pod.resources": {"limits": {"nvidia.com/gpu": "1"}},
+            "chat.pod.eciSpecs": ["ecs.gn7i-c8g1.2xlarge"],
+        },
+    ),
     "prod-public": (
         "prod",
         {"chat.service.type": "LoadBalancer", "chat.service.allowPublic": True},

@@ -19,6 +19,7 @@ from components.chat_workload import ChatWorkload
 from components.config import load_config
 from components.llm_workload import LlmWorkload
 from components.network_security import NetworkSecurity
+from components.registry import image_reference
 from tools.offline.engine import Rendering, render_program
 from tools.offline.stack_files import apply_overrides, read_stack_file
 
@@ -44,7 +45,7 @@ def declare_workloads() -> None:
         cfg,
         provider=provider,
         namespace=ns_name,
-        image=f"{REGISTRY}/llm:{cfg.llm.image.tag}",
+        image=image_reference(f"{REGISTRY}/llm", cfg.image("llm")),
         model_pvc_name=cfg.llm.model_pvc or MODEL_PVC,
         model_writer_pvc_name=cfg.llm.model_pvc or MODEL_WRITER_PVC,
         api_key_secret_name=security.api_key_secret_name,
@@ -54,7 +55,7 @@ def declare_workloads() -> None:
         cfg,
         provider=provider,
         namespace=ns_name,
-        image=f"{REGISTRY}/chat:{cfg.chat.image.tag}",
+        image=image_reference(f"{REGISTRY}/chat", cfg.image("chat")),
         model_pvc_name=cfg.llm.model_pvc or MODEL_PVC,
         kb_pvc_name=cfg.chat.kb_pvc or KB_PVC,
         api_key_secret_name=security.api_key_secret_name,

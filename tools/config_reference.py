@@ -36,6 +36,10 @@ NOTES = {
     "chat.pod.replicas": "chart value",
     "llm.pod.instanceType": "chart value; `eci` cannot run `*-aiacc` models",
     "chat.pod.instanceType": "chart value",
+    "chat.pod.resources.limits": 'chart value; `nvidia.com/gpu: "1"` embeds on a GPU: the pod '
+    "goes to a GPU pool (or GPU `eciSpecs`) with the GPU toleration and `EMBEDDING_DEVICE=cuda`",
+    "chat.image.variant": "`cuda`: the CUDA build, tag `<tag>-cuda`; `auto`: `cuda` when "
+    "`chat.pod.resources` has `nvidia.com/gpu`, else `cpu`",
     "chat.kbPVC": "chart value; existing PVC for knowledge-base files",
     "chat.kb.accessMode": "more than one chat replica needs `ReadWriteMany`",
     "db.dbType": "chart value; `adb` makes an AnalyticDB for PostgreSQL instance",

@@ -249,9 +249,18 @@ def llm_model_fits_gpu(args: StackValidationArgs, report: Report) -> None:
             )
 
 
+def embeds_on_gpu(container: Mapping[str, Any]) -> bool:
+    """The chat container that takes a GPU for its embedding model (EMBEDDING_DEVICE=cuda)."""
+    return any(
+        env.get("name") == "EMBEDDING_DEVICE" and env.get("value") == "cuda"
+        for env in map(mapping, items(container.get("env")))
+    )
+
+
 def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bool:
     """A pod that serves a DeepGPU-LLM model: by its annotations, or by LLM_MODEL on a container
-    that takes a GPU (the chat pod names the same model in LLM_MODEL but only calls the llm)."""
+    that takes a GPU. The chat pod names the same model in LLM_MODEL but only calls the llm; when
+    it takes a GPU, that is for embedding (EMBEDDING_DEVICE=cuda), not for serving the model."""
     annotations = mapping(pod_metadata.get("annotations"))
     if annotations.get("chatchat.io/model-kind") == "aiacc":
         return True
@@ -260,7 +269,7 @@ def is_aiacc(pod_metadata: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> bo
     return any(
         env.get("name") == "LLM_MODEL" and str(env.get("value") or "").endswith("-aiacc")
         for c in containers(pod_spec)
-        if resource_quantity(c, "nvidia.com/gpu")
+        if resource_quantity(c, "nvidia.com/gpu") and not embeds_on_gpu(c)
         for env in map(mapping, items(c.get("env")))
     )
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     embedding_model: str = "text2vec-bge-large-chinese"
     model_root: Path = Path("/llm-model")
     embedding_batch_size: int = Field(default=64, ge=1)
+    # auto: the GPU when torch sees one (fp16), else the CPU; cuda without a GPU fails start-up.
+    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     default_vs_type: Literal["faiss", "adb", "pg"] = "faiss"
     kb_root: Path = Path("/kb")

@@ -31,8 +31,11 @@ def test_final_stage_is_slim_non_root_and_health_checked():
     assert not re.search(r"apt-get install|gcc|build-essential", stage)
 
 
-def test_torch_is_cpu_and_no_model_is_baked_in():
-    assert "download.pytorch.org/whl/cpu torch==2.13.0" in DOCKERFILE
+def test_torch_is_cpu_by_default_cuda_by_build_arg_and_no_model_is_baked_in():
+    assert re.search(r"^ARG TORCH_INDEX=https://download\.pytorch\.org/whl/cpu$", DOCKERFILE, re.M)
+    assert 'pip install --index-url "${TORCH_INDEX}" torch==2.13.0' in DOCKERFILE
+    # the CUDA variant's documented build argument
+    assert "--build-arg TORCH_INDEX=https://pypi.org/simple" in DOCKERFILE
     assert not re.search(r"COPY .*(model|\.safetensors|\.bin)", DOCKERFILE, re.I)
 
 

@@ -27,7 +27,11 @@ PUBLIC_PATHS = frozenset(
 
 
 def build_service(settings: Settings) -> KnowledgeService:
-    embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
+    embedder = Embedder(
+        settings.embedding_model_path,
+        settings.embedding_batch_size,
+        device=settings.embedding_device,
+    )
     return KnowledgeService.from_settings(settings, embedder)
 
 

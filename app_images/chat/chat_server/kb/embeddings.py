@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -16,19 +17,54 @@ class EmbeddingModelMissing(RuntimeError):
     pass
 
 
+class EmbeddingDeviceUnavailable(RuntimeError):
+    """EMBEDDING_DEVICE=cuda on a pod or host where torch sees no CUDA device."""
+
+
+DeviceSetting = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(setting: str, cuda_available: bool) -> str:
+    """The torch device for EMBEDDING_DEVICE: `auto` takes cuda when torch sees a GPU, else cpu;
+    an explicit `cuda` without one is refused (a GPU pod whose card is missing must not embed
+    on the CPU unnoticed)."""
+    if setting not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"EMBEDDING_DEVICE must be auto, cpu or cuda, not {setting!r}")
+    if setting == "auto":
+        return "cuda" if cuda_available else "cpu"
+    if setting == "cuda" and not cuda_available:
+        raise EmbeddingDeviceUnavailable(
+            "EMBEDDING_DEVICE=cuda but torch sees no CUDA device (torch.cuda.is_available() is "
+            "False): give the pod an nvidia.com/gpu and run the CUDA image variant, or set "
+            "EMBEDDING_DEVICE=auto or cpu"
+        )
+    return setting
+
+
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors; counts every text it embeds."""
 
-    def __init__(self, model_dir: Path, batch_size: int = 64) -> None:
+    def __init__(
+        self, model_dir: Path, batch_size: int = 64, device: DeviceSetting = "auto"
+    ) -> None:
         if not (model_dir / "config.json").exists() and not (model_dir / "modules.json").exists():
             raise EmbeddingModelMissing(
                 f"embedding model directory {model_dir} has no sentence-transformers model "
                 "(set EMBEDDING_MODEL to a directory under MODEL_ROOT)"
             )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        self.device = resolve_device(device, torch.cuda.is_available())
+        # fp16 on a GPU halves the weights' memory and runs on the tensor cores; the vectors
+        # come back as float32 (encode below), so stores and indexes see no difference. On the
+        # CPU the model loads as it always has.
+        model_kwargs = {"dtype": torch.float16} if self.device == "cuda" else None
+        self.model = SentenceTransformer(
+            str(model_dir), device=self.device, local_files_only=True, model_kwargs=model_kwargs
+        )
+        self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         self.name = model_dir.name
         self.batch_size = batch_size
         dim = self.model.get_embedding_dimension()
@@ -37,7 +73,15 @@ class Embedder:
         self.dim = int(dim)
         self.texts_embedded = 0
         self._count_lock = threading.Lock()
-        log.info("embedding model loaded", extra={"model": str(model_dir), "dim": self.dim})
+        log.info(
+            "embedding model loaded",
+            extra={
+                "model": str(model_dir),
+                "dim": self.dim,
+                "device": self.device,
+                "dtype": self.dtype,
+            },
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
