@@ -172,7 +172,8 @@ def test_bad_upload_is_rejected_and_loses_nothing(
     assert client.search_kb_docs(kb, PANDA_Q, top_k=1)[0]["metadata"]["source"] == "panda.txt"
 
 
-@pytest.mark.parametrize("bad_name", ["1abc", "a-b", "x; DROP TABLE chat_kb", "../kb", "", "é"])
+# Only unsafe names; Unicode, spaces, hyphens and SQL-looking names are valid (test_kb_names.py).
+@pytest.mark.parametrize("bad_name", ["../kb", "a/b", "", " ", "a\x07b", "x" * 101])
 def test_bad_kb_names_are_rejected(client, bad_name):
     r = client.http.post(
         "/knowledge_base/create_knowledge_base", json={"knowledge_base_name": bad_name}

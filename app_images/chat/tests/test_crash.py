@@ -13,6 +13,7 @@ A1, B1, A2, C1 = (paragraph(t) for t in ("alpha", "bravo", "alphanew", "charlie"
 BEFORE = {"a.txt": A1, "b.txt": B1}
 UPLOAD = {"a.txt": A2, "c.txt": C1}  # one update, one new file, in one request
 AFTER = {"a.txt": A2, "b.txt": B1, "c.txt": C1}
+KB = "产品手册 docs"
 
 # (op, files of the op, step, what is listed after the restart: faiss, PostgreSQL)
 CASES = [
@@ -46,10 +47,11 @@ def setup_kb(request, tmp_path, embedder):
     def make(vs_type: str) -> tuple[str | None, str]:
         conninfo = request.getfixturevalue("pg_conninfo") if vs_type == "adb" else None
         service = open_service(embedder, tmp_path / "kb", conninfo, vs_type)
-        service.create_kb("docs", vs_type, None)
-        service.ingest("docs", [IncomingFile(n, t.encode()) for n, t in BEFORE.items()], PARAMS)
+        # A display name (not an identifier): its directory and table are derived ids.
+        service.create_kb(KB, vs_type, None)
+        service.ingest(KB, [IncomingFile(n, t.encode()) for n, t in BEFORE.items()], PARAMS)
         service.close()
-        return conninfo, "docs"
+        return conninfo, KB
 
     return make
 

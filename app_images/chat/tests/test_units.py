@@ -12,7 +12,7 @@ import pytest
 
 from chat_server.kb.splitter import split_text
 from chat_server.stores import base, pg_store
-from chat_server.stores.base import KnowledgeBaseNameError, validate_kb_name
+from chat_server.stores.base import KnowledgeBaseNameError, kb_storage_id, validate_kb_name
 from chat_server.stores.faiss_store import FaissIndex
 from chat_server.stores.pg_store import PgSql, detect_dialect, table_name, vector_literal
 
@@ -80,14 +80,27 @@ def test_adb_sql_uses_only_postgresql_94_grammar():
             assert not pattern.search(statement), f"{pattern.pattern!r} in {statement!r}"
 
 
-@pytest.mark.parametrize("name", ['a"; DROP TABLE x; --', "a b", "1a", "", "a" * 49])
-def test_table_names_refuse_anything_but_identifiers(name):
+@pytest.mark.parametrize("name", ["../x", "a/b", "", " ", "a\x00b", "x" * 101])
+def test_table_names_refuse_unsafe_names(name):
     with pytest.raises(KnowledgeBaseNameError):
         table_name(name)
 
 
-def test_valid_kb_names_pass():
-    assert validate_kb_name("samples_2") == "samples_2"
+@pytest.mark.parametrize("name", ['a"; DROP TABLE x; --', "产品手册", "my docs", "team-a", "1a"])
+def test_table_names_of_display_names_are_derived_ids(name):
+    assert re.fullmatch(r"chat_vec_kb-[0-9a-f]{20}", table_name(name))
+
+
+def test_identifier_names_keep_the_first_layout():
+    # The previous code stored `<kb_root>/<name>/` and `chat_vec_<lower name>`.
+    assert kb_storage_id("Samples_2") == "Samples_2"
+    assert table_name("Samples_2") == "chat_vec_samples_2"
+
+
+def test_kb_names_are_nfc_normalised_and_kept_otherwise():
+    assert validate_kb_name("Cafe\u0301 手册") == "Caf\u00e9 手册"
+    assert validate_kb_name(" 产品 手册（二）") == " 产品 手册（二）"
+    assert kb_storage_id("Cafe\u0301") == kb_storage_id("Caf\u00e9")
 
 
 def test_dialect_is_detected_from_the_server(pg_conninfo):

@@ -27,6 +27,7 @@ from chat_server.stores.base import (
     MetaStore,
     VectorIndex,
     fault_point,
+    kb_storage_id,
     validate_kb_name,
 )
 from chat_server.stores.faiss_store import FaissIndex, WriterLease, sqlite_meta
@@ -190,11 +191,21 @@ class KnowledgeService:
             return None
         return "ok" if self._pg.ping() else "unavailable"
 
-    def get_kb(self, name: str) -> tuple[KnowledgeBase, MetaStore]:
+    @staticmethod
+    def _valid_name(name: str) -> str:
+        """The NFC-normalised name (the KB's key in the metadata), or a 400 naming the rule."""
         try:
-            validate_kb_name(name)
+            return validate_kb_name(name)
         except ValueError as exc:
             raise KnowledgeBaseError(400, str(exc)) from exc
+
+    def _kb_dir(self, name: str) -> Path:
+        """A KB's directory on the volume: named by its storage id, never by its display name."""
+        return self.kb_root / kb_storage_id(name)
+
+    def get_kb(self, name: str) -> tuple[KnowledgeBase, MetaStore]:
+        """The KB (its `name` is the stored, normalised one: use it for every later query)."""
+        name = self._valid_name(name)
         for meta in self._metas():
             kb = meta.get_kb(name)
             if kb is not None:
@@ -202,10 +213,7 @@ class KnowledgeService:
         raise KnowledgeBaseError(404, f"knowledge base {name!r} not found")
 
     def create_kb(self, name: str, vs_type: str | None, embed_model: str | None) -> KnowledgeBase:
-        try:
-            validate_kb_name(name)
-        except ValueError as exc:
-            raise KnowledgeBaseError(400, str(exc)) from exc
+        name = self._valid_name(name)
         vs_type = (vs_type or self.default_vs_type).lower()
         if vs_type not in VS_TYPES:
             raise KnowledgeBaseError(
@@ -230,7 +238,7 @@ class KnowledgeService:
         if vs_type == "faiss":
             self._faiss_lease.ensure()
         # What a crash during an earlier delete of this name left on disk is not this KB's.
-        shutil.rmtree(self.kb_root / name, ignore_errors=True)
+        shutil.rmtree(self._kb_dir(name), ignore_errors=True)
         kb = KnowledgeBase(name, vs_type, self.embedder.name)
         meta.create_kb(kb)
         self._content_dir(name).mkdir(parents=True, exist_ok=True)
@@ -240,6 +248,7 @@ class KnowledgeService:
 
     def delete_kb(self, name: str) -> None:
         kb, meta = self.get_kb(name)
+        name = kb.name
         with self._lock_for(name):
             index = self._index(kb)
             # Metadata first: a crash after it leaves files on disk that no KB names.
@@ -248,24 +257,24 @@ class KnowledgeService:
                 fault_point("delete_kb.metadata_deleted")
                 index.drop()
             self._indexes.pop(name, None)
-            shutil.rmtree(self.kb_root / name, ignore_errors=True)
+            shutil.rmtree(self._kb_dir(name), ignore_errors=True)
         log.info("knowledge base deleted", extra={"kb": name})
 
     # -- files -----------------------------------------------------------------------------
     def _content_dir(self, kb: str) -> Path:
-        return self.kb_root / kb / "content"
+        return self._kb_dir(kb) / "content"
 
     def file_path(self, kb: str, file_name: str) -> Path:
         validate_file_name(file_name)
-        self.get_kb(kb)
+        kb = self.get_kb(kb)[0].name
         path = self._content_dir(kb) / file_name
         if not path.is_file():
             raise KnowledgeBaseError(404, f"file {file_name!r} not found in knowledge base {kb!r}")
         return path
 
     def list_files(self, kb: str) -> list[FileRecord]:
-        _, meta = self.get_kb(kb)
-        return meta.list_files(kb)
+        found, meta = self.get_kb(kb)
+        return meta.list_files(found.name)
 
     def _lock_for(self, kb: str) -> threading.Lock:
         with self._guard:
@@ -278,7 +287,7 @@ class KnowledgeService:
                 if kb.vs_type == "faiss":
                     name = kb.name
                     index = FaissIndex(
-                        self.kb_root / name / "vector_store",
+                        self._kb_dir(name) / "vector_store",
                         self.embedder.dim,
                         self._faiss_lease,
                         lambda ids: self._reconcile_faiss(name, ids),
@@ -311,6 +320,7 @@ class KnowledgeService:
     ) -> IngestReport:
         """Validate every file first (nothing is written if one is bad), then embed in one batch."""
         kb, meta = self.get_kb(kb_name)
+        kb_name = kb.name
         params.validate()
         prepared: list[tuple[IncomingFile, str, list[str]]] = []
         unchanged: list[str] = []
@@ -382,6 +392,7 @@ class KnowledgeService:
 
     def delete_files(self, kb_name: str, file_names: list[str], delete_content: bool) -> None:
         kb, meta = self.get_kb(kb_name)
+        kb_name = kb.name
         for name in file_names:
             validate_file_name(name)
             if meta.get_file(kb_name, name) is None:
@@ -400,7 +411,7 @@ class KnowledgeService:
                     (self._content_dir(kb_name) / name).unlink(missing_ok=True)
 
     def stored_files(self, kb_name: str) -> list[str]:
-        self.get_kb(kb_name)
+        kb_name = self.get_kb(kb_name)[0].name
         directory = self._content_dir(kb_name)
         if not directory.is_dir():
             return []
@@ -418,6 +429,7 @@ class KnowledgeService:
     def reset_vectors(self, kb_name: str) -> None:
         """Drop every vector and chunk of a KB but keep its files (for recreate_vector_store)."""
         kb, meta = self.get_kb(kb_name)
+        kb_name = kb.name
         with self._lock_for(kb_name):
             index = self._index(kb)
             with index.bulk():
@@ -432,6 +444,7 @@ class KnowledgeService:
         self, kb_name: str, query: str, top_k: int, score_threshold: float
     ) -> list[SearchHit]:
         kb, meta = self.get_kb(kb_name)
+        kb_name = kb.name
         if not query.strip():
             return []
         vector = self.embedder.encode([query])[0]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -56,21 +58,57 @@ class DatabaseUnavailable(StoreUnavailable):
     """ADB/PostgreSQL cannot be reached (down or restarting): 503, retry after `retry_after_s`."""
 
 
-# KB names become SQL table names on ADB/PostgreSQL: identifiers only, no injection possible.
-KB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+# Knowledge-base names are display names: any Unicode a Chatchat 0.2 user typed (its server
+# refuses only names containing "../", `server/knowledge_base/utils.py` `validate_kb_name`).
+# Directories and table names come from `kb_storage_id`, never from the name itself.
+KB_NAME_MAX = 100
+# Names of the first layout (identifiers) keep their own name as storage id, so that their
+# existing directories and tables stay where they are; derived ids contain "-", which no such
+# name does, so the two kinds never meet.
+_LEGACY_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+# Control, surrogate and line/paragraph-separator characters have no place in a name.
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 
 
 class KnowledgeBaseNameError(ValueError):
     pass
 
 
-def validate_kb_name(name: str) -> str:
-    if not isinstance(name, str) or not KB_NAME.fullmatch(name):
+def validate_kb_name(name: object) -> str:
+    """The name, NFC-normalised (two names that normalise equal are one KB), or raise."""
+    if not isinstance(name, str):
+        raise KnowledgeBaseNameError(f"knowledge base name {name!r} is invalid: it must be text")
+    name = unicodedata.normalize("NFC", name)
+    if not name.strip():
         raise KnowledgeBaseNameError(
-            f"knowledge base name {name!r} is invalid: use 1-48 letters, digits or underscores, "
-            "starting with a letter or underscore"
+            f"knowledge base name {name!r} is invalid: it must not be empty or only whitespace"
+        )
+    if len(name) > KB_NAME_MAX:
+        raise KnowledgeBaseNameError(
+            f"knowledge base name {name[:20]!r}... is invalid: it has {len(name)} characters, "
+            f"at most {KB_NAME_MAX} are allowed"
+        )
+    bad = [c for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES]
+    if bad:
+        raise KnowledgeBaseNameError(
+            f"knowledge base name {name!r} is invalid: it must not contain control characters "
+            f"(found {bad[0]!r})"
+        )
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise KnowledgeBaseNameError(
+            f"knowledge base name {name!r} is invalid: it must not contain a path separator "
+            "('/' or '\\') nor be '.' or '..'"
         )
     return name
+
+
+def kb_storage_id(name: str) -> str:
+    """The stable id of a KB's directory and table: the name itself for identifier names (the
+    first layout), else "kb-" and a hash of the NFC-normalised name."""
+    name = validate_kb_name(name)
+    if _LEGACY_ID.fullmatch(name):
+        return name
+    return "kb-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:20]
 
 
 class VectorIndex(Protocol):

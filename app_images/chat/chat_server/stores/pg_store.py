@@ -18,7 +18,7 @@ import numpy as np
 from psycopg import Connection, OperationalError, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chat_server.stores.base import DatabaseUnavailable, MetaStore, validate_kb_name
+from chat_server.stores.base import DatabaseUnavailable, MetaStore, kb_storage_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def detect_dialect(conn: Connection) -> Dialect:
 
 
 def table_name(kb: str) -> str:
-    return f"chat_vec_{validate_kb_name(kb).lower()}"
+    """The vector table of a KB, from its storage id (never the display name itself)."""
+    return f"chat_vec_{kb_storage_id(kb).lower()}"
 
 
 def index_exists(conn: Connection, name: str) -> bool:
@@ -55,6 +56,8 @@ def index_exists(conn: Connection, name: str) -> bool:
 @dataclass(frozen=True)
 class PgSql:
     """The statements of one dialect; pure functions of the KB name, so they are unit-testable.
+
+    Table and index names come from `table_name` (the storage id) through `sql.Identifier`.
 
     Only PostgreSQL 9.4 grammar (ADB for PostgreSQL 6.0 is Greenplum 6 on PostgreSQL 9.4):
     no `CREATE INDEX IF NOT EXISTS`, no `ON CONFLICT`, no `ADD COLUMN IF NOT EXISTS`.
