@@ -226,6 +226,9 @@ def bench_search(embedder: Embedder, service: KnowledgeService, kb: str, queries
     return out
 
 
+BENCH_API_KEY = "bench-key"  # the API refuses to start without a key
+
+
 async def concurrent_chats(url: str, kb: str, queries: list[str], n: int) -> dict:
     async def one(client: httpx.AsyncClient, q: str) -> tuple[float, bool]:
         start = time.perf_counter()
@@ -250,7 +253,10 @@ async def concurrent_chats(url: str, kb: str, queries: list[str], n: int) -> dic
         return time.perf_counter() - start, ok
 
     limits = httpx.Limits(max_connections=n)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    headers = {"Authorization": f"Bearer {BENCH_API_KEY}"}
+    async with httpx.AsyncClient(
+        base_url=url, timeout=120, limits=limits, headers=headers
+    ) as client:
         start = time.perf_counter()
         results = await asyncio.gather(
             *(one(client, queries[i % len(queries)]) for i in range(n)), return_exceptions=True
@@ -335,7 +341,10 @@ def run_chats(service: KnowledgeService, queries: list[str], n: int) -> dict:
 
     with ServerThread(create_stub_llm()) as llm_server:
         settings = Settings(
-            llm_host=llm_server.url, kb_root=service.kb_root, embedding_model=str(minilm_dir())
+            llm_host=llm_server.url,
+            kb_root=service.kb_root,
+            embedding_model=str(minilm_dir()),
+            chat_api_key=BENCH_API_KEY,
         )
         llm = LLMClient(settings.llm_base_url, "k", "stub", 60, 5)
         with ServerThread(create_app(settings, service, llm)) as api:
