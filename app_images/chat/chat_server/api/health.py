@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from chat_server.api.deps import LLMDep, SettingsDep
-from chat_server.errors import ServiceError
 from chat_server.kb.service import KnowledgeService
 
 router = APIRouter(tags=["Health"])
@@ -39,17 +38,9 @@ async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
     if service is None:
         body = {"ready": False, "knowledge_base": "loading", "database": "unknown"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-    database, error = "not configured", None
-    if service.has_database:
-        try:
-            await run_in_threadpool(service.ping_database)
-            database = "ok"
-        except ServiceError as exc:
-            database, error = "unavailable", exc.message
+    database = await run_in_threadpool(service.database_status) or "not configured"
     needs_db = settings.default_vs_type in ("adb", "pg")
     is_ready = database == "ok" or not needs_db
     body = {"ready": is_ready, "knowledge_base": "ok", "database": database}
-    if error:
-        body["error"] = error
     headers = None if is_ready else {"Retry-After": "5"}
     return JSONResponse(body, status_code=200 if is_ready else 503, headers=headers)

@@ -471,15 +471,3 @@ class KnowledgeService:
         self._faiss_lease.release()
         if self._pg is not None:
             self._pg.close()
-
-    # -- readiness (read by the API's /ready) ---------------------------------------------
-    @property
-    def has_database(self) -> bool:
-        return self._pg is not None
-
-    def ping_database(self) -> None:
-        """Raise DatabaseUnavailable (503 + Retry-After) unless PostgreSQL answers a query."""
-        if self._pg is None:
-            return
-        with self._pg.connect() as conn:  # raises DatabaseUnavailable (fast while it is down)
-            conn.execute("SELECT 1")
