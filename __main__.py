@@ -22,7 +22,7 @@ network = Network("network", cfg)
 cluster = AckGpuCluster("cluster", cfg, network)
 k8s = cluster.k8s_provider
 namespace = ReleaseNamespace("release", cfg, k8s)
-storage = ModelStorage("storage", cfg, network, k8s, namespace.name)
+storage = ModelStorage("storage", cfg, network, k8s, namespace.name, rrsa=cluster.rrsa_metadata)
 database = (
     VectorDatabase("vectors", cfg, network, k8s, namespace.name)
     if cfg.db.db_type == "adb"

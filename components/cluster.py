@@ -117,6 +117,8 @@ class AckGpuCluster(pulumi.ComponentResource):
             ),
         )
         self.cluster_id = cluster.id
+        # The cluster's RRSA OIDC provider: RAM roles for pods trust it (components/storage.py).
+        self.rrsa_metadata = cluster.rrsa_metadata
 
         day2 = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
         day2 += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []

@@ -1,8 +1,9 @@
 """Where the models and the knowledge-base files live, and the PVCs the workloads mount.
 
-Models: an OSS bucket (mounted through ossfs by the OSS CSI driver with a read-only RAM identity)
-or a NAS file system (NFS, reachable only from the VPC). Either way two static PVs point at the
-model prefix: one read-only (the llm at /llm-model) and one read-write (only the conversion Job).
+Models: an OSS bucket (mounted through ossfs by the OSS CSI driver, which assumes a RAM role
+through the cluster's RRSA OIDC provider: no AccessKey anywhere) or a NAS file system (NFS,
+reachable only from the VPC). Either way two static PVs point at the model prefix: one
+read-only (the llm at /llm-model) and one read-write (only the conversion Job).
 Knowledge base: a dynamic ESSD disk (ReadWriteOnce) or a NAS subdirectory (ReadWriteMany).
 A user's `llm.modelPVC` / `chat.kbPVC` replaces what the stack would make.
 """
@@ -17,6 +18,7 @@ import pulumi_alicloud as alicloud
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import cloud_facts
 from components.config import StackConfig
 from components.network import Network
 from components.workload_pod import RUN_AS_UID
@@ -38,6 +40,8 @@ NAS_LOCKING_MOUNT_OPTIONS = [
     "noresvport",
 ]
 NAS_WRITABLE_MODE = "0777"
+OSS_RRSA: dict[str, Any] = cloud_facts.value("storage", "ossRrsaVolume")
+RRSA_TRUST: dict[str, Any] = cloud_facts.value("ack", "rrsaTrustPolicy")
 READ_ACTIONS = ["oss:GetObject", "oss:GetObjectMeta", "oss:ListObjects", "oss:GetBucketInfo"]
 WRITE_ACTIONS = [
     "oss:PutObject",
@@ -71,6 +75,43 @@ def oss_policy(bucket: str, prefix: str, write: bool) -> str:
     )
 
 
+def _metadata(rrsa: Any, key: str) -> str:
+    """One field of the cluster's `rrsa_metadata` (an output type, or a dict offline)."""
+    value = rrsa.get(key) if isinstance(rrsa, dict) else getattr(rrsa, key, None)
+    if not value:
+        raise ValueError(
+            f"the cluster's rrsa_metadata has no {key}: RRSA must be enabled (enable_rrsa) "
+            "before the OSS volumes can trust it"
+        )
+    return str(value)
+
+
+def rrsa_trust_policy(rrsa: Any) -> str:
+    """Trust policy of a role only the OSS CSI driver's fuse pods may assume: the cluster's
+    RRSA OIDC provider as principal, issuer, audience and service account as conditions."""
+    subject = f"system:serviceaccount:{OSS_RRSA['fuseNamespace']}:{OSS_RRSA['fuseServiceAccount']}"
+    return json.dumps(
+        {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Action": RRSA_TRUST["action"],
+                    "Effect": "Allow",
+                    "Principal": {"Federated": [_metadata(rrsa, "ram_oidc_provider_arn")]},
+                    "Condition": {
+                        "StringEquals": {
+                            "oidc:aud": RRSA_TRUST["audience"],
+                            "oidc:iss": _metadata(rrsa, "rrsa_oidc_issuer_url"),
+                            "oidc:sub": subject,
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
 class ModelStorage(pulumi.ComponentResource):
     """Model store (OSS or NAS) with read-only and writer PVCs, and the knowledge-base PVC."""
 
@@ -87,9 +128,12 @@ class ModelStorage(pulumi.ComponentResource):
         network: Network,
         provider: k8s.Provider,
         namespace: pulumi.Input[str],
+        rrsa: pulumi.Input[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`rrsa`: the cluster's `rrsa_metadata` output (OIDC provider ARN and issuer)."""
         super().__init__("chatchat:storage:ModelStorage", name, None, opts)
+        self._rrsa = pulumi.Output.from_input(rrsa)
         store, kb = cfg.model_store, cfg.chat.kb
         self._name, self._cfg, self._network = name, cfg, network
         self._namespace = namespace
@@ -164,12 +208,16 @@ class ModelStorage(pulumi.ComponentResource):
         self.model_writer_pvc_name = self._oss_pvc("model-writer", bucket, write=True)
 
     def _oss_pvc(self, role: str, bucket: alicloud.oss.Bucket, write: bool) -> pulumi.Output[str]:
+        """A static ossfs PV that authenticates through RRSA: a RAM role only the OSS CSI
+        driver's fuse pods may assume (trust: the cluster's OIDC provider, `oidc:sub` of the
+        driver's service account), with a policy on this bucket and prefix. No AccessKey."""
         name, cfg, prefix = self._name, self._cfg, self._cfg.model_store.prefix.strip("/")
         child = pulumi.ResourceOptions(parent=self)
-        user = alicloud.ram.User(
-            f"{name}-{role}-user",
-            name=f"{cfg.release}-{cfg.stack}-{role}",
-            comments=f"ossfs identity of the {role} PVC: one bucket, prefix {prefix or '/'}",
+        ram_role = alicloud.ram.Role(
+            f"{name}-{role}-role",
+            role_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
+            assume_role_policy_document=self._rrsa.apply(rrsa_trust_policy),
+            description=f"ossfs ({role} PVC) through RRSA: one bucket, prefix {prefix or '/'}",
             force=True,
             tags=self._tags,
             opts=child,
@@ -183,28 +231,21 @@ class ModelStorage(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
-        attachment = alicloud.ram.UserPolicyAttachment(
+        attachment = alicloud.ram.RolePolicyAttachment(
             f"{name}-{role}-attachment",
             policy_name=policy.policy_name,
             policy_type="Custom",
-            user_name=user.name,
+            role_name=ram_role.role_name,
             opts=child,
-        )
-        key = alicloud.ram.AccessKey(
-            f"{name}-{role}-key",
-            user_name=user.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
-        )
-        secret = k8s.core.v1.Secret(
-            f"{name}-{role}-oss-credentials",
-            metadata={"name": f"{cfg.release}-{role}-oss", "namespace": self._namespace},
-            string_data={"akId": key.id, "akSecret": pulumi.Output.secret(key.secret)},
-            opts=self._k8s,
         )
         # The CSI driver does not apply fsGroup to ossfs: mount as the images' user.
         options = f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + (
             "" if write else " -o ro"
         )
+        # The driver turns roleName into acs:ram::<account>:role/<roleName> and the cluster's
+        # provider ack-rrsa-<clusterId> (cloud facts: storage.ossRrsaVolume). The role name
+        # comes from the attachment so that the PV is mounted only once the role may read.
+        role_name = pulumi.Output.all(ram_role.role_name, attachment.id).apply(lambda a: a[0])
         return self._static_pvc(
             role,
             OSS_DRIVER,
@@ -214,9 +255,10 @@ class ModelStorage(pulumi.ComponentResource):
                 "url": bucket.intranet_endpoint,
                 "path": f"/{prefix}",
                 "otherOpts": options,
+                "authType": OSS_RRSA["volumeAttributes"]["authType"],
+                "roleName": role_name,
             },
             read_only=not write,
-            secret=secret,
         )
 
     # --- NAS --------------------------------------------------------------------------------
@@ -313,7 +355,6 @@ class ModelStorage(pulumi.ComponentResource):
         mode: str,
         attributes: dict[str, Any],
         read_only: bool,
-        secret: k8s.core.v1.Secret | None = None,
         size: str | None = None,
         mount_options: list[str] | None = None,
     ) -> pulumi.Output[str]:
@@ -326,11 +367,6 @@ class ModelStorage(pulumi.ComponentResource):
             "readOnly": read_only,
             "volumeAttributes": attributes,
         }
-        if secret is not None:
-            csi["nodePublishSecretRef"] = {
-                "name": secret.metadata["name"],
-                "namespace": secret.metadata["namespace"],
-            }
         volume = k8s.core.v1.PersistentVolume(
             f"{self._name}-{role}-pv",
             metadata={"name": pv_name, "labels": {"alicloud-pvname": pv_name}},

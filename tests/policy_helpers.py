@@ -74,6 +74,17 @@ class Shape:
         "acs:oss:*:*:chatchat-models/*",
     )
     ram_system_attachment: str | None = None
+    # the OSS model volume: its volume attributes (RRSA) and the RAM role's trust condition
+    oss_volume_attributes: tuple[tuple[str, str], ...] = (
+        ("authType", "rrsa"),
+        ("roleName", "chatchat-models-read"),
+    )
+    oss_volume_secret: bool = False
+    trust_condition: tuple[tuple[str, str], ...] = (
+        ("oidc:aud", "sts.aliyuncs.com"),
+        ("oidc:iss", "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c0ffee"),
+        ("oidc:sub", "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs"),
+    )
     nas_cidr: str = "10.30.0.0/16"
     sg_cidr: str = "10.30.0.0/16"
     # ADB
@@ -223,6 +234,7 @@ def _storage(shape: Shape, vpc: alicloud.vpc.Network) -> None:
             policy_name=shape.ram_system_attachment,
             policy_type="System",
         )
+    _oss_volume(shape, bucket)
     fs = alicloud.nas.FileSystem(
         "kb", protocol_type="NFS", storage_type="Performance", tags=tags, opts=protect
     )
@@ -255,6 +267,44 @@ def _storage(shape: Shape, vpc: alicloud.vpc.Network) -> None:
         ip_whitelists=[alicloud.gpdb.InstanceIpWhitelistArgs(security_ip_list=shape.adb_whitelist)],
         tags=tags,
         opts=protect,
+    )
+
+
+def _oss_volume(shape: Shape, bucket: alicloud.oss.Bucket) -> None:
+    trust = {
+        "Version": "1",
+        "Statement": [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Federated": ["acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0"]},
+                "Condition": {"StringEquals": dict(shape.trust_condition)},
+            }
+        ],
+    }
+    alicloud.ram.Role(
+        "models-reader-role",
+        role_name="chatchat-models-read",
+        assume_role_policy_document=json.dumps(trust),
+        tags=shape.tags,
+    )
+    csi: dict[str, Any] = {
+        "driver": "ossplugin.csi.alibabacloud.com",
+        "volumeHandle": "chatchat-models",
+        "readOnly": True,
+        "volumeAttributes": {"bucket": bucket.bucket, **dict(shape.oss_volume_attributes)},
+    }
+    if shape.oss_volume_secret:
+        csi["nodePublishSecretRef"] = {"name": "oss-keys", "namespace": NAMESPACE}
+    k8s.core.v1.PersistentVolume(
+        "models-pv",
+        metadata={"name": "chatchat-models"},
+        spec={
+            "capacity": {"storage": "50Gi"},
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": "",
+            "csi": csi,
+        },
     )
 
 

@@ -13,6 +13,7 @@ import re
 import pulumi_alicloud
 import pytest
 
+from components import cloud_facts
 from components.catalog import gpu_family_of
 from components.config import ConfigError
 from tests.conftest import SHIPPED_STACKS, rendered
@@ -28,6 +29,7 @@ ADB = "alicloud:gpdb/instance:Instance"
 BUCKET = "alicloud:oss/bucket:Bucket"
 NAS = "alicloud:nas/fileSystem:FileSystem"
 RAM_POLICY = "alicloud:ram/policy:Policy"
+RAM_ROLE = "alicloud:ram/role:Role"
 PV = "kubernetes:core/v1:PersistentVolume"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 K8S_SECRET = "kubernetes:core/v1:Secret"
@@ -292,15 +294,67 @@ def test_ram_policies_reach_only_the_model_bucket_and_the_reader_cannot_write():
         assert bool(actions & WRITE_ACTIONS) == name.endswith("model-writer-policy"), name
 
 
-def test_oss_access_keys_reach_pods_only_as_secrets():
+def test_oss_volumes_use_rrsa_and_no_long_lived_keys():
     rendering = rendered("dev")
-    for key in rendering.by_type("alicloud:ram/accessKey:AccessKey"):
-        assert key.outputs["secret"].__class__ is Secret
-    credentials = [s for s in rendering.by_type(K8S_SECRET) if "oss-credentials" in s.name]
-    assert len(credentials) == 2
-    for secret in credentials:
-        assert isinstance(secret.inputs["stringData"], Secret)
-        assert set(secret.plain_inputs()["stringData"]) == {"akId", "akSecret"}
+    assert not rendering.by_type("alicloud:ram/accessKey:AccessKey")
+    assert not rendering.by_type("alicloud:ram/user:User")
+    assert not [s for s in rendering.by_type(K8S_SECRET) if "oss" in s.name]
+    roles = {r.plain_inputs()["roleName"]: r for r in rendering.by_type(RAM_ROLE)}
+    oss_volumes = [
+        pv.plain_inputs()["spec"]["csi"]
+        for pv in rendering.by_type(PV)
+        if pv.plain_inputs()["spec"]["csi"]["driver"] == "ossplugin.csi.alibabacloud.com"
+    ]
+    assert len(oss_volumes) == 2
+    for csi in oss_volumes:
+        assert "nodePublishSecretRef" not in csi
+        attributes = csi["volumeAttributes"]
+        assert attributes["authType"] == "rrsa"
+        assert not {"akId", "akSecret"} & attributes.keys()
+        assert attributes["roleName"] in roles
+
+
+def test_oss_roles_trust_only_the_csi_fuse_service_account_of_this_cluster():
+    rendering = rendered("dev")
+    cluster = rendering.one(CLUSTER).outputs["rrsaMetadata"]
+    facts = cloud_facts.value("storage", "ossRrsaVolume")
+    roles = rendering.by_type(RAM_ROLE)
+    assert len(roles) == 2
+    for role in roles:
+        (statement,) = json.loads(role.plain_inputs()["assumeRolePolicyDocument"])["Statement"]
+        assert statement["Principal"] == {"Federated": [cluster["ramOidcProviderArn"]]}
+        assert statement["Action"] == "sts:AssumeRole"
+        assert statement["Condition"] == {
+            "StringEquals": {
+                "oidc:aud": "sts.aliyuncs.com",
+                "oidc:iss": cluster["rrsaOidcIssuerUrl"],
+                "oidc:sub": f"system:serviceaccount:{facts['fuseNamespace']}:"
+                f"{facts['fuseServiceAccount']}",
+            }
+        }
+
+
+def test_each_oss_role_gets_only_its_own_policy():
+    rendering = rendered("dev")
+    attachments = {
+        a.plain_inputs()["roleName"]: a.plain_inputs()["policyName"]
+        for a in rendering.by_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    assert attachments == {
+        "chatchat-dev-model-oss": "chatchat-dev-model-oss",
+        "chatchat-dev-model-writer-oss": "chatchat-dev-model-writer-oss",
+    }
+    assert all(
+        a.plain_inputs()["policyType"] == "Custom"
+        for a in rendering.by_type("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment")
+    )
+
+
+def test_rrsa_trust_policy_refuses_a_cluster_without_rrsa():
+    from components.storage import rrsa_trust_policy
+
+    with pytest.raises(ValueError, match="rrsa_metadata has no ram_oidc_provider_arn"):
+        rrsa_trust_policy({"enabled": False})
 
 
 def test_kubeconfig_output_is_secret():
@@ -317,8 +371,8 @@ def test_model_volume_is_read_only_and_the_writer_volume_is_separate():
     assert writer["accessModes"] == ["ReadWriteMany"] and writer["csi"]["readOnly"] is False
     assert reader["csi"]["volumeAttributes"]["path"] == "/llm-model"
     assert (
-        reader["csi"]["nodePublishSecretRef"]["name"]
-        != writer["csi"]["nodePublishSecretRef"]["name"]
+        reader["csi"]["volumeAttributes"]["roleName"]
+        != (writer["csi"]["volumeAttributes"]["roleName"])
     )
 
 

@@ -43,6 +43,8 @@ MANDATORY = {
     "oss-bucket-private",
     "oss-bucket-encrypted",
     "ram-oss-scoped",
+    "oss-volume-rrsa",
+    "ram-role-oidc-scoped",
     "nas-access-not-open",
     "security-group-no-public-ingress",
     "k8s-no-privileged",

@@ -52,6 +52,46 @@ CASES = [
         passing=GOOD.but(ram_system_attachment="AliyunCSReadOnlyAccess"),
     ),
     Case(
+        "oss-volume-access-key",
+        "oss-volume-rrsa",
+        GOOD.but(oss_volume_attributes=(("akId", "LTAI0000"), ("akSecret", "s3cret"))),
+        "PersistentVolume models-pv",
+        "authType: rrsa",
+    ),
+    Case(
+        "oss-volume-secret-ref",
+        "oss-volume-rrsa",
+        GOOD.but(oss_volume_attributes=(), oss_volume_secret=True),
+        "long-lived AccessKey",
+        "roleName",
+    ),
+    Case(
+        "oss-volume-without-role",
+        "oss-volume-rrsa",
+        GOOD.but(oss_volume_attributes=(("authType", "rrsa"),)),
+        "without authType rrsa and a roleName",
+        "authType: rrsa",
+    ),
+    Case(
+        "rrsa-role-any-service-account",
+        "ram-role-oidc-scoped",
+        GOOD.but(trust_condition=(("oidc:aud", "sts.aliyuncs.com"),)),
+        "ram.Role models-reader-role",
+        "system:serviceaccount:<ns>:<name>",
+    ),
+    Case(
+        "rrsa-role-wildcard-subject",
+        "ram-role-oidc-scoped",
+        GOOD.but(
+            trust_condition=(
+                ("oidc:aud", "sts.aliyuncs.com"),
+                ("oidc:sub", "system:serviceaccount:ack-csi-fuse:*"),
+            )
+        ),
+        "any service account of the cluster",
+        "StringEquals",
+    ),
+    Case(
         "nas-open",
         "nas-access-not-open",
         GOOD.but(nas_cidr="0.0.0.0/0"),

@@ -1,4 +1,5 @@
-"""Storage and access policies: private encrypted OSS, scoped RAM, NAS not open to the world."""
+"""Storage and access policies: private encrypted OSS, scoped RAM, OSS volumes through RRSA,
+NAS not open to the world."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ RAM_ATTACHMENTS = (
     "alicloud:ram/groupPolicyAttachment:GroupPolicyAttachment",
 )
 NAS_ACCESS_RULE = "alicloud:nas/accessRule:AccessRule"
+RAM_ROLE = "alicloud:ram/role:Role"
+PERSISTENT_VOLUME = "kubernetes:core/v1:PersistentVolume"
+OSS_DRIVER = "ossplugin.csi.alibabacloud.com"
+# Volume attributes that carry a long-lived AccessKey (the driver still reads them, deprecated).
+_KEY_ATTRIBUTES = {"akid", "aksecret"}
 SSE_ALGORITHMS = ("AES256", "KMS", "SM4")
 _OSS_EVERYTHING = re.compile(r"^acs:oss:[^:]*:[^:]*:\*$")
 # System policies that grant OSS actions on every bucket.
@@ -161,4 +167,71 @@ def nas_access_not_open(args: ResourceValidationArgs, report: Report) -> None:
             )
 
 
-POLICIES = [oss_bucket_private, oss_bucket_encrypted, ram_oss_scoped, nas_access_not_open]
+@resource_policy(
+    "oss-volume-rrsa",
+    EnforcementLevel.MANDATORY,
+    "OSS CSI volumes authenticate through RRSA (authType rrsa and a roleName): no AccessKey in "
+    "volume attributes or a nodePublishSecretRef.",
+    types=[PERSISTENT_VOLUME],
+)
+def oss_volume_rrsa(args: ResourceValidationArgs, report: Report) -> None:
+    csi = mapping(mapping(args.props.get("spec")).get("csi"))
+    if csi.get("driver") != OSS_DRIVER:
+        return
+    what = describe(args.resource_type, args.name)
+    attributes = {str(k).lower(): v for k, v in mapping(csi.get("volumeAttributes")).items()}
+    fix = (
+        "Fix: set volumeAttributes authType: rrsa and roleName: <a RAM role trusting the "
+        "cluster's RRSA OIDC provider for ack-csi-fuse/csi-fuse-ossfs>, and drop the keys."
+    )
+    if _KEY_ATTRIBUTES & attributes.keys() or csi.get("nodePublishSecretRef"):
+        report(f"{what}: mounts OSS with a long-lived AccessKey. {fix}")
+    elif str(attributes.get("authtype", "")).lower() != "rrsa" or not (
+        attributes.get("rolename") or attributes.get("rolearn")
+    ):
+        report(f"{what}: OSS volume without authType rrsa and a roleName. {fix}")
+
+
+def _federated(statement: Mapping[str, Any]) -> list[str]:
+    return [str(p) for p in items(mapping(statement.get("Principal")).get("Federated"))]
+
+
+@resource_policy(
+    "ram-role-oidc-scoped",
+    EnforcementLevel.MANDATORY,
+    "A RAM role that trusts an OIDC provider (RRSA) names one service account and the STS "
+    "audience exactly (StringEquals oidc:sub and oidc:aud, no wildcard).",
+    types=[RAM_ROLE],
+)
+def ram_role_oidc_scoped(args: ResourceValidationArgs, report: Report) -> None:
+    what = describe(args.resource_type, args.name)
+    raw = args.props.get("assumeRolePolicyDocument") or args.props.get("document")
+    if not isinstance(raw, str) or not raw.strip():
+        return
+    try:
+        statements = items(json.loads(raw).get("Statement"))
+    except (json.JSONDecodeError, AttributeError) as exc:
+        report(f"{what}: the trust policy is not a JSON object ({exc}). Fix: json.dumps it.")
+        return
+    for statement in map(mapping, statements):
+        if str(statement.get("Effect", "Allow")) != "Allow" or not _federated(statement):
+            continue
+        equals = mapping(mapping(statement.get("Condition")).get("StringEquals"))
+        subject, audience = equals.get("oidc:sub"), equals.get("oidc:aud")
+        if not isinstance(subject, str) or "*" in subject or not audience:
+            report(
+                f"{what}: trusts {', '.join(_federated(statement))} without an exact "
+                f"oidc:sub and oidc:aud, so any service account of the cluster may assume "
+                f'it. Fix: Condition StringEquals {{"oidc:aud": "sts.aliyuncs.com", '
+                f'"oidc:iss": <issuer>, "oidc:sub": "system:serviceaccount:<ns>:<name>"}}.'
+            )
+
+
+POLICIES = [
+    oss_bucket_private,
+    oss_bucket_encrypted,
+    ram_oss_scoped,
+    oss_volume_rrsa,
+    ram_role_oidc_scoped,
+    nas_access_not_open,
+]

@@ -63,6 +63,7 @@ def api_server(cluster_id: str, region: str) -> str:
 
 
 Computed = Callable[[Seed], dict[str, Any]]
+ACCOUNT_ID = "1234567890123456"  # the offline account (also the bucket owner below)
 
 # type token -> (id prefix, computed outputs)
 COMPUTED: dict[str, tuple[str, Computed]] = {
@@ -108,6 +109,13 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
             ],
             "workerRamRoleName": f"KubernetesWorkerRole-{_digest(r.name, 'role', length=8)}",
             "clusterDomain": "cluster.local",
+            # RRSA on (enable_rrsa): the shape flattenRRSAMetadata gives the provider's state.
+            "rrsaMetadata": {
+                "enabled": True,
+                "ramOidcProviderArn": f"acs:ram::{ACCOUNT_ID}:oidc-provider/ack-rrsa-{r.id}",
+                "ramOidcProviderName": f"ack-rrsa-{r.id}",
+                "rrsaOidcIssuerUrl": f"https://oidc-ack-{r.region}.oss-{r.region}.aliyuncs.com/{r.id}",
+            },
         },
     ),
     "alicloud:slb/acl:Acl": ("acl-", lambda r: {}),
@@ -128,10 +136,17 @@ COMPUTED: dict[str, tuple[str, Computed]] = {
             "extranetEndpoint": f"oss-{r.region}.aliyuncs.com",
             "intranetEndpoint": f"oss-{r.region}-internal.aliyuncs.com",
             "location": f"oss-{r.region}",
-            "owner": "1234567890123456",
+            "owner": ACCOUNT_ID,
         },
     ),
     "alicloud:ram/user:User": ("", lambda r: {}),
+    "alicloud:ram/role:Role": (
+        "",
+        lambda r: {
+            "arn": f"acs:ram::{ACCOUNT_ID}:role/{r.inputs.get('roleName', r.name)}",
+            "roleId": str(int(_digest(r.name, "role", length=12), 16)),
+        },
+    ),
     "alicloud:ram/accessKey:AccessKey": (
         "LTAI",
         lambda r: {"secret": f"offline{_digest(r.name, 'secret', length=24)}", "status": "Active"},
@@ -265,7 +280,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
             zones = [f"{self.region}-j", f"{self.region}-k"]
             result = {"ids": zones, "zones": [{"id": zone} for zone in zones]}
         elif args.token == "alicloud:index/getAccount:getAccount":
-            result = {"id": "1234567890123456"}
+            result = {"id": ACCOUNT_ID}
         else:
             raise NotImplementedError(
                 f"offline renderer has no mock for invoke {args.token}; "
