@@ -36,7 +36,7 @@ TERWAY = {
 # Cluster `addons` apply at create only: the network plugin and the CSI storage drivers (OSS,
 # NAS, disk static and dynamic volumes) must exist before the first pod. The ingress controller
 # is not needed: the UI is reached by port-forward or an internal Service.
-CREATE_TIME_ADDONS = [
+CREATE_TIME_ADDONS: list[dict[str, Any]] = [
     TERWAY,
     {"name": "csi-plugin"},
     {"name": "csi-provisioner"},
@@ -50,6 +50,20 @@ NODE_LIFECYCLE_CONTROLLER: str = cloud_facts.value("ack", "nodePoolAutoRepairAdd
 # before 2024-09-08): installed when `registry.edition` is enterprise.
 ACR_CREDENTIAL_HELPER: str = cloud_facts.value("registry", "credentialHelperAddon")
 VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
+
+
+def day2_addons(cfg: StackConfig) -> list[str]:
+    """The `cs.KubernetesAddon`s this stack installs after the cluster exists."""
+    addons = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
+    addons += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
+    addons += [VIRTUAL_NODE] if cfg.uses_eci else []
+    return addons
+
+
+def stack_addons(cfg: StackConfig) -> list[str]:
+    """Every add-on the stack asks ACK for (create-time ones not disabled, then day-2 ones):
+    `python -m tools preflight` asks ACK whether it offers each for the cluster version."""
+    return [a["name"] for a in CREATE_TIME_ADDONS if not a.get("disabled")] + day2_addons(cfg)
 
 
 def intranet_kubeconfig(kubeconfig: str, connections: Any) -> str:
@@ -120,9 +134,7 @@ class AckGpuCluster(pulumi.ComponentResource):
         # The cluster's RRSA OIDC provider: RAM roles for pods trust it (components/storage.py).
         self.rrsa_metadata = cluster.rrsa_metadata
 
-        day2 = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
-        day2 += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
-        day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
+        day2 = day2_addons(cfg)
         addons = {
             addon: alicloud.cs.KubernetesAddon(
                 f"{name}-addon-{addon}",

@@ -288,6 +288,10 @@ class ModelStore(_Model):
     type: Literal["oss", "nas"] = "oss"
     # OSS: bucket name prefix (a suffix makes it globally unique); directory holding the models.
     bucket_prefix: str = Field("chatchat-models", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    # OSS: the whole bucket name instead of `<bucketPrefix>-<stack>-<random>` (a naming rule of
+    # the account, or a stack name that is not a valid bucket name part); preflight asks OSS
+    # whether it is free.
+    bucket_name: str | None = None
     prefix: str = Field("llm-model", pattern=r"^[A-Za-z0-9._/-]*$")
     # NAS: file system type.
     nas_storage_type: Literal["Performance", "Capacity"] = "Performance"
@@ -380,14 +384,17 @@ class StackConfig(_Model):
         return variant
 
     def image(self, side: Side) -> Image:
-        """The image a workload runs: for chat's CUDA variant the tag gets `-cuda` (a pinned
-        digest is used as given: it must be the CUDA build's)."""
+        """The image a workload runs. The llm has two builds: `Dockerfile.aiacc` (DeepGPU-LLM,
+        for `*-aiacc` models), tag `<llm.image.tag>-aiacc`, and `Dockerfile` (vLLM /
+        transformers, open-source models), the tag as given; chat's CUDA variant gets `-cuda`.
+        A pinned digest is used as given: it must be the matching build's."""
+        image = self.llm.image if side == "llm" else self.chat.image
         if side == "llm":
-            return self.llm.image
-        image = self.chat.image
-        if self.chat_image_variant == "cuda" and not image.tag.endswith("-cuda"):
-            return Image(repository=image.repository, tag=f"{image.tag}-cuda", digest=image.digest)
-        return Image(repository=image.repository, tag=image.tag, digest=image.digest)
+            suffix = "-aiacc" if self.llm.catalog_entry.is_aiacc else ""
+        else:
+            suffix = "-cuda" if self.chat_image_variant == "cuda" else ""
+        tag = image.tag if not suffix or image.tag.endswith(suffix) else f"{image.tag}{suffix}"
+        return Image(repository=image.repository, tag=tag, digest=image.digest)
 
     def eci_specs(self, side: Side) -> list[str]:
         """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload
@@ -842,6 +849,38 @@ def _check_names_and_regions(cfg: StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
+BUCKET_SUFFIX_SAMPLE = "0" * 8  # the random suffix is 4 bytes, 8 hex digits
+
+
+def generated_bucket_name(cfg: StackConfig, suffix: str = BUCKET_SUFFIX_SAMPLE) -> str:
+    """The OSS bucket name the stack creates (`components/storage.py` uses it too)."""
+    store = cfg.model_store
+    return store.bucket_name or f"{store.bucket_prefix}-{cfg.stack}-{suffix}"
+
+
+def _check_bucket_name(cfg: StackConfig) -> list[tuple[str, str]]:
+    """An OSS bucket name that OSS would refuse fails in plan (cloud facts:
+    storage.ossBucketNaming), the key named: `bucketName`, or the prefix with the stack."""
+    from alibabacloud_oss_v2.validation import is_valid_bucket_name
+
+    if cfg.model_store.type != "oss" or cfg.llm.model_pvc:
+        return []
+    name = generated_bucket_name(cfg)
+    if is_valid_bucket_name(name):
+        return []
+    rule = cloud_facts.value("storage", "ossBucketNaming")["rule"]
+    if cfg.model_store.bucket_name:
+        return [("modelStore.bucketName", f"{name!r} is not an OSS bucket name ({rule})")]
+    return [
+        (
+            "modelStore.bucketPrefix",
+            f"the bucket would be named {cfg.model_store.bucket_prefix}-{cfg.stack}-<8 hex>, "
+            f"not an OSS bucket name ({rule}); the stack name {cfg.stack!r} is part of it: "
+            "set modelStore.bucketName to a valid name",
+        )
+    ]
+
+
 def _check_registry(cfg: StackConfig) -> list[tuple[str, str]]:
     """Every image must be pullable on a new account (see `Registry`)."""
     registry, problems = cfg.registry, []
@@ -899,6 +938,7 @@ _RULES = [
     (_check_names_and_regions, {"chat", "llm", "zones"}),
     (_check_api_server_access, {"cluster"}),
     (_check_registry, {"registry", "llm", "chat"}),
+    (_check_bucket_name, {"modelStore", "llm"}),
 ]
 
 

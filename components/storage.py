@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import cloud_facts
-from components.config import StackConfig
+from components.config import StackConfig, generated_bucket_name
 from components.network import Network
 from components.workload_pod import RUN_AS_UID
 
@@ -187,10 +187,14 @@ class ModelStorage(pulumi.ComponentResource):
     def _oss(self) -> None:
         name, cfg, store = self._name, self._cfg, self._cfg.model_store
         child = pulumi.ResourceOptions(parent=self)
-        suffix = random.RandomId(f"{name}-bucket-suffix", byte_length=4, opts=child)
+        if store.bucket_name:
+            bucket_name: pulumi.Input[str] = store.bucket_name
+        else:
+            suffix = random.RandomId(f"{name}-bucket-suffix", byte_length=4, opts=child)
+            bucket_name = suffix.hex.apply(lambda h: generated_bucket_name(cfg, h))
         bucket = alicloud.oss.Bucket(
             f"{name}-bucket",
-            bucket=suffix.hex.apply(lambda h: f"{store.bucket_prefix}-{cfg.stack}-{h}"),
+            bucket=bucket_name,
             server_side_encryption_rule={"sse_algorithm": "AES256"},
             versioning={"status": "Enabled"} if cfg.production else None,
             redundancy_type="ZRS" if cfg.production else "LRS",

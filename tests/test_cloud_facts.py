@@ -33,6 +33,22 @@ def test_unverified_facts_are_listed_in_the_docs():
         assert f"`{key}`" in docs, f"{key} is unverified but docs/infrastructure.md omits it"
 
 
+def test_every_fact_is_listed_in_the_docs_with_its_verification_state():
+    docs = open("docs/infrastructure.md", encoding="utf-8").read()
+    section = docs.split("## Cloud facts the program relies on", 1)[1]
+    verified, unverified = section.split("**Unverified until a real account runs it**", 1)
+    for area, rows in cloud_facts.facts().items():
+        if area.startswith("_"):
+            continue
+        for name, row in rows.items():
+            key = f"`{area}.{name}`"
+            where = verified if row["verified"] else unverified
+            assert key in where, f"{area}.{name} is missing from its docs list"
+            if row["verified"]:
+                assert f"| {key} |" in verified, f"{area}.{name}: no row in the verified table"
+                assert key not in unverified.split("- Parts of verified rows")[0], key
+
+
 def test_policy_pack_reads_the_same_table():
     sys.path.insert(0, "policies")
     try:
@@ -148,3 +164,27 @@ def test_config_error_lists_every_fact_problem_at_once():
         parse_config(raw, "dev")
     keys = {k for k, _ in caught.value.problems}
     assert {"cluster.version", "zones[0]"} <= keys
+
+
+def test_stack_name_that_makes_an_invalid_bucket_name_fails_in_plan():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(MINIMAL, "Prod_EU")
+    problems = dict(caught.value.problems)
+    assert "chatchat-models-Prod_EU-<8 hex>" in problems["modelStore.bucketPrefix"]
+    assert "set modelStore.bucketName" in problems["modelStore.bucketPrefix"]
+
+
+@pytest.mark.parametrize("name", ["Models", "my_models", "-models", "ab", "m" * 64])
+def test_explicit_bucket_name_oss_refuses_fails_in_plan(name):
+    problems = problems_of(with_(MINIMAL, modelStore={"bucketName": name}))
+    assert "is not an OSS bucket name" in problems["modelStore.bucketName"]
+
+
+def test_a_valid_explicit_bucket_name_replaces_the_random_suffix():
+    cfg = parse_config(with_(MINIMAL, modelStore={"bucketName": "acme-chatchat-models"}), "Prod_EU")
+    assert cfg.model_store.bucket_name == "acme-chatchat-models"
+
+
+def test_bucket_name_is_not_checked_without_an_oss_store():
+    raw = with_(MINIMAL, modelStore={"type": "nas", "bucketName": "Not_Used"})
+    assert parse_config(raw, "dev").model_store.type == "nas"

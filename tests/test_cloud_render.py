@@ -87,3 +87,32 @@ def test_shipped_clusters_pin_a_creatable_version_and_rrsa():
         cluster = rendered(stack).one(CLUSTER).inputs
         assert cloud_facts.ack_minor(cluster["version"]) in cloud_facts.creatable_ack_minors()
         assert cluster["enableRrsa"] is True
+
+
+def _llm_images(rendering):
+    return {
+        c["image"]
+        for r in rendering.by_type(DEPLOYMENT) + rendering.by_type(JOB)
+        if r.name.startswith("llm-")
+        for c in [
+            *r.plain_inputs()["spec"]["template"]["spec"].get("initContainers", []),
+            *r.plain_inputs()["spec"]["template"]["spec"]["containers"],
+        ]
+    }
+
+
+def test_aiacc_and_open_source_models_run_their_own_llm_builds():
+    """`Dockerfile.aiacc` (DeepGPU-LLM) and `Dockerfile` (vLLM) are different images: an aiacc
+    model runs `<tag>-aiacc`, an open-source one the tag as given, in every llm container."""
+    aiacc = variant("dev", llm__model="qwen-7b-chat-aiacc")
+    open_source = variant("dev", llm__model="qwen-7b-chat")
+    repository = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat-dev/chatchat-llm"
+    assert aiacc.outputs["llmImage"] == f"{repository}:0.1.0-aiacc"
+    assert open_source.outputs["llmImage"] == f"{repository}:0.1.0"
+    assert _llm_images(aiacc) == {f"{repository}:0.1.0-aiacc"}  # server and conversion Job
+    assert _llm_images(open_source) == {f"{repository}:0.1.0"}
+
+
+def test_a_tag_that_names_the_aiacc_build_is_not_suffixed_twice():
+    rendering = variant("dev", llm__image={"tag": "0.2.0-aiacc"})
+    assert rendering.outputs["llmImage"].endswith(":0.2.0-aiacc")

@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import cloud_facts
-from components.config import StackConfig, adb_category
+from components.cluster import stack_addons
+from components.config import StackConfig, adb_category, generated_bucket_name
 from tools.preflight.account import Account
 
 # Service roles the stack's resources need authorised (ACK console: "Cloud resource access
-# authorization"); the autoscaler role comes from the cloud facts table.
+# authorization"), from the cloud facts table.
 SERVICE_ROLES = (
-    "AliyunCSDefaultRole",
-    "AliyunCSManagedKubernetesRole",
-    "AliyunCSManagedCsiRole",
-    "AliyunCSManagedNetworkRole",
+    *cloud_facts.value("ack", "serviceRoles"),
     cloud_facts.value("ack", "autoscalerRole"),
 )
+VCPU_ATTRIBUTES: dict[str, str] = cloud_facts.value("ecs", "vcpuQuotaAttributes")
+RRSA_CSI_MIN = cloud_facts.value("storage", "ossRrsaPrerequisites")["csiPlugin"]
 _SIZE = re.compile(r"\.(\d*)x?large$")
 
 
@@ -101,8 +101,8 @@ def _attribute(response: dict[str, Any], name: str) -> int:
 
 def check_vcpu_quota(cfg: StackConfig, account: Account) -> list[Finding]:
     response = account.account_attributes(cfg.region)
-    free = _attribute(response, "max-postpaid-instance-vcpu-count") - _attribute(
-        response, "used-postpaid-instance-vcpu-count"
+    free = _attribute(response, VCPU_ATTRIBUTES["max"]) - _attribute(
+        response, VCPU_ATTRIBUTES["used"]
     )
     needed = sum(
         pool.max_size * max(vcpus(t) for t in pool.instance_types) for pool in cfg.cluster.gpu_pools
@@ -122,6 +122,54 @@ def check_vcpu_quota(cfg: StackConfig, account: Account) -> list[Finding]:
             "free; lower the pools' maxSize or raise the quota in Quota Center",
         )
     ]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(1, 33, 1) for `v1.33.1-b0a9e2c-aliyun`; () when the text carries no version."""
+    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(p or 0) for p in match.groups()) if match else ()
+
+
+def check_addons(cfg: StackConfig, account: Account) -> list[Finding]:
+    """ACK's add-on catalogue for this cluster type, spec and version (ListAddons) offers every
+    add-on the stack installs; with OSS volumes (RRSA), csi-plugin is new enough."""
+    offered = {
+        a.get("name"): a.get("version", "")
+        for a in account.addons(cfg.region, cfg.cluster.cluster_spec, cfg.cluster.version).get(
+            "addons", []
+        )
+    }
+    findings = []
+    for name in stack_addons(cfg):
+        ok = name in offered
+        findings.append(
+            Finding(
+                "ack-addons",
+                ok,
+                "cluster.version",
+                f"{name} {offered.get(name, '')} is offered".replace("  ", " ")
+                if ok
+                else f"ACK offers no add-on {name} for {cfg.cluster.cluster_spec} "
+                f"{cfg.cluster.version} in {cfg.region}; pick a cluster.version that offers it "
+                "(components/cluster.py installs it)",
+            )
+        )
+    uses_oss = cfg.model_store.type == "oss" and not cfg.llm.model_pvc
+    csi = offered.get("csi-plugin")
+    if uses_oss and csi is not None:
+        ok = _version(csi) >= _version(RRSA_CSI_MIN)
+        findings.append(
+            Finding(
+                "ack-addons",
+                ok,
+                "modelStore.type",
+                f"csi-plugin {csi} mounts OSS through RRSA (needs {RRSA_CSI_MIN}+)"
+                if ok
+                else f"csi-plugin {csi} is older than {RRSA_CSI_MIN}, which RRSA OSS volumes "
+                "need; pick a newer cluster.version or set modelStore.type to nas",
+            )
+        )
+    return findings
 
 
 def check_adb_spec(cfg: StackConfig, account: Account) -> list[Finding]:
@@ -166,6 +214,81 @@ def check_service_roles(cfg: StackConfig, account: Account) -> list[Finding]:
     ]
 
 
+def check_adb_quota(cfg: StackConfig, account: Account) -> list[Finding]:
+    """Quota Center's AnalyticDB for PostgreSQL quotas in the region: the stack creates one
+    instance, so every listed quota needs a free unit (`TotalUsage < TotalQuota`)."""
+    if cfg.db.db_type != "adb":
+        return []
+    product = cloud_facts.value("adb", "quotaCenterProductCode")
+    quotas = [
+        q
+        for q in account.product_quotas(cfg.region, product).get("Quotas", [])
+        if q.get("TotalQuota") is not None and q.get("TotalUsage") is not None
+    ]
+    if not quotas:
+        return [
+            Finding(
+                "adb-quota",
+                True,
+                "db.dbType",
+                f"Quota Center lists no {product} quota for {cfg.region}: nothing to check",
+            )
+        ]
+    findings = []
+    for q in quotas:
+        total, used = float(q["TotalQuota"]), float(q["TotalUsage"])
+        name = f"{q.get('QuotaName') or q.get('QuotaActionCode')} ({q.get('QuotaActionCode')})"
+        findings.append(
+            Finding(
+                "adb-quota",
+                used < total,
+                "db.dbType",
+                f"{name}: {used:g} of {total:g} used"
+                if used < total
+                else f"{name} is used up in {cfg.region} ({used:g} of {total:g}): raise it in "
+                "Quota Center, or set db.dbType to faiss (in the chat pod) for this stack",
+            )
+        )
+    return findings
+
+
+def check_bucket_name(cfg: StackConfig, account: Account) -> list[Finding]:
+    """`modelStore.bucketName` must be free (OSS names are global): GetBucketInfo answers 404
+    NoSuchBucket for a free name, 403 for another account's bucket, 200 for one of ours."""
+    store = cfg.model_store
+    if store.type != "oss" or cfg.llm.model_pvc:
+        return []
+    if not store.bucket_name:
+        return [
+            Finding(
+                "bucket-name",
+                True,
+                "modelStore.bucketPrefix",
+                f"{generated_bucket_name(cfg, '<8 hex>')}: a random suffix picked at the first "
+                "`pulumi up` keeps the name free",
+            )
+        ]
+    name, key = store.bucket_name, "modelStore.bucketName"
+    answer = account.bucket_info(cfg.region, name)
+    if answer.status == 404 and answer.code == "NoSuchBucket":
+        return [Finding("bucket-name", True, key, f"{name} is free")]
+    if answer.status == 200:
+        why = "already exists in this account: `pulumi import` it or"
+    elif answer.status == 403:
+        why = f"belongs to another account ({answer.code}):"
+    else:
+        why = f"could not be checked (HTTP {answer.status} {answer.code}):"
+    return [
+        Finding(
+            "bucket-name",
+            False,
+            key,
+            f"{name} {why} set modelStore.bucketName to another name (or unset it for "
+            "a random suffix)",
+        )
+    ]
+
+
 def check_registry(cfg: StackConfig, account: Account) -> list[Finding]:
     own = any(not getattr(cfg, side).image.repository for side in ("llm", "chat"))
     if cfg.registry.edition != "personal" or not own:
@@ -187,10 +310,13 @@ def check_registry(cfg: StackConfig, account: Account) -> list[Finding]:
 
 CHECKS = (
     check_ack_version,
+    check_addons,
     check_instance_types,
     check_vcpu_quota,
     check_adb_spec,
+    check_adb_quota,
     check_service_roles,
+    check_bucket_name,
     check_registry,
 )
 
