@@ -50,6 +50,9 @@ NODE_LIFECYCLE_CONTROLLER: str = cloud_facts.value("ack", "nodePoolAutoRepairAdd
 # before 2024-09-08): installed when `registry.edition` is enterprise.
 ACR_CREDENTIAL_HELPER: str = cloud_facts.value("registry", "credentialHelperAddon")
 VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
+# The CRDs of the llm's autoscaler (KEDA ScaledObject) and monitoring (ServiceMonitor, ...).
+KEDA: str = cloud_facts.value("serving", "kedaAddon")
+MANAGED_PROMETHEUS: str = cloud_facts.value("serving", "prometheusAddon")
 
 
 def intranet_kubeconfig(kubeconfig: str, connections: Any) -> str:
@@ -80,6 +83,7 @@ class AckGpuCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     k8s_provider: k8s.Provider
     node_pools: dict[str, alicloud.cs.NodePool]
+    crd_addons: list[alicloud.cs.KubernetesAddon]
 
     def __init__(
         self,
@@ -121,6 +125,8 @@ class AckGpuCluster(pulumi.ComponentResource):
         day2 = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
         day2 += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
         day2 += [VIRTUAL_NODE] if cfg.uses_eci else []
+        day2 += [MANAGED_PROMETHEUS] if cfg.monitoring.enabled else []
+        day2 += [KEDA] if cfg.llm.autoscaling.enabled else []
         addons = {
             addon: alicloud.cs.KubernetesAddon(
                 f"{name}-addon-{addon}",
@@ -132,6 +138,8 @@ class AckGpuCluster(pulumi.ComponentResource):
             for addon in day2
         }
         self._repair_addon = addons[NODE_LIFECYCLE_CONTROLLER]
+        # What objects of those CRDs must wait for.
+        self.crd_addons = [addons[a] for a in (MANAGED_PROMETHEUS, KEDA) if a in addons]
         # Auto-scaling node pools scale only with cluster node scaling on (and the
         # AliyunCSManagedAutoScalerRole authorised: `python -m tools preflight` checks it).
         self.autoscaling = (
