@@ -8,7 +8,7 @@ from components.config import load_config
 from components.contract import CHAT_WEB_PORT, workload_name
 from components.database import VectorDatabase
 from components.llm_workload import LlmWorkload
-from components.monitoring import Monitoring
+from components.monitoring import LlmMonitoring
 from components.namespace import ReleaseNamespace
 from components.network import Network
 from components.network_security import NetworkSecurity
@@ -61,7 +61,7 @@ chat = ChatWorkload(
     opts=on_nodes,
 )
 if cfg.monitoring.enabled:
-    Monitoring("monitoring", cfg, provider=k8s, namespace=namespace.name, opts=on_nodes)
+    LlmMonitoring("llm-monitoring", cfg, provider=k8s, namespace=namespace.name, opts=on_nodes)
 
 pulumi.export("release", cfg.release)
 pulumi.export("llmModel", cfg.llm.model)

@@ -102,4 +102,3 @@ def scaled_object(
         spec=scaled_object_spec(cfg),
         opts=opts,
     )
-

@@ -107,7 +107,9 @@ class LlmWorkload(pulumi.ComponentResource):
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
         scaling = cfg.llm.autoscaling
         # KEDA owns the replica count once it exists: Pulumi sets it only at create.
-        owned = pulumi.ResourceOptions(ignore_changes=["spec.replicas"] if scaling.enabled else None)
+        owned = pulumi.ResourceOptions(
+            ignore_changes=["spec.replicas"] if scaling.enabled else None
+        )
         deployment = wp.deployment(
             f"{name}-deployment",
             cfg,
@@ -135,7 +137,9 @@ class LlmWorkload(pulumi.ComponentResource):
                 f"{name}-autoscaler",
                 cfg,
                 namespace,
-                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[deployment])),
+                pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[deployment])
+                ),
             )
 
         self.deployment_name = deployment.metadata["name"]

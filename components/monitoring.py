@@ -120,8 +120,9 @@ def dashboard_json() -> str:
     return DASHBOARD.read_text(encoding="utf-8")
 
 
-class Monitoring(pulumi.ComponentResource):
-    """ServiceMonitor and PrometheusRule of the llm, and the dashboard ConfigMap."""
+class LlmMonitoring(pulumi.ComponentResource):
+    """ServiceMonitor and PrometheusRule of the llm, and the dashboard ConfigMap. Part of the
+    llm workload for `tools model-change`: its rules follow the model's server."""
 
     service_monitor_name: pulumi.Output[str]
 
@@ -134,7 +135,7 @@ class Monitoring(pulumi.ComponentResource):
         namespace: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("chatchat:monitoring:Monitoring", name, None, opts)
+        super().__init__("chatchat:monitoring:LlmMonitoring", name, None, opts)
         json.loads(dashboard_json())  # a broken dashboard fails the plan, not the import
         # The CRDs come with the addons (the component's depends_on): pass it on.
         child = pulumi.ResourceOptions(

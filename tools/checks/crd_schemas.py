@@ -55,7 +55,9 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
         known = ", ".join(f"{a} {k}" for a, k in vendored())
         raise SchemaNotVendored(f"no schema vendored for {api_version} {kind} (have: {known})")
     schema = _strict(doc["openAPIV3Schema"])
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    validator_class = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft7Validator
+    )
     return validator_class(schema)
 
 
