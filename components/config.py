@@ -626,7 +626,8 @@ def _llm_rules(cfg: StackConfig) -> Problems:
 def _autoscaling_rules(cfg: StackConfig) -> Problems:
     """Queue-driven llm replicas: a range that fits the GPU pools, a Prometheus to ask, and a way
     back from zero."""
-    scaling, problems = cfg.llm.autoscaling, []
+    scaling = cfg.llm.autoscaling
+    problems: Problems = []
     if not scaling.enabled:
         return problems
     key = "llm.autoscaling"
