@@ -8,6 +8,7 @@ from components.config import load_config
 from components.contract import CHAT_WEB_PORT, workload_name
 from components.database import VectorDatabase
 from components.llm_workload import LlmWorkload
+from components.monitoring import LlmMonitoring
 from components.namespace import ReleaseNamespace
 from components.network import Network
 from components.network_security import NetworkSecurity
@@ -32,8 +33,9 @@ registry = Registry("registry", cfg, k8s, namespace.name)  # images and their pu
 
 security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.name)
 # The workloads wait for the node pools: an llm rollout that starts before its GPU pool exists
-# would spend Pulumi's readiness timeout waiting for a node.
-on_nodes = pulumi.ResourceOptions(depends_on=list(cluster.node_pools.values()))
+# would spend Pulumi's readiness timeout waiting for a node; the autoscaler and monitoring objects
+# wait for the addons that bring their CRDs.
+on_nodes = pulumi.ResourceOptions(depends_on=[*cluster.node_pools.values(), *cluster.crd_addons])
 llm = LlmWorkload(
     "llm",
     cfg,
@@ -58,6 +60,8 @@ chat = ChatWorkload(
     db_secret_name=database.secret_name if database else None,
     opts=on_nodes,
 )
+if cfg.monitoring.enabled:
+    LlmMonitoring("llm-monitoring", cfg, provider=k8s, namespace=namespace.name, opts=on_nodes)
 
 pulumi.export("release", cfg.release)
 pulumi.export("llmModel", cfg.llm.model)

@@ -50,6 +50,9 @@ NODE_LIFECYCLE_CONTROLLER: str = cloud_facts.value("ack", "nodePoolAutoRepairAdd
 # before 2024-09-08): installed when `registry.edition` is enterprise.
 ACR_CREDENTIAL_HELPER: str = cloud_facts.value("registry", "credentialHelperAddon")
 VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
+# The CRDs of the llm's autoscaler (KEDA ScaledObject) and monitoring (ServiceMonitor, ...).
+KEDA: str = cloud_facts.value("serving", "kedaAddon")
+MANAGED_PROMETHEUS: str = cloud_facts.value("serving", "prometheusAddon")
 
 
 def day2_addons(cfg: StackConfig) -> list[str]:
@@ -57,6 +60,8 @@ def day2_addons(cfg: StackConfig) -> list[str]:
     addons = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
     addons += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
     addons += [VIRTUAL_NODE] if cfg.uses_eci else []
+    addons += [MANAGED_PROMETHEUS] if cfg.monitoring.enabled else []
+    addons += [KEDA] if cfg.llm.autoscaling.enabled else []
     return addons
 
 
@@ -94,6 +99,7 @@ class AckGpuCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     k8s_provider: k8s.Provider
     node_pools: dict[str, alicloud.cs.NodePool]
+    crd_addons: list[alicloud.cs.KubernetesAddon]
 
     def __init__(
         self,
@@ -146,6 +152,8 @@ class AckGpuCluster(pulumi.ComponentResource):
             for addon in day2
         }
         self._repair_addon = addons[NODE_LIFECYCLE_CONTROLLER]
+        # What objects of those CRDs must wait for.
+        self.crd_addons = [addons[a] for a in (MANAGED_PROMETHEUS, KEDA) if a in addons]
         # Auto-scaling node pools scale only with cluster node scaling on (and the
         # AliyunCSManagedAutoScalerRole authorised: `python -m tools preflight` checks it).
         self.autoscaling = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -152,6 +153,32 @@ class ChatProbes(_Model):
     liveness: Probe = Probe(period_seconds=20, failure_threshold=6)
 
 
+class WakeSchedule(_Model):
+    """A window (cron start and end, in `timezone`) in which a scaled-to-zero llm keeps
+    `llm.autoscaling.wakeReplicas`: the queue metrics come from the llm pods, so at zero
+    replicas nothing else can bring it back."""
+
+    start: str = Field(pattern=r"^\S+( \S+){4}$")
+    end: str = Field(pattern=r"^\S+( \S+){4}$")
+    timezone: str = "Asia/Shanghai"
+
+
+class Autoscaling(_Model):
+    """Queue-driven llm replicas: a KEDA ScaledObject (addon ack-keda) whose Prometheus trigger
+    reads requests waiting + running from the managed Prometheus. Off: `llm.pod.replicas`."""
+
+    enabled: bool = False
+    min_replicas: int = Field(1, ge=0, le=64)
+    max_replicas: int = Field(2, ge=1, le=64)
+    # requests waiting + running one replica should carry (the trigger's threshold)
+    target_requests_per_replica: int = Field(8, ge=1, le=4096)
+    # how long the queue must stay empty before the llm goes to minReplicas 0 (KEDA cooldown)
+    idle_minutes: int = Field(30, ge=1, le=1440)
+    polling_seconds: int = Field(30, ge=5, le=600)
+    wake_schedule: WakeSchedule | None = None
+    wake_replicas: int = Field(1, ge=1, le=64)
+
+
 class Llm(_Model):
     model: str = "qwen-7b-chat-aiacc"
     load8bit: bool = Field(True, alias="load8bit")
@@ -160,6 +187,7 @@ class Llm(_Model):
     image: Image = Image()
     probes: LlmProbes = LlmProbes()
     service: Service = Service()
+    autoscaling: Autoscaling = Autoscaling()
 
     @field_validator("model")
     @classmethod
@@ -320,6 +348,22 @@ class Registry(_Model):
     endpoint: str | None = None  # e.g. myreg-registry-vpc.cn-hangzhou.cr.aliyuncs.com
 
 
+class Monitoring(_Model):
+    """Scraping (ServiceMonitor), alert rules (PrometheusRule) and the Grafana dashboard for the
+    managed Prometheus of the cluster (addon ack-arms-prometheus)."""
+
+    enabled: bool = True
+    # The instance's internal HTTP API URL (ARMS console, Prometheus instance, Settings): the
+    # KEDA trigger queries it. Required with llm.autoscaling.enabled.
+    prometheus_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    # where the managed Prometheus agent runs (the NetworkPolicy lets it reach /metrics)
+    scraper_namespace: str = Field("arms-prom", pattern=_DNS_LABEL.pattern)
+    scrape_interval_seconds: int = Field(30, ge=5, le=300)
+    ttft_p95_target_seconds: float = Field(5.0, gt=0, le=600)
+    error_ratio_max: float = Field(0.05, gt=0, lt=1)
+    queue_growing_minutes: int = Field(10, ge=1, le=240)
+
+
 class StackConfig(_Model):
     stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     release: str = Field("chatchat", pattern=_DNS_LABEL.pattern)
@@ -334,6 +378,7 @@ class StackConfig(_Model):
     llm: Llm = Llm()
     chat: Chat = Chat()
     db: Db = Db()
+    monitoring: Monitoring = Monitoring()
 
     def chat_allowed_cidrs(self) -> list[str]:
         """Who may reach the chat ports: `chat.allowedCidrs`, narrow by default (the VPC)."""
@@ -370,6 +415,12 @@ class StackConfig(_Model):
         if GPU_RESOURCE in override.limits and GPU_RESOURCE not in requests:
             requests[GPU_RESOURCE] = override.limits[GPU_RESOURCE]
         return {"requests": requests, "limits": {**requests, **override.limits}}
+
+    @property
+    def llm_gpus_per_pod(self) -> int:
+        """GPUs one llm pod takes (nvidia.com/gpu of llm.pod.resources, default 1)."""
+        count = self.pod_resources("llm")["limits"].get(GPU_RESOURCE, "1")
+        return int(count) if count.isdigit() else 1
 
     @property
     def chat_gpu(self) -> bool:
@@ -577,6 +628,88 @@ def _llm_rules(cfg: StackConfig) -> Problems:
             ("llm.pod.eciSpecs", f"no single-GPU ECI spec holds {model.name} ({needed} GiB)")
         )
     return problems + _pod_rules(cfg, "llm")
+
+
+def _autoscaling_rules(cfg: StackConfig) -> Problems:
+    """Queue-driven llm replicas: a range that fits the GPU pools, a Prometheus to ask, and a way
+    back from zero."""
+    scaling = cfg.llm.autoscaling
+    problems: Problems = []
+    if not scaling.enabled:
+        return problems
+    key = "llm.autoscaling"
+    replicas = cfg.llm.pod.replicas
+    if not scaling.min_replicas <= replicas <= scaling.max_replicas:
+        problems.append(
+            (
+                "llm.pod.replicas",
+                f"{replicas} is outside llm.autoscaling's {scaling.min_replicas}.."
+                f"{scaling.max_replicas}: the autoscaler owns the count (the Deployment starts "
+                "with llm.pod.replicas)",
+            )
+        )
+    if scaling.min_replicas > scaling.max_replicas:
+        problems.append(
+            (
+                f"{key}.minReplicas",
+                f"{scaling.min_replicas} exceeds maxReplicas {scaling.max_replicas}",
+            )
+        )
+    if not cfg.monitoring.enabled:
+        problems.append(
+            (f"{key}.enabled", "needs monitoring.enabled: the trigger reads the scraped queue")
+        )
+    elif cfg.monitoring.prometheus_url is None:
+        problems.append(
+            (
+                "monitoring.prometheusUrl",
+                "required with llm.autoscaling.enabled: the managed Prometheus instance's "
+                "internal HTTP API URL (ARMS console, instance Settings)",
+            )
+        )
+    if scaling.min_replicas == 0:
+        if cfg.production:
+            problems.append(
+                (f"{key}.minReplicas", "0 in a production stack; keep at least one replica")
+            )
+        if scaling.wake_schedule is None:
+            problems.append(
+                (
+                    f"{key}.wakeSchedule",
+                    "required with minReplicas 0: the queue metrics come from the llm pods, so "
+                    "at zero replicas only a schedule brings the llm back",
+                )
+            )
+        if scaling.wake_replicas > scaling.max_replicas:
+            problems.append(
+                (
+                    f"{key}.wakeReplicas",
+                    f"{scaling.wake_replicas} exceeds maxReplicas {scaling.max_replicas}",
+                )
+            )
+    if scaling.wake_schedule is not None:
+        try:
+            zoneinfo.ZoneInfo(scaling.wake_schedule.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                (
+                    f"{key}.wakeSchedule.timezone",
+                    f"{scaling.wake_schedule.timezone!r} is not an IANA time zone",
+                )
+            )
+    if cfg.llm.pod.instance_type == "ecs" and cfg.gpu_pools_fitting_llm():
+        gpus = cfg.llm_gpus_per_pod
+        nodes = sum(p.max_size for p in cfg.gpu_pools_fitting_llm())
+        if scaling.max_replicas * gpus > nodes:
+            problems.append(
+                (
+                    f"{key}.maxReplicas",
+                    f"{scaling.max_replicas} replica(s) x {gpus} GPU(s) need "
+                    f"{scaling.max_replicas * gpus} GPU node(s); the GPU pools that fit "
+                    f"{cfg.llm.model} allow {nodes} (sum of maxSize)",
+                )
+            )
+    return problems
 
 
 def _chat_rules(cfg: StackConfig) -> Problems:
@@ -931,6 +1064,7 @@ _RULES = [
     (_network_rules, {"network", "zones"}),
     (_cluster_rules, {"cluster"}),
     (_llm_rules, {"llm", "cluster"}),
+    (_autoscaling_rules, {"llm", "cluster", "monitoring", "production"}),
     (_chat_rules, {"chat", "db"}),
     (_db_rules, {"db", "production"}),
     (_tags_rules, {"tags"}),

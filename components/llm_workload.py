@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import contract
+from components import contract, llm_autoscaling, llm_capacity
 from components import workload_pod as wp
 from components.catalog import MODEL_ROOT
 from components.config import StackConfig
@@ -35,7 +35,8 @@ CONVERSION_PRIORITY = 1000  # above the llm pods' default 0, far below system-cr
 
 
 class LlmWorkload(pulumi.ComponentResource):
-    """ServiceAccount, conversion Job (aiacc models), Deployment, Service and PDB of the llm."""
+    """ServiceAccount, conversion Job (aiacc models), Deployment, Service, PDB and autoscaler of
+    the llm."""
 
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -104,17 +105,19 @@ class LlmWorkload(pulumi.ComponentResource):
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
         }
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
+        scaling = cfg.llm.autoscaling
+        # KEDA owns the replica count once it exists: Pulumi sets it only at create.
+        owned = pulumi.ResourceOptions(
+            ignore_changes=["spec.replicas"] if scaling.enabled else None
+        )
         deployment = wp.deployment(
             f"{name}-deployment",
             cfg,
             "llm",
             namespace,
             annotations=annotations,
-            # Never ask for an extra GPU during a rollout: replace pods one at a time.
-            strategy={
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
-            },
+            # A surge pod only when the GPU pools can grow by its GPUs (llm_capacity.rollout).
+            strategy=llm_capacity.rollout(cfg).strategy,
             pod=wp.pod_spec(
                 service_account=release_name,
                 containers=[server],
@@ -123,10 +126,21 @@ class LlmWorkload(pulumi.ComponentResource):
                 **placement,
             ),
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[account, *([job] if job else [])])
+                pulumi.ResourceOptions.merge(child, owned),
+                pulumi.ResourceOptions(depends_on=[account, *([job] if job else [])]),
             ),
         )
-        service = wp.expose(name, cfg, "llm", namespace, child)
+        least = scaling.min_replicas if scaling.enabled else None
+        service = wp.expose(name, cfg, "llm", namespace, child, least_replicas=least)
+        if scaling.enabled:
+            llm_autoscaling.scaled_object(
+                f"{name}-autoscaler",
+                cfg,
+                namespace,
+                pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[deployment])
+                ),
+            )
 
         self.deployment_name = deployment.metadata["name"]
         self.service_name = service.metadata["name"]

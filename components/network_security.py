@@ -4,7 +4,8 @@ workloads need, and the generated API keys of the chat and llm APIs.
 Flows allowed (everything else in the namespace is denied, in and out):
 - every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
   on 53/UDP+TCP;
-- chat -> llm on 8888;
+- chat -> llm on 8888, and the managed Prometheus agent's namespace -> llm on 8888 (/metrics)
+  when `monitoring.enabled`;
 - allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861
   (and -> llm on 8888 only when the llm Service is a LoadBalancer);
 - chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
@@ -43,9 +44,14 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
     }
-    llm_sources = [{"podSelector": {"matchLabels": chat}}]
+    llm_sources: list[dict[str, Any]] = [{"podSelector": {"matchLabels": chat}}]
     if cfg.llm.service.type == "LoadBalancer":
         llm_sources += _cidrs(cfg.chat_allowed_cidrs())
+    if cfg.monitoring.enabled:  # the managed Prometheus agent scrapes /metrics on the API port
+        scraper = cfg.monitoring.scraper_namespace
+        llm_sources.append(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}}
+        )
     chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(LLM_PORT)}]
     if cfg.db.db_type == "adb":
         chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})

@@ -272,10 +272,12 @@ def expose(
     side: Side,
     namespace: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
+    *,
+    least_replicas: int | None = None,
 ) -> k8s.core.v1.Service:
     """The workload's Service (`<name>-service`) and, with replicas, its PDB (`<name>-pdb`)."""
     declared = service(f"{name}-service", cfg, side, namespace, opts)
-    disruption_budget(f"{name}-pdb", cfg, side, namespace, opts)
+    disruption_budget(f"{name}-pdb", cfg, side, namespace, opts, least_replicas=least_replicas)
     return declared
 
 
@@ -289,9 +291,12 @@ def disruption_budget(
     side: Side,
     namespace: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
+    *,
+    least_replicas: int | None = None,
 ) -> k8s.policy.v1.PodDisruptionBudget | None:
-    """With more than one replica, a node drain may take only one pod at a time."""
-    if cfg.side_pod(side).replicas <= 1:
+    """With more than one replica (at the least, when an autoscaler moves them), a node drain
+    may take only one pod at a time. One replica gets none: a budget could only block drains."""
+    if (cfg.side_pod(side).replicas if least_replicas is None else least_replicas) <= 1:
         return None
     return k8s.policy.v1.PodDisruptionBudget(
         name,

@@ -161,6 +161,8 @@ def test_shipped_stacks_without_eci_have_no_virtual_node(stack):
 def test_virtual_node_addon_is_installed_exactly_when_a_pod_runs_on_eci():
     eci = variant("dev", chat__pod__instanceType="eci")
     assert sorted(_addons(eci)) == [
+        "ack-arms-prometheus",  # monitoring (on in every stack)
+        "ack-keda",  # dev's llm autoscaler
         "ack-node-problem-detector",
         "ack-virtual-node",
         "node-lifecycle-controller",
@@ -272,7 +274,8 @@ def test_bucket_is_private_and_encrypted_and_versioned_only_in_production():
     assert rendered("dev").one("alicloud:oss/bucketAcl:BucketAcl").inputs["acl"] == "private"
     assert dev.inputs["serverSideEncryptionRule"]["sseAlgorithm"] in {"AES256", "KMS"}
     assert "versioning" not in dev.inputs and not dev.protect
-    prod_like = variant("dev", production=True).one(BUCKET)
+    # production keeps an llm replica: no scale to zero
+    prod_like = variant("dev", production=True, llm__autoscaling__minReplicas=1).one(BUCKET)
     assert prod_like.inputs["versioning"] == {"status": "Enabled"} and prod_like.protect
 
 

@@ -86,8 +86,9 @@ def test_llm_model_pvc_is_mounted_read_only_at_llm_model_in_both_pods():
 
 @pytest.mark.parametrize("side", ["llm", "chat"])
 def test_pod_replicas_set_replicas_and_a_disruption_budget_above_one(side):
-    # several chat replicas need a shared KB volume and vectors in ADB (faiss has one writer)
-    base = {"chat.kb.storage": "nas", "db.dbType": "adb"}
+    # several chat replicas need a shared KB volume and vectors in ADB (faiss has one writer);
+    # the chart's replica count applies while no autoscaler owns it
+    base = {"chat.kb.storage": "nas", "db.dbType": "adb", "llm.autoscaling.enabled": False}
     one = render_workloads("dev", {**base, f"{side}.pod.replicas": 1})
     pools = [{"name": "a10", "maxSize": 3, "instanceTypes": ["ecs.gn7i-c8g1.2xlarge"]}]
     three = render_workloads("dev", {**base, f"{side}.pod.replicas": 3, "cluster.gpuPools": pools})

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 from components.chat_workload import ChatWorkload
 from components.config import load_config
 from components.llm_workload import LlmWorkload
+from components.monitoring import LlmMonitoring
 from components.network_security import NetworkSecurity
 from components.registry import image_reference
 from tools.offline.engine import Rendering, render_program
@@ -62,6 +63,8 @@ def declare_workloads() -> None:
         llm_service_name=llm.service_name,
         db_secret_name=DB_SECRET if cfg.db.db_type == "adb" else None,
     )
+    if cfg.monitoring.enabled:
+        LlmMonitoring("llm-monitoring", cfg, provider=provider, namespace=ns_name)
     pulumi.export("chatApiKey", security.chat_api_key)
     pulumi.export("chatWebUrl", chat.web_url)
     pulumi.export("llmEndpoint", llm.endpoint)

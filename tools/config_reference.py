@@ -46,6 +46,17 @@ NOTES = {
     "db.embeddingModel": "chart value; directory under `/llm-model`",
     "db.adb.instanceSpec": "per segment, at least `4C16G`",
     "modelStore.type": "where models live: OSS bucket or NAS file system",
+    "llm.autoscaling.enabled": "KEDA ScaledObject (addon `ack-keda`) on requests waiting + "
+    "running; needs `monitoring.prometheusUrl`",
+    "llm.autoscaling.maxReplicas": "times GPUs per pod must fit the fitting GPU pools' `maxSize`",
+    "llm.autoscaling.minReplicas": "`0`: scale to zero after `idleMinutes` (not in production); "
+    "needs `wakeSchedule`",
+    "llm.autoscaling.wakeSchedule": "cron `start`/`end` window holding `wakeReplicas` (a "
+    "scaled-to-zero llm has no queue metrics to wake it)",
+    "monitoring.prometheusUrl": "the managed Prometheus instance's internal HTTP API URL (ARMS "
+    "console, Settings)",
+    "monitoring.scraperNamespace": "namespace of the managed Prometheus agent, let through the "
+    "NetworkPolicy to `/metrics`",
     "network.podCidr": "kept for Flannel clusters; Terway (used, for NetworkPolicy) gives pods "
     "vSwitch addresses",
 }

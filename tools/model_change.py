@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components import llm_capacity
 from components.catalog import MODELS
 from components.config import ConfigError, Llm, StackConfig, parse_config, raw_from_config_map
 from tools.checks.model_store import (
@@ -113,7 +114,30 @@ def validate(
                 " by the conversion Job when not converted yet",
             )
         )
+    report.checks += capacity_checks(cfg)
     return cfg
+
+
+def capacity_checks(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The GPU nodes the new model needs, whether its rollout is gap-free, and its cold start."""
+    plan, start = llm_capacity.rollout(cfg), llm_capacity.cold_start(cfg)
+    need = (plan.peak_replicas + 1) * plan.gpus_per_pod
+    pools = "ECI (no pool limit)" if plan.gpu_nodes is None else f"{plan.gpu_nodes} GPU node(s)"
+    return [
+        (
+            "ok",
+            f"capacity: up to {plan.peak_replicas} replica(s) x {plan.gpus_per_pod} GPU(s); "
+            f"a surge pod needs {need} GPU node(s), the pools that fit allow {pools}",
+        ),
+        ("ok" if plan.gap_free else "warn", f"rollout: {plan.statement}"),
+        (
+            "ok",
+            f"cold start: {start.weights_gib:g} GiB of weights from {start.store} at "
+            f"~{start.read_mb_per_s:g} MB/s = about {start.seconds:.0f}s per new pod (a lower "
+            "bound: node start, image pull and engine warm-up add to it; the bandwidth is a "
+            "planning figure, cloud facts serving.modelStoreReadMBps)",
+        ),
+    ]
 
 
 def check_store(report: Report, args: argparse.Namespace, cfg: StackConfig) -> None:

@@ -173,7 +173,7 @@ STATEFUL_TYPES: dict[str, str] = {
 
 # --- the llm workload (scope of `tools.model_change`) ----------------------------------------
 
-LLM_COMPONENT_TYPE = re.compile(r"^chatchat:[A-Za-z_]+:LlmWorkload$")
+LLM_COMPONENT_TYPE = re.compile(r"^chatchat:[A-Za-z_]+:Llm(Workload|Monitoring)$")
 LLM_NAME = re.compile(r"^llm-")
 CONVERSION_JOB = re.compile(r"(^|-)convert")
 # Properties outside the llm workload that name the model on purpose (the chat pod tells the
@@ -196,7 +196,8 @@ def in_llm_workload(urn: str) -> bool:
     Read from the URN alone (it carries the parent types and the logical name), so that offline
     renderings and the engine's preview events are judged alike. A resource belongs to it when an
     LlmWorkload component (`chatchat:<module>:LlmWorkload`) is the resource or among its
-    ancestors, when its logical name starts with `llm-` (children of the component named `llm`),
+    ancestors (or LlmMonitoring: the llm's scrape config and alert rules follow its server),
+    when its logical name starts with `llm-` (children of the component named `llm`),
     or when it is a Kubernetes Job whose name says it converts a model (`...-convert...`): the
     DeepGPU-LLM conversion Job a model change may add.
     """

@@ -1,0 +1,213 @@
+"""Monitoring as code (issue 16, item 4): every metric a dashboard panel, an alert rule or the
+autoscaler reads is one our servers or the exporters really expose; the custom resources are
+valid against their projects' published CRD schemas; the scrape reaches the llm."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from components import cloud_facts
+from components.monitoring import DASHBOARD, SERVER_METRICS
+from tests.workload_harness import manifests, objects_of, one_object, render_workloads
+from tools.checks import crd_schemas
+from tools.checks.metric_names import (
+    declared_metrics,
+    exported_by_package,
+    exposed_names,
+    metric_names,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+METRIC_LISTS = REPO / "monitoring" / "metrics"
+# Series Prometheus itself writes for every target (prometheus.io docs, "Jobs and instances").
+PROMETHEUS_OWN = {"up"}
+VARIANTS = {
+    "dev": ("dev", {}),
+    "staging": ("staging", {}),
+    "prod": ("prod", {}),
+    "prod-vllm": ("prod", {"llm.model": "qwen-7b-chat"}),  # vLLM's server, its own metrics
+}
+
+
+def _listed(name: str) -> dict:
+    return json.loads((METRIC_LISTS / name).read_text(encoding="utf-8"))
+
+
+@cache
+def exported() -> frozenset[str]:
+    """Our servers' series (from their prometheus_client declarations) and the exporters'."""
+    names = exported_by_package(REPO / "app_images" / "llm" / "llm_server")
+    names |= exported_by_package(REPO / "app_images" / "chat" / "chat_server")
+    for row in _listed("vllm.json")["metrics"]:  # prometheus_client too: same expansion
+        names |= exposed_names(row["name"], row["type"])
+    for listing in ("dcgm-exporter.json", "kube-state-metrics.json"):
+        names |= {row["name"] for row in _listed(listing)["metrics"]}
+    return frozenset(names | PROMETHEUS_OWN)
+
+
+def _unknown(query: str) -> set[str]:
+    return metric_names(query) - exported()
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_our_servers_metrics_are_read_from_their_code():
+    names = exported_by_package(REPO / "app_images" / "llm" / "llm_server")
+    # the gauges the autoscaler divides and the histogram the TTFT alert reads
+    assert {"llm_queue_depth", "llm_requests_in_flight", "llm_model_loaded"} <= names
+    assert "llm_time_to_first_token_seconds_bucket" in names
+    assert "llm_requests_total" in names and "llm_requests" not in names  # counter exposition
+
+
+def test_every_dashboard_query_names_exposed_metrics():
+    queries = dashboard_queries()
+    assert len(queries) >= 15
+    for query in queries:
+        assert not _unknown(query), f"{query}: {_unknown(query)} exposed by no server or exporter"
+
+
+def test_dashboard_covers_what_operators_watch():
+    used = set().union(*(metric_names(q) for q in dashboard_queries()))
+    wanted = {
+        "request rate and errors": "llm_requests_total",
+        "TTFT (ours)": "llm_time_to_first_token_seconds_bucket",
+        "TTFT (vLLM)": "vllm:time_to_first_token_seconds_bucket",
+        "token latency (vLLM)": "vllm:time_per_output_token_seconds_bucket",
+        "queue depth": "llm_queue_depth",
+        "vLLM queue": "vllm:num_requests_waiting",
+        "GPU utilisation": "DCGM_FI_DEV_GPU_UTIL",
+        "GPU memory": "DCGM_FI_DEV_FB_USED",
+        "job progress": "kube_job_status_succeeded",
+    }
+    assert not {topic for topic, name in wanted.items() if name not in used}
+
+
+@pytest.mark.parametrize("case", VARIANTS)
+def test_every_alert_and_autoscaler_query_names_exposed_metrics(case):
+    stack, overrides = VARIANTS[case]
+    rendering = render_workloads(stack, overrides)
+    (rules,) = objects_of(rendering, "PrometheusRule")
+    alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "LlmQueueGrowing",
+        "LlmTimeToFirstTokenHigh",
+        "LlmErrorRatioHigh",
+        "LlmModelNotLoaded",
+    }
+    queries = list(alerts.values())
+    for scaled in objects_of(rendering, "ScaledObject"):
+        queries += [
+            t["metadata"]["query"]
+            for t in scaled["spec"]["triggers"]
+            if "query" in t.get("metadata", {})
+        ]
+    for query in queries:
+        assert not _unknown(query), f"{case}: {query}: {_unknown(query)} exposed by nobody"
+
+
+def test_alert_thresholds_come_from_the_config():
+    rendering = render_workloads("prod")  # ttftP95TargetSeconds: 3
+    (rules,) = objects_of(rendering, "PrometheusRule")
+    ttft = next(
+        r for g in rules["spec"]["groups"] for r in g["rules"] if "FirstToken" in r["alert"]
+    )
+    assert ttft["expr"].endswith("> 3")
+
+
+def test_the_check_catches_a_misspelt_metric():
+    assert _unknown('sum(llm_queue_depht{namespace="chatchat"})') == {"llm_queue_depht"}
+    assert _unknown("sum(rate(vllm:num_requests_waiting_total[5m]))")  # a gauge has no _total
+    with pytest.raises(ValueError, match="not PromQL"):
+        metric_names("sum(rate(llm_requests_total[5m])")
+
+
+def test_declarations_are_parsed_not_guessed(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from prometheus_client import Counter, Histogram\n"
+        "a = Counter('jobs_done_total', 'x')\n"
+        "b = Histogram(name='wait_seconds', documentation='y')\n"
+    )
+    assert declared_metrics(source) == [
+        ("jobs_done_total", "counter"),
+        ("wait_seconds", "histogram"),
+    ]
+    assert exposed_names("jobs_done_total", "counter") == {"jobs_done_total", "jobs_done_created"}
+
+
+def test_server_table_and_facts_name_real_metrics():
+    for names in SERVER_METRICS.values():
+        assert set(names.values()) <= exported()
+    assert set(cloud_facts.value("serving", "gpuExporterMetrics")) <= exported()
+
+
+def test_metric_lists_record_their_pinned_source():
+    for listing in METRIC_LISTS.glob("*.json"):
+        doc = json.loads(listing.read_text(encoding="utf-8"))
+        assert doc["source"].startswith("github:") and len(doc["commit"]) == 40, listing.name
+
+
+@pytest.mark.parametrize("case", VARIANTS)
+def test_custom_resources_validate_against_their_published_schemas(case):
+    stack, overrides = VARIANTS[case]
+    custom = [m for m in manifests(render_workloads(stack, overrides)) if crd_schemas.is_custom(m)]
+    assert {m["kind"] for m in custom} == {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
+    for manifest in custom:
+        crd_schemas.validate(manifest)
+
+
+def test_crd_validation_rejects_what_the_api_server_would_drop_or_refuse():
+    rendering = render_workloads("dev")
+    (scaled,) = objects_of(rendering, "ScaledObject")
+    misspelt = copy.deepcopy(scaled)
+    misspelt["spec"]["minReplicas"] = misspelt["spec"].pop("minReplicaCount")
+    with pytest.raises(jsonschema.ValidationError, match="minReplicas"):
+        crd_schemas.validate(misspelt)
+    (monitor,) = objects_of(rendering, "ServiceMonitor")
+    wrong_type = copy.deepcopy(monitor)
+    wrong_type["spec"]["endpoints"] = {"port": "api"}
+    with pytest.raises(jsonschema.ValidationError):
+        crd_schemas.validate(wrong_type)
+    with pytest.raises(crd_schemas.SchemaNotVendored, match=r"keda\.sh/v1alpha1 ScaledJob"):
+        crd_schemas.validate({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob"})
+
+
+def test_vendored_schemas_name_their_release():
+    for (_api_version, kind), doc in crd_schemas.vendored().items():
+        assert "@ v" in doc["source"] and doc["openAPIV3Schema"]["type"] == "object", kind
+
+
+def test_the_service_monitor_selects_the_llm_service_and_its_port():
+    rendering = render_workloads("dev")
+    (monitor,) = objects_of(rendering, "ServiceMonitor")
+    service = one_object(rendering, "Service", "llm-chatchat")
+    labels = service["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_the_network_policy_lets_the_scraper_reach_the_llm():
+    rendering = render_workloads("dev")
+    policy = one_object(rendering, "NetworkPolicy", "chatchat-llm-ingress")
+    scraper = rendering.config.monitoring.scraper_namespace
+    sources = [s for rule in policy["spec"]["ingress"] for s in rule["from"]]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}
+    } in sources
+    off = render_workloads("dev", {"monitoring.enabled": False, "llm.autoscaling.enabled": False})
+    policy = one_object(off, "NetworkPolicy", "chatchat-llm-ingress")
+    assert not [
+        s for rule in policy["spec"]["ingress"] for s in rule["from"] if "namespaceSelector" in s
+    ]
+    assert objects_of(off, "ServiceMonitor") == []
