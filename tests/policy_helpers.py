@@ -95,7 +95,7 @@ class Shape:
     zones: tuple[str, ...] = ("cn-hangzhou-j", "cn-hangzhou-k")
     protect: bool = True
     deletion_protection: bool = True
-    ack_version: str = "1.34.1-aliyun.1"
+    ack_version: str = "1.36.1-aliyun.1"
     api_server_public: bool = False
     api_server_cidrs: tuple[str, ...] = ()
     api_server_acl_bound: bool = True

@@ -67,12 +67,13 @@ def test_refused_ack_version_names_the_key(recorded, capsys):
         recorded,
         "DescribeKubernetesVersionMetadata",
         lambda d: d.update(
-            response=[r for r in d["response"] if r["version"] != "1.34.1-aliyun.1"]
+            response=[r for r in d["response"] if r["version"] != "1.36.1-aliyun.1"]
         ),
     )
     code, out = run(recorded, capsys)
     assert code == 1
-    assert "FAIL ack-version" in out and "set cluster.version to one of 1.35.1-aliyun.1" in out
+    assert "FAIL ack-version" in out
+    assert "set cluster.version to one of 1.34.1-aliyun.1, 1.35.1-aliyun.1" in out
 
 
 def test_instance_type_out_of_stock_in_a_zone(recorded, capsys):
@@ -125,7 +126,7 @@ def test_personal_registry_without_pull_password(recorded, capsys):
     assert code == 1 and "FAIL registry-pull" in out and "registry.pullPassword" in out
 
 
-ADDONS = "ack.pro.small/1.34.1-aliyun.1"
+ADDONS = "ack.pro.small/1.36.1-aliyun.1"
 
 
 def test_an_addon_ack_does_not_offer_fails_before_up(recorded, capsys):
@@ -144,7 +145,7 @@ def test_an_addon_ack_does_not_offer_fails_before_up(recorded, capsys):
     assert code == 1 and "FAIL ack-addons" in out
     assert (
         "cluster.version: ACK offers no add-on node-lifecycle-controller for ack.pro.small "
-        "1.34.1-aliyun.1 in cn-hangzhou" in out
+        "1.36.1-aliyun.1 in cn-hangzhou" in out
     )
 
 
