@@ -199,8 +199,14 @@ def test_update_docs_by_id_edits_and_deletes_chunks(client, kb, stack):
         },
     )
     assert r.status_code == 200 and r.json()["data"]["updated_files"] == ["panda.txt"]
-    after = [d["page_content"] for d in client.search_kb_docs(kb, file_name="panda.txt")]
+    listed = client.search_kb_docs(kb, file_name="panda.txt")
+    after = [d["page_content"] for d in listed]
     assert after == [first["page_content"], "Pandas sleep in trees."]
+    # The file is rewritten: every chunk of it has a new id, the old ones are gone.
+    old_ids = {first["id"], second["id"], third["id"]}
+    assert not old_ids & {d["id"] for d in listed}
+    stale = client.update_docs_by_id(kb, {first["id"]: {"page_content": "x"}})
+    assert stale.status_code == 404
     assert client.search_kb_docs(kb, "Where do pandas sleep?", top_k=1)[0]["page_content"] == (
         "Pandas sleep in trees."
     )
