@@ -131,6 +131,12 @@ def test_embeddings_float_and_base64_for_a_string_or_a_list(oa, embedder):
     assert embedder.name in caught.value.body["message"]
     with pytest.raises(openai.BadRequestError):
         oa.embeddings.create(model=embedder.name, input=["ok", ""])
+    # A text over the model's window is refused, not silently cut.
+    long = "panda " * (embedder.max_tokens or 0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        oa.embeddings.create(model=embedder.name, input=["ok", long])
+    assert "input 1 has" in caught.value.body["message"]
+    assert str(embedder.max_tokens) in caught.value.body["message"]
 
 
 def assert_openai_error(r: httpx.Response, status: int, kind: str) -> dict:
