@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -44,6 +45,27 @@ _BROKEN_REPLY = (
     json.JSONDecodeError,
     pydantic.ValidationError,
 )
+
+
+USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    usage: dict[str, int] | None  # the llm's token counts; None when it reported none
+
+
+class TokenStream:
+    """An opened answer stream: iterate it for the tokens; `usage` is set once it has ended."""
+
+    def __init__(self) -> None:
+        self.tokens: AsyncIterator[str] | None = None
+        self.usage: dict[str, int] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        assert self.tokens is not None
+        return self.tokens
 
 
 class LLMClient:
@@ -85,6 +107,16 @@ class LLMClient:
         temperature: float = 0.7,
         max_tokens: int | None = None,
     ) -> str:
+        return (await self.reply(messages, model, temperature, max_tokens)).text
+
+    async def reply(
+        self,
+        messages: list[dict[str, str]],
+        model: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int | None = None,
+    ) -> Reply:
+        """The whole answer with the token counts the llm reported (None if it reported none)."""
         try:
             raw = await self.client.chat.completions.with_raw_response.create(
                 **self._params(messages, model, temperature, max_tokens)
@@ -96,7 +128,8 @@ class LLMClient:
             raise LLMBadReply(self._bad(f"a reply that is not OpenAI chat JSON ({exc})")) from exc
         if not reply.choices:
             raise LLMBadReply(self._bad("a reply with no choices"))
-        return reply.choices[0].message.content or ""
+        usage = reply.usage.model_dump(include=USAGE_KEYS) if reply.usage else None
+        return Reply(reply.choices[0].message.content or "", usage)
 
     async def stream(
         self,
@@ -104,25 +137,35 @@ class LLMClient:
         model: str | None = None,
         temperature: float = 0.7,
         max_tokens: int | None = None,
-    ) -> AsyncIterator[str]:
+        include_usage: bool = False,
+    ) -> TokenStream:
         """Open the stream now (so connection errors surface before any response is sent).
 
         The returned tokens raise `LLMBadReply` if the stream breaks, carries an error, or ends
         before a choice reports a `finish_reason` (a cut-off answer must not look complete).
+        With `include_usage` the llm is asked for its token counts (`stream_options`); they are
+        in the stream's `usage` once it has been read to the end.
         """
+        extra: dict[str, Any] = {}
+        if include_usage:
+            extra["stream_options"] = {"include_usage": True}
         try:
             stream = await self.client.chat.completions.create(
-                stream=True, **self._params(messages, model, temperature, max_tokens)
+                stream=True, **self._params(messages, model, temperature, max_tokens), **extra
             )
         except (openai.APIConnectionError, openai.APIStatusError) as exc:
             raise LLMUnavailable(self._describe(exc)) from exc
         except _BROKEN_REPLY as exc:
             raise LLMBadReply(self._bad(f"a stream that could not be read ({exc})")) from exc
 
+        result = TokenStream()
+
         async def tokens() -> AsyncIterator[str]:
             finished = False
             try:
                 async for chunk in stream:
+                    if chunk.usage is not None:
+                        result.usage = chunk.usage.model_dump(include=USAGE_KEYS)
                     for choice in chunk.choices:
                         finished = finished or choice.finish_reason is not None
                     if chunk.choices and chunk.choices[0].delta.content:
@@ -139,7 +182,24 @@ class LLMClient:
             if not finished:
                 raise LLMBadReply(self._bad("a stream that ended before the answer was finished"))
 
-        return tokens()
+        result.tokens = tokens()
+        return result
+
+    async def served_models(self) -> list[dict[str, Any]]:
+        """The llm service's `/v1/models` entries as it sent them (id, max_model_len, ...)."""
+        try:
+            raw = await self.client.with_options(max_retries=0).models.with_raw_response.list()
+            body = json.loads(raw.http_response.content)
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            raise LLMUnavailable(self._describe(exc)) from exc
+        except _BROKEN_REPLY as exc:
+            raise LLMBadReply(self._bad(f"a model list that is not JSON ({exc})")) from exc
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("id"), str) for m in data
+        ):
+            raise LLMBadReply(self._bad("a model list without `data: [{id}]`"))
+        return data
 
     async def reachable(self) -> bool:
         try:

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     max_json_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     max_upload_files: int = Field(default=32, ge=1)
+    # File chat (upload_temp_docs): temporary knowledge bases held in memory.
+    temp_docs_max: int = Field(default=64, ge=1)
+    temp_docs_ttl_s: float = Field(default=3600.0, gt=0)
     chunk_size: int = 250
     chunk_overlap: int = 50
     top_k: int = 3

@@ -36,7 +36,18 @@ FAULTS = (
 )
 
 
-def completion(model: str, text: str) -> dict:
+def usage(messages: list[dict], text: str) -> dict:
+    """Token counts as the llm server reports them; a stub token is a whitespace-split word."""
+    prompt = sum(len(str(m["content"]).split()) for m in messages)
+    completion = len(text.split())
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def completion(model: str, text: str, counts: dict | None = None) -> dict:
     message = {"role": "assistant", "content": text}
     return {
         "id": "cmpl-stub",
@@ -44,16 +55,18 @@ def completion(model: str, text: str) -> dict:
         "created": 0,
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": counts,
     }
 
 
-def chunk(model: str, delta: dict, finish: str | None = None, choices: bool = True) -> str:
+def chunk(model: str, delta: dict, finish: str | None = None, choices: bool = True, **extra) -> str:
     body = {
         "id": "cmpl-stub",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+        **extra,
     }
     return json.dumps(body)
 
@@ -65,7 +78,9 @@ def create_stub_llm() -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": "stub", "object": "model"}]}
+        # As app_images/llm serves it: the served model with its context length.
+        entry = {"id": "stub", "object": "model", "owned_by": "chatchat", "max_model_len": 2048}
+        return {"object": "list", "data": [entry]}
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request):
@@ -84,7 +99,7 @@ def create_stub_llm() -> FastAPI:
                 return {"result": text}
             if fault == "empty-choices":
                 return {**completion(model, text), "choices": []}
-            return completion(model, text)
+            return completion(model, text, usage(body["messages"], text))
 
         async def chunks() -> AsyncIterator[str]:
             if fault == "bad-json":
@@ -108,6 +123,8 @@ def create_stub_llm() -> FastAPI:
             if fault == "no-finish":
                 return
             yield chunk(model, {}, "stop")
+            if (body.get("stream_options") or {}).get("include_usage"):
+                yield chunk(model, {}, choices=False, usage=usage(body["messages"], text))
             yield "[DONE]"
 
         return EventSourceResponse(chunks(), sep="\n")

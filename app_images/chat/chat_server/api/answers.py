@@ -43,6 +43,10 @@ class AnswerShape:
     done: str | None = None  # a last data line after a complete stream (OpenAI's "[DONE]")
     sep: str | None = None  # SSE line separator; sse-starlette's "\r\n" when None
     whole_as_event: bool = True  # 0.2 sends a whole answer as one SSE event; OpenAI as JSON
+    # OpenAI only: the key of the whole answer that gets the llm's token counts, and the last
+    # chunk of a stream that carries them (`stream_options.include_usage`; the llm is asked).
+    usage_key: str | None = None
+    usage_chunk: Callable[[dict[str, int] | None], Event] | None = None
 
 
 def dumps(event: Event) -> str:
@@ -60,16 +64,20 @@ def sse(events: AsyncIterator[Event], sep: str | None = None) -> EventSourceResp
 async def answer(llm: LLMClient, call: LLMCall, stream: bool, shape: AnswerShape) -> Response:
     args = (call.messages, call.model, call.temperature, call.max_tokens)
     if not stream:
-        text = await llm.complete(*args)
+        reply = await llm.reply(*args)
+        text = reply.text
         if not shape.whole_as_event:
-            return JSONResponse(shape.whole(text))
+            whole = shape.whole(text)
+            if shape.usage_key is not None:
+                whole[shape.usage_key] = reply.usage
+            return JSONResponse(whole)
 
         async def single() -> AsyncIterator[Event]:
             yield shape.whole(text)
 
         return sse(single(), shape.sep)
 
-    tokens = await llm.stream(*args)
+    tokens = await llm.stream(*args, include_usage=shape.usage_chunk is not None)
 
     async def events() -> AsyncIterator[str]:
         for event in shape.before:
@@ -83,6 +91,8 @@ async def answer(llm: LLMClient, call: LLMCall, stream: bool, shape: AnswerShape
             return
         for event in shape.after:
             yield dumps(event)
+        if shape.usage_chunk is not None:
+            yield dumps(shape.usage_chunk(tokens.usage))
         if shape.done is not None:
             yield shape.done
 

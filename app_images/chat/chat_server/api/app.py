@@ -10,11 +10,21 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from chat_server.api import chat, health, knowledge_base, openai_compat
+from chat_server.api import (
+    chat,
+    chat_extras,
+    file_chat,
+    health,
+    knowledge_base,
+    llm_models,
+    openai_compat,
+    server_info,
+)
 from chat_server.api.errors import install_error_handlers
 from chat_server.api.limits import BodyLimit
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.service import KnowledgeService
+from chat_server.kb.temp_docs import TempDocs
 from chat_server.llm_client import LLMClient
 from chat_server.logs import configure_logging
 from chat_server.settings import Settings, get_settings
@@ -72,6 +82,7 @@ def create_app(
         settings.llm_timeout_s,
         settings.llm_connect_timeout_s,
     )
+    app.state.temp_docs = TempDocs(settings.temp_docs_max, settings.temp_docs_ttl_s)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit,
@@ -83,7 +94,16 @@ def create_app(
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
-    for area in (health, knowledge_base, chat, openai_compat):
+    for area in (
+        health,
+        knowledge_base,
+        chat,
+        chat_extras,
+        file_chat,
+        server_info,
+        llm_models,
+        openai_compat,
+    ):
         app.include_router(area.router)
     return app
 

@@ -24,15 +24,42 @@ def envelope(status: int, msg: str, detail: Any = None) -> dict[str, Any]:
     return {"code": status, "msg": msg, "data": None, "detail": msg if detail is None else detail}
 
 
-def openai_error(status: int, msg: str) -> dict[str, Any]:
-    kind = "invalid_request_error" if status < 500 else "upstream_error"
-    return {"error": {"message": msg, "type": kind, "param": None, "code": status}}
+# OpenAI's error `type` by status, named as its client names the exception it raises.
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "upstream_error",
+}
+
+
+def is_openai_path(path: str) -> bool:
+    return path == OPENAI_PREFIX.rstrip("/") or path.startswith(OPENAI_PREFIX)
+
+
+def openai_error(status: int, msg: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body; `code` is the HTTP status (OpenAI's own codes are per-error names)."""
+    kind = _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": msg, "type": kind, "param": param, "code": status}}
+
+
+def _openai_param(detail: Any) -> str | None:
+    """The field a validation error is about (`messages.0.content`), for OpenAI's `param`."""
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = [str(p) for p in detail[0].get("loc", []) if p != "body"]
+        return ".".join(loc) or None
+    return None
 
 
 def error_response(path: str, err: ServiceError, detail: Any = None) -> JSONResponse:
     body = (
-        openai_error(err.status, err.message)
-        if path.startswith(OPENAI_PREFIX)
+        openai_error(err.status, err.message, _openai_param(detail))
+        if is_openai_path(path)
         else envelope(err.status, err.message, detail)
     )
     headers = dict(err.headers)
@@ -65,6 +92,13 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request.url.path, err, detail)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not a client error: logged with its traceback, answered 500 in the route's shape."""
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    err = ServiceError(500, f"internal error ({type(exc).__name__}); see the API's log")
+    return error_response(request.url.path, err)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     for kind in (
         ServiceError,
@@ -74,3 +108,4 @@ def install_error_handlers(app: FastAPI) -> None:
         psycopg_pool.PoolTimeout,
     ):
         app.add_exception_handler(kind, _handle)
+    app.add_exception_handler(Exception, _unexpected)

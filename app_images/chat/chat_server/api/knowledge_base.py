@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from chat_server.api.deps import AUTH, ServiceDep, SettingsDep
 from chat_server.errors import ServiceError
 from chat_server.kb.service import IncomingFile, SearchHit, SplitParams
 from chat_server.settings import Settings
+from chat_server.stores.base import Chunk
 
 router = APIRouter(prefix="/knowledge_base", dependencies=AUTH, tags=["Knowledge Base"])
 _DEFAULTS = Settings.model_fields
@@ -55,6 +57,17 @@ class UpdateDocs(BaseModel):
     not_refresh_vs_cache: bool = False
 
 
+class UpdateDocsById(BaseModel):
+    knowledge_base_name: str
+    # {chunk id: Document}; a None or blank `page_content` deletes the chunk (as in 0.2).
+    docs: dict[str, dict[str, Any] | None]
+
+
+class UpdateInfo(BaseModel):
+    knowledge_base_name: str
+    kb_info: str
+
+
 class RecreateVectorStore(BaseModel):
     knowledge_base_name: str
     allow_empty_kb: bool = True
@@ -68,6 +81,49 @@ class RecreateVectorStore(BaseModel):
 
 def ok(msg: str = "success", data: Any = None) -> dict[str, Any]:
     return {"code": 200, "msg": msg, "data": data}
+
+
+def chunk_texts(file_name: str, docs: Any) -> list[str]:
+    """The texts of 0.2 Documents (`{"page_content", "metadata", "type"}`) or plain strings."""
+    if not isinstance(docs, list):
+        raise ServiceError(400, f"docs[{file_name!r}] must be a list of documents")
+    texts = []
+    for n, doc in enumerate(docs):
+        text = doc.get("page_content") if isinstance(doc, dict) else doc
+        if not isinstance(text, str):
+            raise ServiceError(
+                400, f"docs[{file_name!r}][{n}] must be a string or have a page_content string"
+            )
+        texts.append(text)
+    return texts
+
+
+def custom_docs(docs: Any) -> dict[str, list[str]]:
+    """0.2's `docs` field: a JSON string (as its client sends it) or an object, {file: [...]}."""
+    if docs in (None, "", {}):
+        return {}
+    if isinstance(docs, str):
+        try:
+            docs = json.loads(docs)
+        except json.JSONDecodeError as exc:
+            raise ServiceError(400, f"docs is not JSON: {exc}") from exc
+    if not isinstance(docs, dict):
+        raise ServiceError(400, "docs must be an object {file name: [documents]}")
+    return {name: chunk_texts(name, items) for name, items in docs.items()}
+
+
+def chunks_to_docs(chunks: list[Chunk]) -> list[dict[str, Any]]:
+    # 0.2's DocumentWithVSId; 3.0 is its score of a document that was listed, not searched.
+    return [
+        {
+            "page_content": c.content,
+            "metadata": {"source": c.file_name},
+            "type": "Document",
+            "id": str(c.id),
+            "score": 3.0,
+        }
+        for c in chunks
+    ]
 
 
 def hits_to_docs(hits: list[SearchHit]) -> list[dict[str, Any]]:
@@ -139,6 +195,15 @@ async def list_files(service: ServiceDep, knowledge_base_name: str = Query(...))
 
 @router.post("/search_docs")
 async def search_docs(body: SearchDocs, service: ServiceDep) -> list[dict]:
+    if not body.query.strip():
+        # 0.2 lists a file's chunks for a file name without a query (its document editor).
+        file_name = body.file_name or body.metadata.get("source")
+        if not file_name:
+            return []
+        chunks = await run_in_threadpool(
+            service.file_chunks, body.knowledge_base_name, str(file_name)
+        )
+        return chunks_to_docs(chunks)
     hits = await run_in_threadpool(
         service.search, body.knowledge_base_name, body.query, body.top_k, body.score_threshold
     )
@@ -192,17 +257,45 @@ async def delete_docs(body: DeleteDocs, service: ServiceDep) -> dict:
 @router.post("/update_docs")
 async def update_docs(body: UpdateDocs, service: ServiceDep) -> dict:
     params = SplitParams(body.chunk_size, body.chunk_overlap, body.zh_title_enhance)
+    given = custom_docs(body.docs)
+    kb = body.knowledge_base_name
 
     def run() -> list[str]:
-        return [
+        # As 0.2: files with given chunks store those; the others are re-split from their
+        # stored file, except files whose chunks were given before, unless override_custom_docs.
+        split = [
             name
-            for name, _ in service.reingest_stored(
-                body.knowledge_base_name, body.file_names, params
-            )
+            for name in body.file_names
+            if name not in given
+            and (body.override_custom_docs or not service.has_custom_chunks(kb, name))
         ]
+        updated = [name for name, _ in service.reingest_stored(kb, split, params)]
+        if given:
+            service.replace_chunks(kb, given)
+        return updated + [name for name in given if name not in updated]
 
     updated = await run_in_threadpool(run)
     return ok("更新文档完成", {"failed_files": {}, "updated_files": updated})
+
+
+@router.post("/update_docs_by_id")
+async def update_docs_by_id(body: UpdateDocsById, service: ServiceDep) -> dict:
+    docs: dict[int, str | None] = {}
+    for key, doc in body.docs.items():
+        if not key.strip().isdigit():
+            raise ServiceError(400, f"document id {key!r} is not one this service gave out")
+        text = None if doc is None else doc.get("page_content")
+        if text is not None and not isinstance(text, str):
+            raise ServiceError(400, f"docs[{key!r}].page_content must be a string")
+        docs[int(key)] = text
+    files = await run_in_threadpool(service.update_chunks_by_id, body.knowledge_base_name, docs)
+    return ok("文档更新成功", {"updated_files": files})
+
+
+@router.post("/update_info")
+async def update_info(body: UpdateInfo, service: ServiceDep) -> dict:
+    await run_in_threadpool(service.set_kb_info, body.knowledge_base_name, body.kb_info)
+    return ok("知识库介绍修改完成", {"kb_info": body.kb_info})
 
 
 @router.get("/download_doc")

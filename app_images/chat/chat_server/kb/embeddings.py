@@ -96,3 +96,14 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The model's window in tokens (texts beyond it are cut before they are embedded)."""
+        length = getattr(self.model, "max_seq_length", None)
+        return int(length) if length else None
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens of each text as the model's tokenizer counts them, special tokens included."""
+        encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]

@@ -8,8 +8,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from chat_server.kb.embeddings import Embedder
 from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
 from chat_server.kb.splitter import split_text
 from chat_server.stores.base import (
+    Chunk,
     DatabaseUnavailable,
     FileRecord,
     KnowledgeBase,
@@ -40,6 +42,10 @@ __all__ = ["DatabaseUnavailable", "KnowledgeBaseError", "KnowledgeBaseLocked", "
 
 log = logging.getLogger(__name__)
 VS_TYPES = ("faiss", "adb", "pg")
+# Fingerprint prefix of a file whose chunks a client gave (0.2's `custom_docs`): update_docs
+# keeps them unless `override_custom_docs`; any re-upload replaces them.
+CUSTOM_FINGERPRINT = "custom:"
+KB_INFO_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -466,6 +472,126 @@ class KnowledgeService:
             for i, d in found
             if i in chunks  # vectors whose metadata write never committed are ignored
         ]
+
+    # -- Chatchat 0.2's document editor, KB descriptions, feedback, file chat ----------------
+    def split_file(self, f: IncomingFile, params: SplitParams) -> list[str]:
+        """One file's chunks, parsed and split as an upload would be (for file chat)."""
+        validate_file_name(f.name)
+        text = load_text(f.name, f.data, self.parse_limits)
+        chunks = split_text(text, params.chunk_size, params.chunk_overlap, params.zh_title_enhance)
+        if not chunks:
+            raise DocumentError(400, f"file {f.name!r} produced no text chunks")
+        return chunks
+
+    def file_chunks(self, kb_name: str, file_name: str) -> list[Chunk]:
+        """A file's stored chunks, in order (0.2's `search_docs` with a file name, no query)."""
+        kb, meta = self.get_kb(kb_name)
+        validate_file_name(file_name)
+        if meta.get_file(kb.name, file_name) is None:
+            raise KnowledgeBaseError(
+                404, f"file {file_name!r} not found in knowledge base {kb.name!r}"
+            )
+        return meta.file_chunks(kb.name, file_name)
+
+    def has_custom_chunks(self, kb_name: str, file_name: str) -> bool:
+        """Whether a file's chunks were given by a client (update_docs with `docs`)."""
+        kb, meta = self.get_kb(kb_name)
+        record = meta.get_file(kb.name, file_name)
+        return record is not None and record.fingerprint.startswith(CUSTOM_FINGERPRINT)
+
+    def replace_chunks(self, kb_name: str, chunks_by_file: dict[str, list[str]]) -> int:
+        """Store the given chunk texts as the files' chunks (0.2's custom docs), embedded as they
+        are, never re-split; the files must be in the knowledge base. Returns the chunk count."""
+        kb, meta = self.get_kb(kb_name)
+        for name in chunks_by_file:
+            validate_file_name(name)
+            if meta.get_file(kb.name, name) is None:
+                raise KnowledgeBaseError(
+                    404, f"file {name!r} not found in knowledge base {kb.name!r}"
+                )
+        return self._rewrite_chunks(kb, meta, lambda: chunks_by_file)
+
+    def update_chunks_by_id(self, kb_name: str, docs: dict[int, str | None]) -> list[str]:
+        """Replace chunks by id (None or blank text deletes one); returns the files changed."""
+        kb, meta = self.get_kb(kb_name)
+        known = meta.get_chunks(kb.name, list(docs))
+        missing = sorted(i for i in docs if i not in known)
+        if missing:
+            raise KnowledgeBaseError(
+                404, f"chunk ids {missing} not found in knowledge base {kb.name!r}"
+            )
+        files = sorted({known[i].file_name for i in docs})
+
+        def edited() -> dict[str, list[str]]:
+            out = {}
+            for name in files:
+                texts = []
+                for chunk in meta.file_chunks(kb.name, name):
+                    text = docs.get(chunk.id, chunk.content)
+                    if text and text.strip():
+                        texts.append(text)
+                out[name] = texts
+            return out
+
+        self._rewrite_chunks(kb, meta, edited)
+        return files
+
+    def _rewrite_chunks(
+        self, kb: KnowledgeBase, meta: MetaStore, texts_of: Callable[[], dict[str, list[str]]]
+    ) -> int:
+        """Swap in new chunks for files, in ingest's crash-consistent order, under the KB lock
+        (`texts_of` reads the current chunks there, so an edit never undoes a concurrent one)."""
+        index = self._index(kb)
+        with self._lock_for(kb.name):
+            chunks_by_file = {
+                name: [t for t in texts if t.strip()] for name, texts in texts_of().items()
+            }
+            all_chunks = [c for chunks in chunks_by_file.values() for c in chunks]
+            vectors = self.embedder.encode(all_chunks)
+            with index.bulk():
+                all_ids = meta.reserve_ids(kb.name, len(all_chunks))
+                old_ids = [i for name in chunks_by_file for i in meta.chunk_ids(kb.name, name)]
+                if all_chunks:
+                    index.add(all_ids, vectors)
+                    index.flush()
+                entries = []
+                offset = 0
+                for name, chunks in chunks_by_file.items():
+                    old = meta.get_file(kb.name, name)
+                    size = old.size if old is not None else 0
+                    digest = hashlib.sha256("\0".join(chunks).encode()).hexdigest()
+                    record = FileRecord(name, CUSTOM_FINGERPRINT + digest, size, len(chunks))
+                    entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
+                    offset += len(chunks)
+                meta.replace_files(kb.name, entries)
+                index.delete(old_ids)
+        log.info("chunks replaced", extra={"kb": kb.name, "chunks": len(all_chunks)})
+        return len(all_chunks)
+
+    def kb_info(self, kb_name: str) -> str:
+        """The KB's description; 0.2's default (`关于<name>的知识库`) until one is set."""
+        kb, meta = self.get_kb(kb_name)
+        info = meta.get_kb_info(kb.name)
+        return f"关于{kb.name}的知识库" if info is None else info
+
+    def set_kb_info(self, kb_name: str, kb_info: str) -> None:
+        if len(kb_info) > KB_INFO_MAX:
+            raise KnowledgeBaseError(
+                400, f"kb_info has {len(kb_info)} characters; at most {KB_INFO_MAX} are allowed"
+            )
+        kb, meta = self.get_kb(kb_name)
+        meta.set_kb_info(kb.name, kb_info)
+
+    def _feedback_meta(self) -> MetaStore:
+        # With several replicas the default store is ADB (faiss is refused): one shared table.
+        return self._meta_for(self.default_vs_type)
+
+    def record_feedback(self, message_id: str, score: int, reason: str) -> None:
+        created = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._feedback_meta().add_feedback(message_id, score, reason, created)
+
+    def feedback(self, message_id: str) -> list[tuple[str, int, str, str]]:
+        return self._feedback_meta().list_feedback(message_id)
 
     def close(self) -> None:
         self._faiss_lease.release()

@@ -167,6 +167,13 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS chat_chunk (
         kb TEXT NOT NULL, id BIGINT NOT NULL, file_name TEXT NOT NULL, content TEXT NOT NULL,
         PRIMARY KEY (kb, id))""",
+    # Beside chat_kb rather than a new column: no migration of existing databases (ADB 6.0 has
+    # no ADD COLUMN IF NOT EXISTS). Chatchat 0.2's `kb_info`, set by /knowledge_base/update_info.
+    """CREATE TABLE IF NOT EXISTS chat_kb_info (name TEXT PRIMARY KEY, kb_info TEXT NOT NULL)""",
+    # /chat/feedback, as 0.2 stored it (message id, score 0..100, reason), with the time.
+    """CREATE TABLE IF NOT EXISTS chat_feedback (
+        message_id TEXT NOT NULL, score INTEGER NOT NULL, reason TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
 ]
 # CREATE INDEX IF NOT EXISTS is PostgreSQL 9.5+; ADB 6.0 (Greenplum 6) is 9.4: check the catalog.
 SCHEMA_INDEXES = {
@@ -240,7 +247,12 @@ class MetaStore:
 
     def delete_kb(self, name: str) -> None:
         with self._connect() as conn:
-            for table, column in (("chat_chunk", "kb"), ("chat_file", "kb"), ("chat_kb", "name")):
+            for table, column in (
+                ("chat_chunk", "kb"),
+                ("chat_file", "kb"),
+                ("chat_kb_info", "name"),
+                ("chat_kb", "name"),
+            ):
                 conn.execute(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), (name,))
 
     def list_files(self, kb: str) -> list[FileRecord]:
@@ -357,3 +369,51 @@ class MetaStore:
                 self._sql("SELECT id FROM chat_chunk WHERE kb = ?"), (kb,)
             ).fetchall()
         return iter(int(r[0]) for r in rows)
+
+    def file_chunks(self, kb: str, file_name: str) -> list[Chunk]:
+        """A file's chunks in the order they were stored (ids grow with the text)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT id, file_name, content FROM chat_chunk "
+                    "WHERE kb = ? AND file_name = ? ORDER BY id"
+                ),
+                (kb, file_name),
+            ).fetchall()
+        return [Chunk(int(r[0]), r[1], r[2]) for r in rows]
+
+    def get_kb_info(self, name: str) -> str | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT kb_info FROM chat_kb_info WHERE name = ?"), (name,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def set_kb_info(self, name: str, kb_info: str) -> None:
+        with self._connect() as conn:
+            conn.execute(self._sql("DELETE FROM chat_kb_info WHERE name = ?"), (name,))
+            conn.execute(
+                self._sql("INSERT INTO chat_kb_info (name, kb_info) VALUES (?, ?)"),
+                (name, kb_info),
+            )
+
+    def add_feedback(self, message_id: str, score: int, reason: str, created_at: str) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO chat_feedback (message_id, score, reason, created_at) "
+                    "VALUES (?, ?, ?, ?)"
+                ),
+                (message_id, score, reason, created_at),
+            )
+
+    def list_feedback(self, message_id: str) -> list[tuple[str, int, str, str]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT message_id, score, reason, created_at FROM chat_feedback "
+                    "WHERE message_id = ? ORDER BY created_at"
+                ),
+                (message_id,),
+            ).fetchall()
+        return [(r[0], int(r[1]), r[2], r[3]) for r in rows]
