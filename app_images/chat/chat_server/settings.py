@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,27 @@ class Settings(BaseSettings):
     # Set where the web UI is served over HTTPS (an ingress with TLS), so the cookie is Secure.
     webui_cookie_secure: bool = False
 
+    # Sign-in for people (README "Sign-in and permissions"): off while OIDC_ISSUER is empty.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    # The `aud` the API requires of access tokens; the client id when empty.
+    oidc_audience: str = ""
+    oidc_scopes: str = "openid profile email"
+    oidc_groups_claim: str = "groups"
+    oidc_roles_claim: str = "roles"
+    oidc_name_claim: str = "name"
+    oidc_algorithms: str = "RS256,ES256,PS256"
+    oidc_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # Where the web UI is reached (https://chat.example.com); the redirect URI is
+    # <this>/auth/callback. Derived from the request when empty.
+    webui_public_url: str = ""
+    # JSON: a group or role claim value to a global role ("admin", "creator") or a list of them.
+    auth_role_map: str = "{}"
+    # Roles every signed-in user has (comma-separated); "creator" lets them create KBs.
+    auth_default_roles: str = "creator"
+    personal_token_max_days: int = Field(default=90, ge=1)
+
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=7861, ge=1, le=65535)
     webui_host: str = "0.0.0.0"
@@ -73,6 +94,22 @@ class Settings(BaseSettings):
     top_k: int = 3
     score_threshold: float = 1.0
     api_base_url: str = "http://127.0.0.1:7861"
+
+    @property
+    def oidc_api_audience(self) -> str:
+        return self.oidc_audience or self.oidc_client_id
+
+    @property
+    def oidc_algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.oidc_algorithms.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _sign_in_complete(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_ISSUER is set but OIDC_CLIENT_ID is not: sign-in needs both")
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError(f"OIDC_ISSUER={self.oidc_issuer!r} is not an http(s) URL")
+        return self
 
     @property
     def llm_base_url(self) -> str:

@@ -6,11 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from chat_server.access.authenticate import Authenticator
+from chat_server.access.principal import declare
 from chat_server.api import (
+    access,
     chat,
     chat_extras,
     file_chat,
@@ -20,6 +23,7 @@ from chat_server.api import (
     openai_compat,
     server_info,
 )
+from chat_server.api.deps import authorize
 from chat_server.api.errors import install_error_handlers
 from chat_server.api.limits import BodyLimit
 from chat_server.kb.embeddings import Embedder
@@ -30,10 +34,8 @@ from chat_server.logs import configure_logging
 from chat_server.settings import Settings, get_settings
 
 log = logging.getLogger("chat_server.api")
-# Routes any caller may reach: they reveal no knowledge-base data and change nothing.
-PUBLIC_PATHS = frozenset(
-    {"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-)
+# Framework routes outside `authorize` (FastAPI's docs pages): they reveal no data.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
 def build_service(settings: Settings) -> KnowledgeService:
@@ -60,6 +62,7 @@ def create_app(
         owned = app.state.service is None
         if owned:
             app.state.service = await run_in_threadpool(build_service, settings)
+            app.state.authenticator.store = app.state.service.access_store()
         log.info(
             "api ready", extra={"llm": settings.llm_base_url, "kb_root": str(settings.kb_root)}
         )
@@ -72,9 +75,14 @@ def create_app(
         version="1.0.0",
         description="Langchain-Chatchat 0.2 compatible knowledge-base chatbot API",
         lifespan=lifespan,
+        # Every route of every router, present and future: the caller and the route's permission.
+        dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.authenticator = Authenticator(
+        settings, service.access_store() if service is not None else None
+    )
     app.state.llm = llm or LLMClient(
         settings.llm_base_url,
         settings.llm_api_key,
@@ -90,7 +98,7 @@ def create_app(
         other_limit=settings.max_json_body_bytes,
     )
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, openapi_extra=declare("public"))
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
@@ -103,6 +111,7 @@ def create_app(
         server_info,
         llm_models,
         openai_compat,
+        access,
     ):
         app.include_router(area.router)
     return app

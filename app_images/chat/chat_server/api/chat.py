@@ -16,12 +16,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from chat_server import prompts
+from chat_server.access.principal import KbRole, declare
 from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
-from chat_server.api.deps import AUTH, LLMDep, ServiceDep
+from chat_server.api.deps import AccessDep, LLMDep, ServiceDep
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
 
-router = APIRouter(prefix="/chat", dependencies=AUTH, tags=["Chat"])
+router = APIRouter(prefix="/chat", tags=["Chat"])
 NO_SOURCES = "<span style='color:red'>未找到相关文档,该回答为大模型自身能力解答！</span>"
 
 
@@ -70,7 +71,7 @@ def source_references(request: Request, kb: str, hits: list[SearchHit]) -> list[
     return refs
 
 
-@router.post("/chat")
+@router.post("/chat", openapi_extra=declare("signed_in"))
 async def chat(body: ChatRequest, llm: LLMDep) -> Response:
     message_id = body.conversation_id or uuid.uuid4().hex
 
@@ -81,13 +82,16 @@ async def chat(body: ChatRequest, llm: LLMDep) -> Response:
     return await answer(llm, call, body.stream, AnswerShape(event, event, fault_event))
 
 
-@router.post("/knowledge_base_chat")
+@router.post("/knowledge_base_chat", openapi_extra=declare("kb_read"))
 async def knowledge_base_chat(
-    body: KnowledgeBaseChatRequest, request: Request, service: ServiceDep, llm: LLMDep
+    body: KnowledgeBaseChatRequest,
+    request: Request,
+    service: ServiceDep,
+    llm: LLMDep,
+    access: AccessDep,
 ) -> Response:
-    hits = await run_in_threadpool(
-        service.search, body.knowledge_base_name, body.query, body.top_k, body.score_threshold
-    )
+    kb = await access.check(body.knowledge_base_name, KbRole.reader)
+    hits = await run_in_threadpool(service.search, kb, body.query, body.top_k, body.score_threshold)
     context = "\n".join(h.content for h in hits)
     prompt_name = body.prompt_name if hits else "empty"
     call = body.llm_call(prompts.kb_prompt(prompt_name, context, body.query))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from chat_server.access.principal import declare
 from chat_server.api.deps import AUTH, ServiceDep
 from chat_server.api.knowledge_base import ok
 from chat_server.errors import ServiceError
@@ -30,20 +31,20 @@ def not_available(mode: str, why: str) -> ServiceError:
     return ServiceError(501, f"{mode} is not available in this deployment: {why}")
 
 
-@router.post("/feedback")
+@router.post("/feedback", openapi_extra=declare("signed_in"))
 async def chat_feedback(body: Feedback, service: ServiceDep) -> dict[str, Any]:
     await run_in_threadpool(service.record_feedback, body.message_id, body.score, body.reason)
     return ok(f"已反馈聊天记录 {body.message_id}")
 
 
-@router.post("/search_engine_chat")
+@router.post("/search_engine_chat", openapi_extra=declare("signed_in"))
 async def search_engine_chat(body: Any = Body(None)) -> None:
     raise not_available(
         "search_engine_chat", "it has no search engine (it reaches no internet service)"
     )
 
 
-@router.post("/agent_chat")
+@router.post("/agent_chat", openapi_extra=declare("signed_in"))
 async def agent_chat(body: Any = Body(None)) -> None:
     raise not_available(
         "agent_chat", "it has no agent tools; use /chat/chat or /chat/knowledge_base_chat"

@@ -1,19 +1,42 @@
-"""Shared dependencies, read from `app.state`: settings, the knowledge service, the llm, auth."""
+"""Shared dependencies, read from `app.state`: settings, the knowledge service, the llm, access.
+
+`authorize` is installed on the app itself, so it runs for every route of every router,
+including routers added later: it resolves the caller once per request and checks the
+permission the route declares (`chat_server.access.principal.declare`). A route that declares
+none is for admins only. Roles on a knowledge base are checked by the route through `Access`,
+once it has the name.
+"""
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
+import unicodedata
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from chat_server.access.authenticate import Authenticator, key_matches
+from chat_server.access.principal import (
+    ANONYMOUS,
+    PERMISSION_KEY,
+    PERMISSIONS,
+    UNDECLARED,
+    KbRole,
+    Permission,
+    Principal,
+    kb_role,
+    route_refusal,
+)
+from chat_server.access.store import AccessStore
 from chat_server.errors import ServiceError
 from chat_server.kb.service import KnowledgeService
 from chat_server.llm_client import LLMClient
 from chat_server.settings import Settings
+from chat_server.stores.base import KnowledgeBaseError, validate_kb_name
 
-_bearer = HTTPBearer(auto_error=False)
+__all__ = ["AUTH", "key_matches"]
+_bearer = HTTPBearer(auto_error=False, description="API key, OIDC access token or personal token")
 
 
 def get_settings(request: Request) -> Settings:
@@ -33,27 +56,93 @@ def get_llm(request: Request) -> LLMClient:
     return llm
 
 
-def key_matches(given: str, expected: str) -> bool:
-    """Constant-time comparison of the whole key."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+def route_permission(route: Any) -> Permission:
+    """The permission a route declares in its `openapi_extra`; admin-only when it declares none."""
+    extra = getattr(route, "openapi_extra", None) or {}
+    return PERMISSIONS.get(str(extra.get(PERMISSION_KEY)), UNDECLARED)
 
 
-def require_key(
-    settings: Annotated[Settings, Depends(get_settings)],
+async def authorize(
+    request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    expected = settings.chat_api_key
-    if expected is None:  # create_app refuses this; kept so a bad state never opens the API
-        raise ServiceError(503, "CHAT_API_KEY is not configured")
-    if creds is None or not key_matches(creds.credentials, expected.get_secret_value()):
-        raise ServiceError(
-            401,
-            "missing or wrong API key: send Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+) -> Principal:
+    """The caller, checked against the route's permission: 401 without a credential, else 403."""
+    route = request.scope.get("route")
+    permission = route_permission(route)
+    principal = ANONYMOUS
+    if permission.name != "public":
+        authenticator: Authenticator = request.app.state.authenticator
+        token = creds.credentials if creds is not None else None
+        principal = await run_in_threadpool(authenticator.resolve, token)
+        why = route_refusal(principal, permission)
+        if why is not None:
+            raise ServiceError(403, f"{request.method} {request.url.path}: {why}")
+    request.state.principal = principal
+    return principal
+
+
+def kb_not_found(name: str) -> KnowledgeBaseError:
+    """The same answer as for a KB that does not exist, so a refusal reveals nothing."""
+    return KnowledgeBaseError(404, f"knowledge base {name!r} not found")
+
+
+class Access:
+    """The caller's rights on knowledge bases, and the audit log of what they change."""
+
+    def __init__(self, principal: Principal, store: AccessStore) -> None:
+        self.principal = principal
+        self.store = store
+
+    def role_on(self, kb: str) -> KbRole:
+        if self.principal.is_admin:
+            return KbRole.owner
+        return kb_role(self.principal, self.store.grants(kb))
+
+    def require(self, name: str, needed: KbRole) -> str:
+        """The KB's normalised name when the caller holds `needed` on it.
+
+        No role at all is answered as a missing KB (404); a lower role than needed, 403.
+        """
+        try:
+            kb = validate_kb_name(name)
+        except ValueError as exc:
+            raise KnowledgeBaseError(400, str(exc)) from exc
+        role = self.role_on(kb)
+        if role is KbRole.none:
+            raise kb_not_found(kb)
+        if role < needed:
+            raise ServiceError(
+                403, f"needs the {needed.name} role on knowledge base {kb!r} (you are {role.name})"
+            )
+        return kb
+
+    async def check(self, name: str, needed: KbRole) -> str:
+        return await run_in_threadpool(self.require, name, needed)
+
+    def readable(self, names: list[str]) -> list[str]:
+        if self.principal.is_admin:
+            return names
+        mine = {
+            g.kb for g in self.store.all_grants() if kb_role(self.principal, [g]) >= KbRole.reader
+        }
+        return [n for n in names if unicodedata.normalize("NFC", n) in mine]
+
+    async def audit(self, action: str, kb: str | None, **detail: Any) -> None:
+        p = self.principal
+        await run_in_threadpool(self.store.audit, p.subject, p.via, action, kb, detail)
+
+
+def get_access(request: Request, principal: Annotated[Principal, Depends(authorize)]) -> Access:
+    store: AccessStore | None = request.app.state.authenticator.store
+    if store is None:
+        raise ServiceError(503, "the access store is still starting", retry_after_s=5)
+    return Access(principal, store)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[KnowledgeService, Depends(get_service)]
 LLMDep = Annotated[LLMClient, Depends(get_llm)]
-AUTH = [Depends(require_key)]
+PrincipalDep = Annotated[Principal, Depends(authorize)]
+AccessDep = Annotated[Access, Depends(get_access)]
+# Kept for routers that list it: the app already runs `authorize` (resolved once per request).
+AUTH = [Depends(authorize)]

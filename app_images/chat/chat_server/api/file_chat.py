@@ -17,6 +17,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from chat_server import prompts
+from chat_server.access.principal import declare
 from chat_server.api.answers import AnswerShape, answer
 from chat_server.api.chat import NO_SOURCES, ChatRequest, fault_event
 from chat_server.api.deps import AUTH, LLMDep, ServiceDep, SettingsDep
@@ -44,7 +45,7 @@ class FileChatRequest(ChatRequest):
     score_threshold: float = Field(default=1.0, ge=0.0, le=2.0)
 
 
-@router.post("/knowledge_base/upload_temp_docs")
+@router.post("/knowledge_base/upload_temp_docs", openapi_extra=declare("signed_in"))
 async def upload_temp_docs(
     service: ServiceDep,
     settings: SettingsDep,
@@ -75,7 +76,7 @@ async def upload_temp_docs(
     return ok(data={"id": kb_id, "failed_files": failed})
 
 
-@router.post("/chat/file_chat")
+@router.post("/chat/file_chat", openapi_extra=declare("signed_in"))
 async def file_chat(
     body: FileChatRequest, service: ServiceDep, llm: LLMDep, temp: TempDocsDep
 ) -> Response:

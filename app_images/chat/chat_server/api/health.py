@@ -6,13 +6,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from chat_server.access.principal import declare
 from chat_server.api.deps import LLMDep, SettingsDep
 from chat_server.kb.service import KnowledgeService
 
 router = APIRouter(tags=["Health"])
 
 
-@router.get("/health")
+@router.get("/health", openapi_extra=declare("public"))
 async def health(request: Request, llm: LLMDep) -> JSONResponse:
     """Liveness: 200 once the knowledge-base side has loaded, whatever its database does."""
     service: KnowledgeService | None = request.app.state.service
@@ -27,7 +28,7 @@ async def health(request: Request, llm: LLMDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/ready")
+@router.get("/ready", openapi_extra=declare("public"))
 async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
     """Readiness: false while loading, and while PostgreSQL is down when it is the default store.
 

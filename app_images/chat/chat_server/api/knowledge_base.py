@@ -12,14 +12,15 @@ from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from chat_server.access.principal import Grant, KbRole, declare
 from chat_server.api.answers import sse
-from chat_server.api.deps import AUTH, ServiceDep, SettingsDep
+from chat_server.api.deps import Access, AccessDep, ServiceDep, SettingsDep
 from chat_server.errors import ServiceError
-from chat_server.kb.service import IncomingFile, SearchHit, SplitParams
+from chat_server.kb.service import IncomingFile, KnowledgeService, SearchHit, SplitParams
 from chat_server.settings import Settings
 from chat_server.stores.base import Chunk
 
-router = APIRouter(prefix="/knowledge_base", dependencies=AUTH, tags=["Knowledge Base"])
+router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base"])
 _DEFAULTS = Settings.model_fields
 
 
@@ -161,61 +162,82 @@ async def read_uploads(uploads: list[UploadFile], settings: Settings) -> list[In
     return incoming
 
 
-@router.get("/list_knowledge_bases")
-async def list_knowledge_bases(service: ServiceDep) -> dict:
+@router.get("/list_knowledge_bases", openapi_extra=declare("kb_list"))
+async def list_knowledge_bases(service: ServiceDep, access: AccessDep) -> dict:
     kbs = await run_in_threadpool(service.list_kbs)
-    return ok(data=[k.name for k in kbs])
+    return ok(data=await run_in_threadpool(access.readable, [k.name for k in kbs]))
 
 
-@router.post("/create_knowledge_base")
-async def create_knowledge_base(body: CreateKnowledgeBase, service: ServiceDep) -> dict:
-    await run_in_threadpool(
-        service.create_kb, body.knowledge_base_name, body.vector_store_type, body.embed_model
-    )
+def create_owned(service: KnowledgeService, access: Access, body: CreateKnowledgeBase) -> str:
+    """Create the KB and make a user who creates it its owner (grants of an older KB of the
+    same name are dropped first: they are not this one's)."""
+    name = service.valid_name(body.knowledge_base_name)
+    if service.exists(name):
+        raise ServiceError(409, f"knowledge base {name!r} already exists")
+    access.store.forget_kb(name)
+    kb = service.create_kb(name, body.vector_store_type, body.embed_model)
+    if access.principal.is_user:
+        access.store.set_grant(
+            Grant(kb.name, "user", access.principal.subject, KbRole.owner),
+            access.principal.subject,
+        )
+    return kb.name
+
+
+@router.post("/create_knowledge_base", openapi_extra=declare("kb_create"))
+async def create_knowledge_base(
+    body: CreateKnowledgeBase, service: ServiceDep, access: AccessDep
+) -> dict:
+    name = await run_in_threadpool(create_owned, service, access, body)
+    await access.audit("create_knowledge_base", name, vector_store_type=body.vector_store_type)
     return ok(f"已新增知识库 {body.knowledge_base_name}")
 
 
-@router.post("/delete_knowledge_base")
+@router.post("/delete_knowledge_base", openapi_extra=declare("kb_own"))
 async def delete_knowledge_base(
-    service: ServiceDep, body: Any = Body(..., examples=["samples"])
+    service: ServiceDep, access: AccessDep, body: Any = Body(..., examples=["samples"])
 ) -> dict:
     # Chatchat's client posts the bare name as a JSON string; accept an object too.
     name = body.get("knowledge_base_name") if isinstance(body, dict) else body
     if not isinstance(name, str):
         raise ServiceError(400, "body must be the knowledge base name as a JSON string")
-    await run_in_threadpool(service.delete_kb, name)
+    kb = await access.check(name, KbRole.owner)
+    await run_in_threadpool(service.delete_kb, kb)
+    await run_in_threadpool(access.store.forget_kb, kb)
+    await access.audit("delete_knowledge_base", kb)
     return ok(f"成功删除知识库 {name}")
 
 
-@router.get("/list_files")
-async def list_files(service: ServiceDep, knowledge_base_name: str = Query(...)) -> dict:
-    files = await run_in_threadpool(service.list_files, knowledge_base_name)
+@router.get("/list_files", openapi_extra=declare("kb_read"))
+async def list_files(
+    service: ServiceDep, access: AccessDep, knowledge_base_name: str = Query(...)
+) -> dict:
+    kb = await access.check(knowledge_base_name, KbRole.reader)
+    files = await run_in_threadpool(service.list_files, kb)
     return ok(data=[f.file_name for f in files])
 
 
-@router.post("/search_docs")
-async def search_docs(body: SearchDocs, service: ServiceDep) -> list[dict]:
+@router.post("/search_docs", openapi_extra=declare("kb_read"))
+async def search_docs(body: SearchDocs, service: ServiceDep, access: AccessDep) -> list[dict]:
+    kb = await access.check(body.knowledge_base_name, KbRole.reader)
     if not body.query.strip():
         # 0.2 lists a file's chunks for a file name without a query (its document editor).
         file_name = body.file_name or body.metadata.get("source")
         if not file_name:
             return []
-        chunks = await run_in_threadpool(
-            service.file_chunks, body.knowledge_base_name, str(file_name)
-        )
+        chunks = await run_in_threadpool(service.file_chunks, kb, str(file_name))
         return chunks_to_docs(chunks)
-    hits = await run_in_threadpool(
-        service.search, body.knowledge_base_name, body.query, body.top_k, body.score_threshold
-    )
+    hits = await run_in_threadpool(service.search, kb, body.query, body.top_k, body.score_threshold)
     if body.file_name:
         hits = [h for h in hits if h.file_name == body.file_name]
     return hits_to_docs(hits)
 
 
-@router.post("/upload_docs")
+@router.post("/upload_docs", openapi_extra=declare("kb_write"))
 async def upload_docs(
     service: ServiceDep,
     settings: SettingsDep,
+    access: AccessDep,
     files: list[UploadFile] = File(..., description="documents to add"),
     knowledge_base_name: str = Form(...),
     override: bool = Form(False),
@@ -226,14 +248,21 @@ async def upload_docs(
     docs: str = Form(""),
     not_refresh_vs_cache: bool = Form(False),
 ) -> dict:
+    kb = await access.check(knowledge_base_name, KbRole.editor)
     incoming = await read_uploads(files, settings)
     report = await run_in_threadpool(
         service.ingest,
-        knowledge_base_name,
+        kb,
         incoming,
         SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
         override,
         to_vector_store,
+    )
+    await access.audit(
+        "upload_docs",
+        kb,
+        embedded_files=report.embedded_files,
+        unchanged_files=report.unchanged_files,
     )
     return ok(
         "文件上传与向量化完成",
@@ -246,19 +275,21 @@ async def upload_docs(
     )
 
 
-@router.post("/delete_docs")
-async def delete_docs(body: DeleteDocs, service: ServiceDep) -> dict:
-    await run_in_threadpool(
-        service.delete_files, body.knowledge_base_name, body.file_names, body.delete_content
+@router.post("/delete_docs", openapi_extra=declare("kb_write"))
+async def delete_docs(body: DeleteDocs, service: ServiceDep, access: AccessDep) -> dict:
+    kb = await access.check(body.knowledge_base_name, KbRole.editor)
+    await run_in_threadpool(service.delete_files, kb, body.file_names, body.delete_content)
+    await access.audit(
+        "delete_docs", kb, file_names=body.file_names, delete_content=body.delete_content
     )
     return ok("文件删除完成", {"failed_files": {}})
 
 
-@router.post("/update_docs")
-async def update_docs(body: UpdateDocs, service: ServiceDep) -> dict:
+@router.post("/update_docs", openapi_extra=declare("kb_write"))
+async def update_docs(body: UpdateDocs, service: ServiceDep, access: AccessDep) -> dict:
+    kb = await access.check(body.knowledge_base_name, KbRole.editor)
     params = SplitParams(body.chunk_size, body.chunk_overlap, body.zh_title_enhance)
     given = custom_docs(body.docs)
-    kb = body.knowledge_base_name
 
     def run() -> list[str]:
         # As 0.2: files with given chunks store those; the others are re-split from their
@@ -275,11 +306,13 @@ async def update_docs(body: UpdateDocs, service: ServiceDep) -> dict:
         return updated + [name for name in given if name not in updated]
 
     updated = await run_in_threadpool(run)
+    await access.audit("update_docs", kb, updated_files=updated)
     return ok("更新文档完成", {"failed_files": {}, "updated_files": updated})
 
 
-@router.post("/update_docs_by_id")
-async def update_docs_by_id(body: UpdateDocsById, service: ServiceDep) -> dict:
+@router.post("/update_docs_by_id", openapi_extra=declare("kb_write"))
+async def update_docs_by_id(body: UpdateDocsById, service: ServiceDep, access: AccessDep) -> dict:
+    kb = await access.check(body.knowledge_base_name, KbRole.editor)
     docs: dict[int, str | None] = {}
     for key, doc in body.docs.items():
         if not key.strip().isdigit():
@@ -288,39 +321,45 @@ async def update_docs_by_id(body: UpdateDocsById, service: ServiceDep) -> dict:
         if text is not None and not isinstance(text, str):
             raise ServiceError(400, f"docs[{key!r}].page_content must be a string")
         docs[int(key)] = text
-    files = await run_in_threadpool(service.update_chunks_by_id, body.knowledge_base_name, docs)
+    files = await run_in_threadpool(service.update_chunks_by_id, kb, docs)
+    await access.audit("update_docs_by_id", kb, updated_files=files)
     return ok("文档更新成功", {"updated_files": files})
 
 
-@router.post("/update_info")
-async def update_info(body: UpdateInfo, service: ServiceDep) -> dict:
-    await run_in_threadpool(service.set_kb_info, body.knowledge_base_name, body.kb_info)
+@router.post("/update_info", openapi_extra=declare("kb_write"))
+async def update_info(body: UpdateInfo, service: ServiceDep, access: AccessDep) -> dict:
+    kb = await access.check(body.knowledge_base_name, KbRole.editor)
+    await run_in_threadpool(service.set_kb_info, kb, body.kb_info)
+    await access.audit("update_info", kb)
     return ok("知识库介绍修改完成", {"kb_info": body.kb_info})
 
 
-@router.get("/download_doc")
+@router.get("/download_doc", openapi_extra=declare("kb_read"))
 async def download_doc(
     service: ServiceDep,
+    access: AccessDep,
     knowledge_base_name: str = Query(...),
     file_name: str = Query(...),
     preview: bool = False,
 ) -> FileResponse:
-    path = await run_in_threadpool(service.file_path, knowledge_base_name, file_name)
+    kb = await access.check(knowledge_base_name, KbRole.reader)
+    path = await run_in_threadpool(service.file_path, kb, file_name)
     return FileResponse(
         path, filename=file_name, content_disposition_type="inline" if preview else "attachment"
     )
 
 
-@router.post("/recreate_vector_store")
+@router.post("/recreate_vector_store", openapi_extra=declare("kb_write"))
 async def recreate_vector_store(
-    body: RecreateVectorStore, service: ServiceDep
+    body: RecreateVectorStore, service: ServiceDep, access: AccessDep
 ) -> EventSourceResponse:
-    name = body.knowledge_base_name
+    name = await access.check(body.knowledge_base_name, KbRole.editor)
     params = SplitParams(body.chunk_size, body.chunk_overlap, body.zh_title_enhance).validate()
     files = await run_in_threadpool(service.stored_files, name)
     if not files and not body.allow_empty_kb:
         raise ServiceError(404, f"knowledge base {name!r} has no files")
     await run_in_threadpool(service.reset_vectors, name)
+    await access.audit("recreate_vector_store", name, files=files)
 
     async def progress() -> AsyncIterator[dict[str, Any]]:
         for i, file_name in enumerate(files, start=1):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from chat_server.access.principal import declare
 from chat_server.api.deps import AUTH, LLMDep, SettingsDep
 from chat_server.api.errors import envelope
 from chat_server.api.knowledge_base import ok
@@ -55,7 +56,7 @@ def unavailable(exc: UpstreamError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
-@router.post("/list_running_models")
+@router.post("/list_running_models", openapi_extra=declare("signed_in"))
 async def list_running_models(llm: LLMDep, settings: SettingsDep, body: Any = Body(None)) -> Any:
     try:
         return ok(data=await served(llm, settings))
@@ -63,7 +64,7 @@ async def list_running_models(llm: LLMDep, settings: SettingsDep, body: Any = Bo
         return unavailable(exc)
 
 
-@router.post("/list_config_models")
+@router.post("/list_config_models", openapi_extra=declare("signed_in"))
 async def list_config_models(body: ConfigModels, llm: LLMDep, settings: SettingsDep) -> Any:
     try:
         models = await served(llm, settings)
@@ -73,7 +74,7 @@ async def list_config_models(body: ConfigModels, llm: LLMDep, settings: Settings
     return ok(data={k: v for k, v in kinds.items() if k in body.types})
 
 
-@router.post("/get_model_config")
+@router.post("/get_model_config", openapi_extra=declare("signed_in"))
 async def get_model_config(body: ModelName, llm: LLMDep, settings: SettingsDep) -> Any:
     try:
         models = await served(llm, settings)
@@ -94,11 +95,11 @@ def managed(action: str) -> ServiceError:
     )
 
 
-@router.post("/stop")
+@router.post("/stop", openapi_extra=declare("admin"))
 async def stop_llm_model(body: Any = Body(None)) -> None:
     raise managed("stop")
 
 
-@router.post("/change")
+@router.post("/change", openapi_extra=declare("admin"))
 async def change_llm_model(body: Any = Body(None)) -> None:
     raise managed("change")

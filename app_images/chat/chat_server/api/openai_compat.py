@@ -19,14 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from chat_server import prompts
+from chat_server.access.principal import KbRole, declare
 from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
-from chat_server.api.deps import AUTH, LLMDep, ServiceDep, SettingsDep
+from chat_server.api.deps import AccessDep, LLMDep, ServiceDep, SettingsDep
 from chat_server.api.errors import openai_error
 from chat_server.api.knowledge_base import hits_to_docs
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
 
-router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["OpenAI"])
+router = APIRouter(prefix="/v1", tags=["OpenAI"])
 # Texts in one /v1/embeddings or /other/embed_texts request (OpenAI's own limit is 2048).
 MAX_EMBED_INPUTS = 2048
 
@@ -91,19 +92,25 @@ class EmbeddingsRequest(BaseModel):
     user: str | None = None
 
 
-@router.get("/models")
-async def models(service: ServiceDep, settings: SettingsDep) -> dict:
+@router.get("/models", openapi_extra=declare("kb_list"))
+async def models(service: ServiceDep, settings: SettingsDep, access: AccessDep) -> dict:
     kbs = await run_in_threadpool(service.list_kbs)
-    names = [settings.llm_model, service.embedder.name] + [f"kb:{k.name}" for k in kbs]
+    readable = await run_in_threadpool(access.readable, [k.name for k in kbs])
+    names = [settings.llm_model, service.embedder.name] + [f"kb:{name}" for name in readable]
     return {
         "object": "list",
         "data": [{"id": n, "object": "model", "owned_by": "chat"} for n in names],
     }
 
 
-@router.post("/chat/completions")
+# Without a knowledge base any signed-in caller may chat; with one, the route checks its reader.
+@router.post("/chat/completions", openapi_extra=declare("signed_in"))
 async def chat_completions(
-    body: OpenAIChatRequest, service: ServiceDep, settings: SettingsDep, llm: LLMDep
+    body: OpenAIChatRequest,
+    service: ServiceDep,
+    settings: SettingsDep,
+    llm: LLMDep,
+    access: AccessDep,
 ) -> Response:
     kb_name = body.knowledge_base_name
     model = body.model
@@ -113,6 +120,7 @@ async def chat_completions(
     messages = [m.llm_message() for m in body.messages]
     hits: list[SearchHit] = []
     if kb_name:
+        kb_name = await access.check(kb_name, KbRole.reader)
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         hits = await run_in_threadpool(
             service.search, kb_name, question, body.top_k, body.score_threshold
@@ -175,7 +183,7 @@ async def chat_completions(
     return await answer(llm, call, body.stream, shape)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", openapi_extra=declare("signed_in"))
 async def embeddings(body: EmbeddingsRequest, service: ServiceDep) -> dict[str, Any]:
     """The deployment's embedding model (the one its knowledge bases use), in OpenAI's shape."""
     embedder = service.embedder

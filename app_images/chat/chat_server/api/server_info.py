@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from chat_server import prompts
+from chat_server.access.principal import declare
 from chat_server.api.deps import AUTH, ServiceDep, SettingsDep
 from chat_server.api.knowledge_base import ok
 from chat_server.api.openai_compat import MAX_EMBED_INPUTS
@@ -38,7 +39,7 @@ class EmbedTexts(BaseModel):
     to_query: bool = False
 
 
-@router.post("/server/configs")
+@router.post("/server/configs", openapi_extra=declare("signed_in"))
 async def server_configs(settings: SettingsDep, service: ServiceDep) -> dict[str, Any]:
     return {
         "DEFAULT_KNOWLEDGE_BASE": None,
@@ -68,12 +69,12 @@ async def server_configs(settings: SettingsDep, service: ServiceDep) -> dict[str
     }
 
 
-@router.post("/server/list_search_engines")
+@router.post("/server/list_search_engines", openapi_extra=declare("signed_in"))
 async def list_search_engines() -> dict[str, Any]:
     return ok(data=[])  # no search engine is reachable from this deployment
 
 
-@router.post("/server/get_prompt_template")
+@router.post("/server/get_prompt_template", openapi_extra=declare("signed_in"))
 async def get_prompt_template(
     type: PromptType = Body("llm_chat"),  # noqa: A002 - 0.2's field name
     name: str = Body("default"),
@@ -88,7 +89,7 @@ async def get_prompt_template(
     return templates[name]
 
 
-@router.post("/other/embed_texts")
+@router.post("/other/embed_texts", openapi_extra=declare("signed_in"))
 async def embed_texts(body: EmbedTexts, service: ServiceDep) -> dict[str, Any]:
     embedder = service.embedder
     if body.embed_model and body.embed_model != embedder.name:

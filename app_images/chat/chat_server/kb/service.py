@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chat_server.access.store import AccessStore
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
 from chat_server.kb.splitter import split_text
@@ -32,7 +33,7 @@ from chat_server.stores.base import (
     kb_storage_id,
     validate_kb_name,
 )
-from chat_server.stores.faiss_store import FaissIndex, WriterLease, sqlite_meta
+from chat_server.stores.faiss_store import FaissIndex, WriterLease, sqlite_connection, sqlite_meta
 
 if TYPE_CHECKING:
     from chat_server.settings import Settings
@@ -196,6 +197,21 @@ class KnowledgeService:
         if self._pg is None:
             return None
         return "ok" if self._pg.ping() else "unavailable"
+
+    def access_store(self) -> AccessStore:
+        """Tokens, grants and the audit log: in PostgreSQL where it is the default store (it is
+        shared by replicas), else in SQLite on the KB volume."""
+        if self._pg is not None and self.default_vs_type in ("adb", "pg"):
+            return AccessStore(self._pg.connect, "%s")
+        return AccessStore(sqlite_connection(self.kb_root / "access.sqlite"), "?")
+
+    def exists(self, name: str) -> bool:
+        """Whether a KB of this name exists, compared as `create_kb` does (case-insensitive)."""
+        name = self._valid_name(name)
+        return any(kb.name.lower() == name.lower() for kb in self.list_kbs(require_all=True))
+
+    def valid_name(self, name: str) -> str:
+        return self._valid_name(name)
 
     @staticmethod
     def _valid_name(name: str) -> str:

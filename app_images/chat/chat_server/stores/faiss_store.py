@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,9 @@ faiss.omp_set_num_threads(1)
 Reconcile = Callable[[np.ndarray], list[int]]
 
 
-def sqlite_meta(kb_root: Path) -> MetaStore:
-    kb_root.mkdir(parents=True, exist_ok=True)
-    db_path = kb_root / "info.sqlite"
+def sqlite_connection(db_path: Path) -> Callable[[], AbstractContextManager[sqlite3.Connection]]:
+    """Connections to one SQLite file, each a transaction: committed on success."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
     def connect() -> Iterator[sqlite3.Connection]:
@@ -52,7 +52,11 @@ def sqlite_meta(kb_root: Path) -> MetaStore:
         finally:
             conn.close()
 
-    return MetaStore(connect, "?", "sqlite")
+    return connect
+
+
+def sqlite_meta(kb_root: Path) -> MetaStore:
+    return MetaStore(sqlite_connection(kb_root / "info.sqlite"), "?", "sqlite")
 
 
 def _process_start(pid: int) -> str | None:
