@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from chat_server import prompts
 from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
 from chat_server.api.deps import AUTH, LLMDep, ServiceDep
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
 
@@ -49,7 +50,7 @@ class ChatRequest(BaseModel):
         return LLMCall(messages, self.model_name, self.temperature, self.max_tokens)
 
 
-class KnowledgeBaseChatRequest(ChatRequest):
+class KnowledgeBaseChatRequest(ChatRequest, RetrievalFields):
     knowledge_base_name: str
     top_k: int = Field(default=3, ge=1, le=100)
     score_threshold: float = Field(default=1.0, ge=0.0, le=2.0)
@@ -86,7 +87,13 @@ async def knowledge_base_chat(
     body: KnowledgeBaseChatRequest, request: Request, service: ServiceDep, llm: LLMDep
 ) -> Response:
     hits = await run_in_threadpool(
-        service.search, body.knowledge_base_name, body.query, body.top_k, body.score_threshold
+        service.search,
+        body.knowledge_base_name,
+        body.query,
+        body.top_k,
+        body.score_threshold,
+        body.search_mode,
+        body.rerank,
     )
     context = "\n".join(h.content for h in hits)
     prompt_name = body.prompt_name if hits else "empty"

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chat_server.api.answers import sse
 from chat_server.api.deps import AUTH, ServiceDep, SettingsDep
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import IncomingFile, SearchHit, SplitParams
 from chat_server.settings import Settings
@@ -28,7 +29,7 @@ class CreateKnowledgeBase(BaseModel):
     embed_model: str | None = None
 
 
-class SearchDocs(BaseModel):
+class SearchDocs(RetrievalFields):
     query: str = ""
     knowledge_base_name: str
     top_k: int = Field(default=3, ge=1, le=100)
@@ -74,7 +75,7 @@ def hits_to_docs(hits: list[SearchHit]) -> list[dict[str, Any]]:
     return [
         {
             "page_content": h.content,
-            "metadata": {"source": h.file_name},
+            "metadata": {"source": h.file_name, **({"ranking": h.ranking} if h.ranking else {})},
             "type": "Document",
             "id": str(h.id),
             "score": round(h.score, 6),
@@ -140,7 +141,13 @@ async def list_files(service: ServiceDep, knowledge_base_name: str = Query(...))
 @router.post("/search_docs")
 async def search_docs(body: SearchDocs, service: ServiceDep) -> list[dict]:
     hits = await run_in_threadpool(
-        service.search, body.knowledge_base_name, body.query, body.top_k, body.score_threshold
+        service.search,
+        body.knowledge_base_name,
+        body.query,
+        body.top_k,
+        body.score_threshold,
+        body.search_mode,
+        body.rerank,
     )
     if body.file_name:
         hits = [h for h in hits if h.file_name == body.file_name]
@@ -170,15 +177,26 @@ async def upload_docs(
         override,
         to_vector_store,
     )
-    return ok(
-        "文件上传与向量化完成",
-        {
-            "failed_files": {},
-            "embedded_files": report.embedded_files,
-            "unchanged_files": report.unchanged_files,
-            "chunks": report.chunks,
-        },
-    )
+    data: dict[str, Any] = {
+        "failed_files": {},
+        "embedded_files": report.embedded_files,
+        "unchanged_files": report.unchanged_files,
+        "chunks": report.chunks,
+    }
+    msg = "文件上传与向量化完成"
+    if report.clamped:
+        # Extra field: the embedding model would have read only the start of these chunks.
+        data["chunk_size_clamped"] = {
+            "chunk_size": chunk_size,
+            "max_tokens": report.max_tokens,
+            "files": report.clamped,
+        }
+        msg += (
+            f"; chunk_size={chunk_size} characters does not fit the embedding model's window of "
+            f"{report.max_tokens} tokens: {sum(report.clamped.values())} chunks of "
+            f"{len(report.clamped)} files were cut to fit (data.chunk_size_clamped)"
+        )
+    return ok(msg, data)
 
 
 @router.post("/delete_docs")

@@ -20,6 +20,7 @@ from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
 from chat_server.api.deps import AUTH, LLMDep, ServiceDep, SettingsDep
 from chat_server.api.errors import openai_error
 from chat_server.api.knowledge_base import hits_to_docs
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.kb.service import SearchHit
 
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["OpenAI"])
@@ -30,7 +31,7 @@ class OpenAIMessage(BaseModel):
     content: str
 
 
-class OpenAIChatRequest(BaseModel):
+class OpenAIChatRequest(RetrievalFields):
     model: str
     messages: list[OpenAIMessage] = Field(min_length=1)
     stream: bool = False
@@ -65,7 +66,13 @@ async def chat_completions(
     if kb_name:
         question = next((m.content for m in reversed(body.messages) if m.role == "user"), "")
         hits = await run_in_threadpool(
-            service.search, kb_name, question, body.top_k, body.score_threshold
+            service.search,
+            kb_name,
+            question,
+            body.top_k,
+            body.score_threshold,
+            body.search_mode,
+            body.rerank,
         )
         context = "\n".join(h.content for h in hits)
         messages[-1] = {
