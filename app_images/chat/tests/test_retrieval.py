@@ -198,7 +198,8 @@ def test_missing_reranker_directory_is_named(tmp_path):
 def test_chunks_longer_than_the_token_window_are_cut_and_counted(embedder):
     window = embedder.token_window()
     assert window.max_tokens == 254  # MiniLM: max_seq_length 256 less [CLS] and [SEP]
-    text = "\n\n".join(f"第{n}节。" + "数据备份每天凌晨两点执行，保留三十天。" * 40 for n in range(3))
+    sentence = "数据备份每天凌晨两点执行，保留三十天。"
+    text = "\n\n".join(f"第{n}节。" + sentence * 40 for n in range(3))
     plain = split_document(text, 750, 50)
     fitted = split_document(text, 750, 50, zh_title_enhance=True, window=window)
     assert max(window.count(plain.chunks)) > window.max_tokens
