@@ -64,7 +64,8 @@ def score_run(ranked: Sequence[Sequence[str]], answers: Sequence[str]) -> dict[s
         out[f"recall@{k}"] = sum(a in r[:k] for r, a in zip(ranked, answers, strict=True)) / len(
             answers
         )
-    reciprocal = [1.0 / (list(r).index(a) + 1) if a in r else 0.0 for r, a in zip(ranked, answers, strict=True)]
+    pairs = zip(ranked, answers, strict=True)
+    reciprocal = [1.0 / (list(r).index(a) + 1) if a in r else 0.0 for r, a in pairs]
     out["mrr"] = sum(reciprocal) / len(answers)
     return out
 
