@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     chunk_overlap: int = 50
     top_k: int = 3
     score_threshold: float = 1.0
+    # Retrieval (README "Retrieval"): vector (as 0.2), keyword (BM25) or hybrid (both, fused by
+    # reciprocal rank fusion); each request may choose otherwise (`search_mode`, `rerank`).
+    search_mode: Literal["vector", "keyword", "hybrid"] = "vector"
+    search_candidates: int = Field(default=20, ge=1, le=1000)
+    search_rrf_k: int = Field(default=60, ge=1)
+    # An optional cross-encoder under MODEL_ROOT (Chatchat 0.2's setting names);
+    # USE_RERANKER=true reranks every search unless a request says rerank=false.
+    reranker_model: str = ""
+    use_reranker: bool = False
+    reranker_max_length: int = Field(default=512, ge=16)
     api_base_url: str = "http://127.0.0.1:7861"
 
     @property
@@ -122,6 +132,13 @@ class Settings(BaseSettings):
     def embedding_model_path(self) -> Path:
         path = Path(self.embedding_model)
         return path if path.is_absolute() else self.model_root / self.embedding_model
+
+    @property
+    def reranker_model_path(self) -> Path | None:
+        if not self.reranker_model:
+            return None
+        path = Path(self.reranker_model)
+        return path if path.is_absolute() else self.model_root / self.reranker_model
 
     @property
     def pg_conninfo(self) -> str:

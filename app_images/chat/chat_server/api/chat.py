@@ -19,6 +19,7 @@ from chat_server import prompts
 from chat_server.access.principal import KbRole, declare
 from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
 from chat_server.api.deps import AccessDep, LLMDep, ServiceDep
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
 
@@ -50,7 +51,7 @@ class ChatRequest(BaseModel):
         return LLMCall(messages, self.model_name, self.temperature, self.max_tokens)
 
 
-class KnowledgeBaseChatRequest(ChatRequest):
+class KnowledgeBaseChatRequest(ChatRequest, RetrievalFields):
     knowledge_base_name: str
     top_k: int = Field(default=3, ge=1, le=100)
     score_threshold: float = Field(default=1.0, ge=0.0, le=2.0)
@@ -91,7 +92,15 @@ async def knowledge_base_chat(
     access: AccessDep,
 ) -> Response:
     kb = await access.check(body.knowledge_base_name, KbRole.reader)
-    hits = await run_in_threadpool(service.search, kb, body.query, body.top_k, body.score_threshold)
+    hits = await run_in_threadpool(
+        service.search,
+        kb,
+        body.query,
+        body.top_k,
+        body.score_threshold,
+        body.search_mode,
+        body.rerank,
+    )
     context = "\n".join(h.content for h in hits)
     prompt_name = body.prompt_name if hits else "empty"
     call = body.llm_call(prompts.kb_prompt(prompt_name, context, body.query))

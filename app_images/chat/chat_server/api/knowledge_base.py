@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from chat_server.access.principal import Grant, KbRole, declare
 from chat_server.api.answers import sse
 from chat_server.api.deps import Access, AccessDep, ServiceDep, SettingsDep
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import IncomingFile, KnowledgeService, SearchHit, SplitParams
 from chat_server.settings import Settings
@@ -31,7 +32,7 @@ class CreateKnowledgeBase(BaseModel):
     embed_model: str | None = None
 
 
-class SearchDocs(BaseModel):
+class SearchDocs(RetrievalFields):
     query: str = ""
     knowledge_base_name: str
     top_k: int = Field(default=3, ge=1, le=100)
@@ -131,7 +132,7 @@ def hits_to_docs(hits: list[SearchHit]) -> list[dict[str, Any]]:
     return [
         {
             "page_content": h.content,
-            "metadata": {"source": h.file_name},
+            "metadata": {"source": h.file_name, **({"ranking": h.ranking} if h.ranking else {})},
             "type": "Document",
             "id": str(h.id),
             "score": round(h.score, 6),
@@ -227,7 +228,15 @@ async def search_docs(body: SearchDocs, service: ServiceDep, access: AccessDep) 
             return []
         chunks = await run_in_threadpool(service.file_chunks, kb, str(file_name))
         return chunks_to_docs(chunks)
-    hits = await run_in_threadpool(service.search, kb, body.query, body.top_k, body.score_threshold)
+    hits = await run_in_threadpool(
+        service.search,
+        kb,
+        body.query,
+        body.top_k,
+        body.score_threshold,
+        body.search_mode,
+        body.rerank,
+    )
     if body.file_name:
         hits = [h for h in hits if h.file_name == body.file_name]
     return hits_to_docs(hits)
@@ -264,15 +273,26 @@ async def upload_docs(
         embedded_files=report.embedded_files,
         unchanged_files=report.unchanged_files,
     )
-    return ok(
-        "文件上传与向量化完成",
-        {
-            "failed_files": {},
-            "embedded_files": report.embedded_files,
-            "unchanged_files": report.unchanged_files,
-            "chunks": report.chunks,
-        },
-    )
+    data: dict[str, Any] = {
+        "failed_files": {},
+        "embedded_files": report.embedded_files,
+        "unchanged_files": report.unchanged_files,
+        "chunks": report.chunks,
+    }
+    msg = "文件上传与向量化完成"
+    if report.clamped:
+        # Extra field: the embedding model would have read only the start of these chunks.
+        data["chunk_size_clamped"] = {
+            "chunk_size": chunk_size,
+            "max_tokens": report.max_tokens,
+            "files": report.clamped,
+        }
+        msg += (
+            f"; chunk_size={chunk_size} characters does not fit the embedding model's window of "
+            f"{report.max_tokens} tokens: {sum(report.clamped.values())} chunks of "
+            f"{len(report.clamped)} files were cut to fit (data.chunk_size_clamped)"
+        )
+    return ok(msg, data)
 
 
 @router.post("/delete_docs", openapi_extra=declare("kb_write"))

@@ -24,6 +24,7 @@ from chat_server.api.answers import AnswerShape, Event, LLMCall, answer
 from chat_server.api.deps import AccessDep, LLMDep, ServiceDep, SettingsDep
 from chat_server.api.errors import openai_error
 from chat_server.api.knowledge_base import hits_to_docs
+from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
 
@@ -72,7 +73,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class OpenAIChatRequest(BaseModel):
+class OpenAIChatRequest(RetrievalFields):
     model: str
     messages: list[OpenAIMessage] = Field(min_length=1)
     stream: bool = False
@@ -123,7 +124,13 @@ async def chat_completions(
         kb_name = await access.check(kb_name, KbRole.reader)
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         hits = await run_in_threadpool(
-            service.search, kb_name, question, body.top_k, body.score_threshold
+            service.search,
+            kb_name,
+            question,
+            body.top_k,
+            body.score_threshold,
+            body.search_mode,
+            body.rerank,
         )
         context = "\n".join(h.content for h in hits)
         messages[-1] = {

@@ -10,6 +10,8 @@ from typing import Literal
 
 import numpy as np
 
+from chat_server.kb.splitter import TokenWindow
+
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +84,21 @@ class Embedder:
                 "dtype": self.dtype,
             },
         )
+
+    def token_window(self) -> TokenWindow:
+        """What the model reads of a text (`max_seq_length`, its special tokens left out),
+        counted by its own tokenizer."""
+        tokenizer = self.model.tokenizer
+        specials = len(tokenizer("")["input_ids"])
+
+        def count(texts: list[str]) -> list[int]:
+            if not texts:
+                return []
+            ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+            return [len(i) for i in ids]
+
+        window = self.model.max_seq_length or tokenizer.model_max_length
+        return TokenWindow(int(window) - specials, count)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

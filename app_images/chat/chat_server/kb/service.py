@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +18,10 @@ import numpy as np
 
 from chat_server.access.store import AccessStore
 from chat_server.kb.embeddings import Embedder
+from chat_server.kb.keyword import KeywordIndexes
 from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
-from chat_server.kb.splitter import split_text
+from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
+from chat_server.kb.splitter import split_document
 from chat_server.stores.base import (
     Chunk,
     DatabaseUnavailable,
@@ -76,7 +78,9 @@ class SearchHit:
     id: int
     file_name: str
     content: str
-    score: float
+    score: float  # L2 distance of unit vectors (lower is closer), whichever side found it
+    # How a keyword, hybrid or reranked search ranked it (None for plain vector search).
+    ranking: dict[str, str | int | float] | None = None
 
 
 @dataclass
@@ -84,6 +88,10 @@ class IngestReport:
     embedded_files: list[str]
     unchanged_files: list[str]
     chunks: int
+    # Per file, how many chunks were longer than the embedding model's window at the asked
+    # chunk_size and were cut to fit (the upload answer says so); `max_tokens` is that window.
+    clamped: dict[str, int] = field(default_factory=dict)
+    max_tokens: int | None = None
 
 
 def fingerprint(data: bytes, params: SplitParams) -> str:
@@ -105,8 +113,16 @@ class KnowledgeService:
         faiss_lease_ttl_s: float = 30.0,
         pg_timeout_s: float = 3.0,
         pg_retry_after_s: int = 5,
+        search_options: SearchOptions | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.embedder = embedder
+        self.search_options = search_options or SearchOptions()
+        self.reranker = reranker
+        if self.search_options.rerank and reranker is None:
+            raise ValueError("USE_RERANKER=true needs RERANKER_MODEL (a cross-encoder directory)")
+        self._keywords = KeywordIndexes()
+        self.token_window = embedder.token_window()
         self.kb_root = kb_root
         kb_root.mkdir(parents=True, exist_ok=True)
         self.default_vs_type = default_vs_type
@@ -130,6 +146,7 @@ class KnowledgeService:
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder) -> KnowledgeService:
+        reranker_dir = settings.reranker_model_path
         return cls(
             embedder,
             settings.kb_root,
@@ -140,6 +157,17 @@ class KnowledgeService:
             faiss_lease_ttl_s=settings.faiss_lease_ttl_s,
             pg_timeout_s=settings.pg_timeout_s,
             pg_retry_after_s=settings.pg_retry_after_s,
+            search_options=SearchOptions(
+                mode=settings.search_mode,
+                rerank=settings.use_reranker,
+                candidates=settings.search_candidates,
+                rrf_k=settings.search_rrf_k,
+            ),
+            reranker=(
+                Reranker(reranker_dir, settings.reranker_max_length, embedder.device)
+                if reranker_dir is not None
+                else None
+            ),
         )
 
     def _recover_faiss(self) -> None:
@@ -279,6 +307,7 @@ class KnowledgeService:
                 fault_point("delete_kb.metadata_deleted")
                 index.drop()
             self._indexes.pop(name, None)
+            self._keywords.forget(name)  # a KB made again under this name starts ids anew
             shutil.rmtree(self._kb_dir(name), ignore_errors=True)
         log.info("knowledge base deleted", extra={"kb": name})
 
@@ -346,6 +375,7 @@ class KnowledgeService:
         params.validate()
         prepared: list[tuple[IncomingFile, str, list[str]]] = []
         unchanged: list[str] = []
+        clamped: dict[str, int] = {}
         seen: set[str] = set()
         for f in files:
             validate_file_name(f.name)
@@ -362,9 +392,16 @@ class KnowledgeService:
                 raise DocumentError(
                     409, f"file {f.name!r} already exists with other content; set override=true"
                 )
-            chunks = split_text(
-                text, params.chunk_size, params.chunk_overlap, params.zh_title_enhance
+            split = split_document(
+                text,
+                params.chunk_size,
+                params.chunk_overlap,
+                params.zh_title_enhance,
+                self.token_window,
             )
+            chunks = split.chunks
+            if split.clamped:
+                clamped[f.name] = split.clamped
             if not chunks:
                 raise DocumentError(400, f"file {f.name!r} produced no text chunks")
             prepared.append((f, fp, chunks))
@@ -410,7 +447,13 @@ class KnowledgeService:
                 "chunks": total,
             },
         )
-        return IngestReport([f.name for f, _, _ in prepared], unchanged, total)
+        return IngestReport(
+            [f.name for f, _, _ in prepared],
+            unchanged,
+            total,
+            clamped,
+            self.token_window.max_tokens,
+        )
 
     def delete_files(self, kb_name: str, file_names: list[str], delete_content: bool) -> None:
         kb, meta = self.get_kb(kb_name)
@@ -462,15 +505,103 @@ class KnowledgeService:
         self._index(kb)
 
     # -- search ----------------------------------------------------------------------------
+    def search_options_for(self, mode: str | None, rerank: bool | None) -> SearchOptions:
+        """The deployment's search options with one request's choices, or a 400 saying why not."""
+        try:
+            options = self.search_options.with_request(mode, rerank)
+        except ValueError as exc:
+            raise KnowledgeBaseError(400, str(exc)) from exc
+        if options.rerank and self.reranker is None:
+            raise KnowledgeBaseError(
+                400,
+                "rerank=true needs a reranker, and this deployment has none: set RERANKER_MODEL "
+                "to a cross-encoder directory under MODEL_ROOT",
+            )
+        return options
+
     def search(
-        self, kb_name: str, query: str, top_k: int, score_threshold: float
+        self,
+        kb_name: str,
+        query: str,
+        top_k: int,
+        score_threshold: float,
+        search_mode: str | None = None,
+        rerank: bool | None = None,
     ) -> list[SearchHit]:
+        """`score_threshold` bounds the vector side (L2 distance) as in 0.2; the keyword side
+        admits chunks that contain a query word. None: the deployment's mode and reranking."""
         kb, meta = self.get_kb(kb_name)
         kb_name = kb.name
+        options = self.search_options_for(search_mode, rerank)
         if not query.strip():
             return []
         vector = self.embedder.encode([query])[0]
-        return self.search_vector(kb, meta, vector, top_k, score_threshold)
+        if options.mode == "vector" and not options.rerank:
+            return self.search_vector(kb, meta, vector, top_k, score_threshold)
+        return self.search_ranked(kb, meta, query, vector, top_k, score_threshold, options)
+
+    def keyword_search(
+        self, kb: KnowledgeBase, meta: MetaStore, query: str, top_k: int
+    ) -> list[tuple[int, float]]:
+        """BM25 over the KB's stored chunks (rebuilt in memory when the store changed)."""
+        return self._keywords.search(
+            kb.name,
+            query,
+            top_k,
+            signature=lambda: meta.chunk_signature(kb.name),
+            chunk_ids=lambda: meta.iter_all_chunk_ids(kb.name),
+            chunk_texts=lambda ids: meta.chunk_texts(kb.name, ids),
+        )
+
+    def search_ranked(
+        self,
+        kb: KnowledgeBase,
+        meta: MetaStore,
+        query: str,
+        vector: np.ndarray,
+        top_k: int,
+        score_threshold: float,
+        options: SearchOptions,
+    ) -> list[SearchHit]:
+        """Keyword, hybrid (rank fusion) or reranked search; scores stay L2 distances."""
+        index = self._index(kb)
+        pool = max(top_k, options.candidates)
+        by_vector: list[tuple[int, float]] = []
+        if options.mode != "keyword":
+            by_vector = [(i, d) for i, d in index.search(vector, pool) if d <= score_threshold]
+        by_keyword = self.keyword_search(kb, meta, query, pool) if options.mode != "vector" else []
+        fused = fuse_rrf([[i for i, _ in by_vector], [i for i, _ in by_keyword]], options.rrf_k)
+        chunks = meta.get_chunks(kb.name, [i for i, _ in fused[:pool]])
+        fused = [(i, s) for i, s in fused[:pool] if i in chunks]
+        reranked: dict[int, float] = {}
+        if options.rerank:
+            assert self.reranker is not None  # search_options_for refuses it otherwise
+            texts = [chunks[i].content for i, _ in fused]
+            scores = self.reranker.score(query, texts)
+            reranked = dict(zip([i for i, _ in fused], scores, strict=True))
+            fused.sort(key=lambda item: -reranked[item[0]])
+        fused = fused[:top_k]
+        distance = dict(by_vector)
+        distance.update(index.distances(vector, [i for i, _ in fused if i not in distance]))
+        vector_rank = {i: r for r, (i, _) in enumerate(by_vector, start=1)}
+        keyword_rank = {i: (r, s) for r, (i, s) in enumerate(by_keyword, start=1)}
+        hits = []
+        for i, fused_score in fused:
+            if i not in distance:
+                continue  # metadata without a vector: a write still in flight
+            ranking: dict[str, str | int | float] = {"mode": options.mode}
+            if options.mode == "hybrid":
+                ranking["fused_score"] = round(fused_score, 6)
+            if i in vector_rank:
+                ranking["vector_rank"] = vector_rank[i]
+            if i in keyword_rank:
+                ranking["keyword_rank"] = keyword_rank[i][0]
+                ranking["bm25"] = round(keyword_rank[i][1], 6)
+            if i in reranked:
+                ranking["rerank_score"] = round(reranked[i], 6)
+            chunk = chunks[i]
+            hits.append(SearchHit(i, chunk.file_name, chunk.content, distance[i], ranking))
+        return hits
 
     def search_vector(
         self,
@@ -494,7 +625,13 @@ class KnowledgeService:
         """One file's chunks, parsed and split as an upload would be (for file chat)."""
         validate_file_name(f.name)
         text = load_text(f.name, f.data, self.parse_limits)
-        chunks = split_text(text, params.chunk_size, params.chunk_overlap, params.zh_title_enhance)
+        chunks = split_document(
+            text,
+            params.chunk_size,
+            params.chunk_overlap,
+            params.zh_title_enhance,
+            self.token_window,
+        ).chunks
         if not chunks:
             raise DocumentError(400, f"file {f.name!r} produced no text chunks")
         return chunks

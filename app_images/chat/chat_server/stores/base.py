@@ -122,6 +122,11 @@ class VectorIndex(Protocol):
         """Nearest chunk ids with their L2 distance between unit vectors (0 = identical)."""
         ...
 
+    def distances(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """The same L2 distance for given chunk ids (those found by keywords); ids without a
+        vector are left out."""
+        ...
+
     def count(self) -> int: ...
 
     def drop(self) -> None: ...
@@ -362,6 +367,24 @@ class MetaStore:
                 (kb, *[int(i) for i in ids]),
             ).fetchall()
         return {int(r[0]): Chunk(int(r[0]), r[1], r[2]) for r in rows}
+
+    def chunk_signature(self, kb: str) -> tuple[int, int]:
+        """(count, largest id) of a KB's chunks: ids are fresh on every write and never reused
+        while the KB lives, so any insert or delete changes it (the keyword index's key)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT count(*), max(id) FROM chat_chunk WHERE kb = ?"), (kb,)
+            ).fetchone()
+        return (int(row[0]), int(row[1] or 0))
+
+    def chunk_texts(self, kb: str, ids: list[int], batch: int = 500) -> dict[int, str]:
+        """Chunk texts by id, fetched in batches (SQLite caps the parameters of one query)."""
+        texts: dict[int, str] = {}
+        for start in range(0, len(ids), batch):
+            texts.update(
+                (i, c.content) for i, c in self.get_chunks(kb, ids[start : start + batch]).items()
+            )
+        return texts
 
     def iter_all_chunk_ids(self, kb: str) -> Iterator[int]:
         with self._connect() as conn:

@@ -331,6 +331,19 @@ class FaissIndex:
             out.append((int(idx), float(np.sqrt(max(0.0, 2.0 - 2.0 * float(sim))))))
         return out
 
+    def distances(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        out = {}
+        with self._lock:
+            if not self._in_bulk:
+                self._refresh()
+            for i in ids:
+                try:
+                    stored = self.index.reconstruct(int(i))
+                except RuntimeError:  # no vector under this id (IndexIDMap2 raises)
+                    continue
+                out[int(i)] = float(np.linalg.norm(stored - vector))
+        return out
+
     def ids(self) -> np.ndarray:
         with self._lock:
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)

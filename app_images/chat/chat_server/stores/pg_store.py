@@ -111,6 +111,12 @@ class PgSql:
             "ORDER BY embedding <-> %s::{cast} LIMIT %s"
         ).format(cast=sql.SQL(cast), table=sql.Identifier(table_name(kb)))
 
+    def distances(self, kb: str) -> sql.Composed:
+        cast = "vector" if self.dialect == "pgvector" else "real[]"
+        return sql.SQL(
+            "SELECT id, embedding <-> %s::{cast} AS distance FROM {table} WHERE id = ANY(%s)"
+        ).format(cast=sql.SQL(cast), table=sql.Identifier(table_name(kb)))
+
     def delete(self, kb: str) -> sql.Composed:
         return sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table_name(kb)))
 
@@ -275,6 +281,16 @@ class PgIndex:
                 conn.execute("SET LOCAL hnsw.ef_search = 100")
             rows = conn.execute(self.db.sql.search(self.kb), (literal, literal, top_k)).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def distances(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        if not ids:
+            return {}
+        literal = vector_literal(self.db.dialect, vector)
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                self.db.sql.distances(self.kb), (literal, [int(i) for i in ids])
+            ).fetchall()
+        return {int(r[0]): float(r[1]) for r in rows}
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
