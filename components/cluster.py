@@ -43,9 +43,8 @@ CREATE_TIME_ADDONS: list[dict[str, Any]] = [
     {"name": "nginx-ingress-controller", "disabled": True},
 ]
 # Day-2 addons, managed as resources so that a config change installs or removes them later.
-NODE_PROBLEM_DETECTOR = "ack-node-problem-detector"
-# Node pools' auto_repair needs it (cloud facts: ack.nodePoolAutoRepairAddon).
-NODE_LIFECYCLE_CONTROLLER: str = cloud_facts.value("ack", "nodePoolAutoRepairAddon")
+# Node pools' auto_repair detects faults through it (cloud facts: ack.nodePoolAutoRepairAddon).
+NODE_PROBLEM_DETECTOR: str = cloud_facts.value("ack", "nodePoolAutoRepairAddon")
 # Password-free pulls serve ACR Enterprise Edition only (and Personal Edition instances made on or
 # before 2024-09-08): installed when `registry.edition` is enterprise.
 ACR_CREDENTIAL_HELPER: str = cloud_facts.value("registry", "credentialHelperAddon")
@@ -57,7 +56,7 @@ MANAGED_PROMETHEUS: str = cloud_facts.value("serving", "prometheusAddon")
 
 def day2_addons(cfg: StackConfig) -> list[str]:
     """The `cs.KubernetesAddon`s this stack installs after the cluster exists."""
-    addons = [NODE_PROBLEM_DETECTOR, NODE_LIFECYCLE_CONTROLLER]
+    addons = [NODE_PROBLEM_DETECTOR]
     addons += [ACR_CREDENTIAL_HELPER] if cfg.registry.edition == "enterprise" else []
     addons += [VIRTUAL_NODE] if cfg.uses_eci else []
     addons += [MANAGED_PROMETHEUS] if cfg.monitoring.enabled else []
@@ -151,7 +150,7 @@ class AckGpuCluster(pulumi.ComponentResource):
             )
             for addon in day2
         }
-        self._repair_addon = addons[NODE_LIFECYCLE_CONTROLLER]
+        self._repair_addon = addons[NODE_PROBLEM_DETECTOR]
         # What objects of those CRDs must wait for.
         self.crd_addons = [addons[a] for a in (MANAGED_PROMETHEUS, KEDA) if a in addons]
         # Auto-scaling node pools scale only with cluster node scaling on (and the
@@ -297,6 +296,6 @@ class AckGpuCluster(pulumi.ComponentResource):
             management={"enable": True, "auto_repair": True, "max_unavailable": 1},
             tags=cfg.resource_tags(),
             **args,
-            # auto_repair needs the node-lifecycle-controller addon installed first.
+            # auto_repair detects faults through ack-node-problem-detector: installed first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._repair_addon]),
         )

@@ -165,7 +165,6 @@ def test_virtual_node_addon_is_installed_exactly_when_a_pod_runs_on_eci():
         "ack-keda",  # dev's llm autoscaler
         "ack-node-problem-detector",
         "ack-virtual-node",
-        "node-lifecycle-controller",
     ]
     cluster_addons = {a["name"] for a in eci.one(CLUSTER).inputs["addons"]}
     assert "ack-virtual-node" not in cluster_addons  # day-2 only, never create-time
@@ -209,7 +208,8 @@ def test_gpu_pools_scale_with_cluster_autoscaling_and_auto_repair_addon(stack):
     rendering = rendered(stack)
     scaler = rendering.one("alicloud:cs/autoscalingConfig:AutoscalingConfig").inputs
     assert scaler["scaleUpFromZero"] is True and scaler["scalerType"] == "cluster-autoscaler"
-    assert "node-lifecycle-controller" in _addons(rendering)
+    assert "ack-node-problem-detector" in _addons(rendering)
+    assert "node-lifecycle-controller" not in _addons(rendering)  # no such ACK add-on is documented
 
 
 # --- network ---------------------------------------------------------------------------------

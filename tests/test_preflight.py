@@ -137,14 +137,14 @@ def test_an_addon_ack_does_not_offer_fails_before_up(recorded, capsys):
             addons=[
                 a
                 for a in d["responses"][ADDONS]["addons"]
-                if a["name"] != "node-lifecycle-controller"
+                if a["name"] != "ack-node-problem-detector"
             ]
         ),
     )
     code, out = run(recorded, capsys)
     assert code == 1 and "FAIL ack-addons" in out
     assert (
-        "cluster.version: ACK offers no add-on node-lifecycle-controller for ack.pro.small "
+        "cluster.version: ACK offers no add-on ack-node-problem-detector for ack.pro.small "
         "1.36.1-aliyun.1 in cn-hangzhou" in out
     )
 
