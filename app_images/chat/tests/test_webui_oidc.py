@@ -11,7 +11,7 @@ from chat_server.llm_client import LLMClient
 from chat_server.webui.server import create_webui
 from tests.conftest import API_KEY, make_settings
 from tests.oidc_provider import API_AUDIENCE, OidcProvider
-from tests.stub_llm import ServerThread
+from tests.stub_llm import ServerThread, free_port
 
 pytestmark = pytest.mark.parametrize("vs_type", ["faiss"])
 
@@ -126,3 +126,19 @@ def test_api_key_sign_in_still_works_with_a_provider_set(signin):
         assert browser.get("/session").json()["user"] == "admin"
         me = browser.get("/api/auth/me")
         assert me.status_code == 200 and me.json()["data"]["via"] == "api_key"
+
+
+def test_an_unreachable_provider_is_a_clear_502(vs_type, tmp_path, model_dir):
+    port = free_port()  # nothing listens there
+    settings = make_settings(
+        tmp_path,
+        "http://127.0.0.1:1",
+        model_dir,
+        oidc_issuer=f"http://127.0.0.1:{port}",
+        oidc_client_id="chat-webui",
+    )
+    with ServerThread(create_webui(settings)) as ui:
+        r = httpx.get(f"{ui.url}/auth/login", timeout=30)
+        assert r.status_code == 502
+        assert f"127.0.0.1:{port}" in r.json()["msg"]
+        assert "chat_session" not in r.cookies

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import logging
 import secrets
 import time
@@ -45,6 +46,18 @@ from chat_server.api.limits import BodyLimit
 from chat_server.logs import configure_logging
 from chat_server.settings import Settings, get_settings
 
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The provider being unreachable: authlib talks through `httpx2` when it is installed,
+    else through `httpx`."""
+    try:
+        second: type[Exception] = importlib.import_module("httpx2").HTTPError
+    except ImportError:
+        return (httpx.HTTPError,)
+    return (httpx.HTTPError, second)
+
+
+PROVIDER_ERRORS = transport_errors()
 STATIC = Path(__file__).parent / "static"
 COOKIE = "chat_session"
 CSRF_HEADER = "x-csrf-token"
@@ -261,7 +274,7 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
             response: Response = await oauth.oidc.authorize_redirect(
                 request, f"{base}/auth/callback"
             )
-        except httpx.HTTPError as exc:
+        except PROVIDER_ERRORS as exc:
             log.warning("provider unreachable", extra={"error": str(exc)})
             return refuse(502, f"the OpenID provider at {settings.oidc_issuer} is unreachable")
         return response
@@ -277,7 +290,7 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
         except OAuthError as exc:
             log.warning("provider sign-in refused", extra={"error": exc.error})
             return refuse(401, f"sign-in refused: {exc.error}: {exc.description or ''}".strip())
-        except httpx.HTTPError as exc:
+        except PROVIDER_ERRORS as exc:
             return refuse(502, f"the OpenID provider at {settings.oidc_issuer} failed: {exc}")
         request.session.clear()
         claims = token.get("userinfo") or {}
