@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Test entry of the chat image: venv, pinned deps, chromium, hadolint, ruff, pytest.
+# Test entry of the chat image: venv, pinned deps, chromium, node + the test OIDC provider,
+# hadolint, ruff, pytest.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
@@ -13,6 +14,16 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+
+# The test OpenID provider (tests/oidc, npm `oidc-provider` pinned by its lock) runs on the
+# machine's Node.js; installed once, node_modules is gitignored.
+if ! command -v node >/dev/null 2>&1; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund)
 fi
 
 .venv/bin/hadolint Dockerfile

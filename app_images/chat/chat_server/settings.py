@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     oidc_name_claim: str = "name"
     oidc_algorithms: str = "RS256,ES256,PS256"
     oidc_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # Clock skew allowed when checking a token's exp/iat (seconds).
+    oidc_leeway_s: float = Field(default=30.0, ge=0)
     # Where the web UI is reached (https://chat.example.com); the redirect URI is
     # <this>/auth/callback. Derived from the request when empty.
     webui_public_url: str = ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -14,37 +13,6 @@ from PIL import Image, ImageStat
 from chat_server.webui.server import create_webui
 from tests.conftest import API_KEY, AUTH, make_settings, new_kb_name
 from tests.stub_llm import ServerThread, free_port
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture()
-def browser_page(tmp_path):
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (ci.sh installs the Debian package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1200, "height": 800},
-        )
-        page = context.new_page()
-        yield page
-        context.close()
 
 
 def sign_in(page, url: str) -> None:

@@ -35,6 +35,7 @@ class Authenticator:
                 settings.oidc_api_audience,
                 settings.oidc_algorithm_list,
                 jwks_cache_s=settings.oidc_jwks_cache_s,
+                leeway_s=settings.oidc_leeway_s,
             )
             if settings.oidc_issuer
             else None

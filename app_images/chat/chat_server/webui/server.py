@@ -1,28 +1,44 @@
 """Web UI on 8501: one static page, a sign-in, and a streaming proxy to the API on 7861.
 
-The API key is the sign-in credential. A signed session lives in an HttpOnly, SameSite=Strict
+People sign in with the OpenID provider (authorization code flow with PKCE, through authlib's
+Starlette client, which checks the state and the ID token's nonce) when OIDC_ISSUER is set; the
+API key stays the admin's sign-in. A signed session lives in an HttpOnly, SameSite=Strict
 cookie; every state-changing call must also come from this origin (`Origin`/`Sec-Fetch-Site`)
-and carry the session's CSRF token in `X-CSRF-Token`. The proxy adds the API key itself, so
-the key never reaches the browser after sign-in.
+and carry the session's CSRF token in `X-CSRF-Token`. The proxy adds the credential itself: the
+signed-in user's access token (kept in this process, never sent to the browser), or the API
+key for the admin, so neither reaches the browser after sign-in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from authlib.integrations.starlette_client import (  # type: ignore[import-untyped]
+    OAuth,
+    OAuthError,
+)
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
+from starlette.middleware.sessions import SessionMiddleware
 
 from chat_server.api.deps import key_matches
 from chat_server.api.errors import envelope
@@ -30,6 +46,18 @@ from chat_server.api.limits import BodyLimit
 from chat_server.logs import configure_logging
 from chat_server.settings import Settings, get_settings
 
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The provider being unreachable: authlib talks through `httpx2` when it is installed,
+    else through `httpx`."""
+    try:
+        second: type[Exception] = importlib.import_module("httpx2").HTTPError
+    except ImportError:
+        return (httpx.HTTPError,)
+    return (httpx.HTTPError, second)
+
+
+PROVIDER_ERRORS = transport_errors()
 STATIC = Path(__file__).parent / "static"
 COOKIE = "chat_session"
 CSRF_HEADER = "x-csrf-token"
@@ -44,7 +72,21 @@ HOP_BY_HOP = {
 }
 # Never forwarded to the API: the browser's credentials are for this port only.
 PRIVATE = {"authorization", "cookie", CSRF_HEADER}
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/login"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/login", "/auth/methods", "/auth/login", "/auth/callback"}
+)
+# Holds only authlib's state, nonce and PKCE verifier between /auth/login and /auth/callback;
+# SameSite=Lax, as the provider's redirect back is a cross-site navigation.
+FLOW_COOKIE = "chat_signin_flow"
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """What a provider sign-in left: the access token the proxy forwards, and who it is."""
+
+    access_token: str
+    name: str
+    expires_at: float
 
 
 class Login(BaseModel):
@@ -62,8 +104,12 @@ class Sessions:
     def _mac(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self) -> str:
-        payload = f"{int(time.time()) + self.ttl_s}.{secrets.token_urlsafe(18)}"
+    def issue(self, ttl_s: int | None = None, *, user: bool = False) -> str:
+        """A session token; a user's (provider sign-in) nonce starts with `u-`, so it can never
+        pass for an admin session once this process no longer holds the user's access token."""
+        ttl = self.ttl_s if ttl_s is None else min(ttl_s, self.ttl_s)
+        nonce = ("u-" if user else "a-") + secrets.token_urlsafe(18)
+        payload = f"{int(time.time()) + ttl}.{nonce}"
         return f"{payload}.{self._mac('session:' + payload)}"
 
     def nonce(self, token: str | None) -> str | None:
@@ -111,7 +157,23 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
     if settings.chat_api_key is None or not settings.chat_api_key.get_secret_value():
         raise ValueError("CHAT_API_KEY is not set: the web UI signs users in with it")
     api_key = settings.chat_api_key.get_secret_value()
-    sessions = Sessions(session_secret(settings, api_key), settings.webui_session_ttl_s)
+    secret = session_secret(settings, api_key)
+    sessions = Sessions(secret, settings.webui_session_ttl_s)
+    users: dict[str, UserSession] = {}  # session nonce -> the provider sign-in behind it
+    oauth = OAuth()
+    if settings.oidc_issuer:
+        oauth.register(
+            "oidc",
+            client_id=settings.oidc_client_id,
+            client_secret=(
+                settings.oidc_client_secret.get_secret_value()
+                if settings.oidc_client_secret is not None
+                else None
+            ),
+            server_metadata_url=settings.oidc_issuer.rstrip("/")
+            + "/.well-known/openid-configuration",
+            client_kwargs={"scope": settings.oidc_scopes, "code_challenge_method": "S256"},
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,6 +191,31 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
         multipart_limit=settings.max_request_bytes,
         other_limit=settings.max_json_body_bytes,
     )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=hmac.new(secret, b"signin-flow", hashlib.sha256).hexdigest(),
+        session_cookie=FLOW_COOKIE,
+        max_age=600,
+        same_site="lax",
+        https_only=settings.webui_cookie_secure,
+    )
+
+    def new_session(ttl_s: int | None = None, *, user: bool = False) -> tuple[str, str]:
+        token = sessions.issue(ttl_s, user=user)
+        nonce = sessions.nonce(token)
+        assert nonce is not None
+        return token, nonce
+
+    def set_session_cookie(response: Response, token: str, ttl_s: int | None = None) -> None:
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=ttl_s or settings.webui_session_ttl_s,
+            httponly=True,
+            samesite="strict",
+            secure=settings.webui_cookie_secure,
+            path="/",
+        )
 
     @app.middleware("http")
     async def require_session(request: Request, call_next: Any) -> Response:
@@ -138,6 +225,12 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
             response: Response = await call_next(request)
             return response
         nonce = sessions.nonce(request.cookies.get(COOKIE))
+        user = users.get(nonce or "")
+        if user is not None and user.expires_at < time.time():
+            users.pop(nonce or "", None)
+            user = None
+        if user is None and nonce is not None and nonce.startswith("u-"):
+            nonce = None  # a user's session whose token this process does not hold (restart)
         if nonce is None:
             return refuse(401, "not signed in: sign in with the API key")
         if request.method not in ("GET", "HEAD"):
@@ -145,6 +238,7 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
             if not same_origin(request) or not hmac.compare_digest(token, sessions.csrf(nonce)):
                 return refuse(403, "cross-origin request or missing CSRF token refused")
         request.state.nonce = nonce
+        request.state.user = user
         response = await call_next(request)
         return response
 
@@ -161,27 +255,73 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
         if not key_matches(body.api_key, api_key):
             log.warning("sign-in refused")
             return refuse(401, "wrong API key")
-        token = sessions.issue()
-        nonce = sessions.nonce(token)
-        assert nonce is not None
+        token, nonce = new_session()
         response = JSONResponse({"code": 200, "msg": "signed in", "csrf": sessions.csrf(nonce)})
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=settings.webui_session_ttl_s,
-            httponly=True,
-            samesite="strict",
-            secure=settings.webui_cookie_secure,
-            path="/",
-        )
+        set_session_cookie(response, token)
+        return response
+
+    @app.get("/auth/methods")
+    async def methods() -> dict:
+        """How one can sign in here: the page shows the provider's button when it is set."""
+        return {"code": 200, "msg": "ok", "oidc": bool(settings.oidc_issuer)}
+
+    @app.get("/auth/login")
+    async def oidc_login(request: Request) -> Response:
+        if not settings.oidc_issuer:
+            return refuse(404, "sign-in with a provider is off: OIDC_ISSUER is not set")
+        base = settings.webui_public_url.rstrip("/") or str(request.base_url).rstrip("/")
+        try:
+            response: Response = await oauth.oidc.authorize_redirect(
+                request, f"{base}/auth/callback"
+            )
+        except PROVIDER_ERRORS as exc:
+            log.warning("provider unreachable", extra={"error": str(exc)})
+            return refuse(502, f"the OpenID provider at {settings.oidc_issuer} is unreachable")
+        return response
+
+    @app.get("/auth/callback")
+    async def oidc_callback(request: Request) -> Response:
+        if not settings.oidc_issuer:
+            return refuse(404, "sign-in with a provider is off: OIDC_ISSUER is not set")
+        try:
+            # Checks the state against this browser's flow cookie, sends the PKCE verifier,
+            # and checks the ID token (signature, issuer, audience, nonce).
+            token = await oauth.oidc.authorize_access_token(request)
+        except OAuthError as exc:
+            log.warning("provider sign-in refused", extra={"error": exc.error})
+            return refuse(401, f"sign-in refused: {exc.error}: {exc.description or ''}".strip())
+        except PROVIDER_ERRORS as exc:
+            return refuse(502, f"the OpenID provider at {settings.oidc_issuer} failed: {exc}")
+        request.session.clear()
+        claims = token.get("userinfo") or {}
+        access = token.get("access_token")
+        if not access:
+            return refuse(401, "sign-in refused: the provider sent no access token")
+        lifetime = int(token.get("expires_in") or settings.webui_session_ttl_s)
+        session_token, nonce = new_session(max(lifetime, 1), user=True)
+        response = RedirectResponse("/", status_code=303)
+        set_session_cookie(response, session_token, max(lifetime, 1))
+        name = str(claims.get(settings.oidc_name_claim) or claims.get("sub") or "")
+        users[nonce] = UserSession(access, name, time.time() + lifetime)
+        now = time.time()
+        for old in [n for n, u in users.items() if u.expires_at < now]:
+            users.pop(old, None)
+        log.info("signed in through the provider", extra={"subject": claims.get("sub")})
         return response
 
     @app.get("/session")
     async def session(request: Request) -> dict:
-        return {"code": 200, "msg": "signed in", "csrf": sessions.csrf(request.state.nonce)}
+        user: UserSession | None = request.state.user
+        return {
+            "code": 200,
+            "msg": "signed in",
+            "csrf": sessions.csrf(request.state.nonce),
+            "user": user.name if user is not None else "admin",
+        }
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
+        users.pop(request.state.nonce, None)
         sessions.revoke(request.state.nonce)
         response = JSONResponse({"code": 200, "msg": "signed out"})
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
@@ -190,15 +330,19 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
     @app.api_route("/api/{path:path}", methods=["GET", "POST"], include_in_schema=False)
     async def proxy(path: str, request: Request) -> Response:
         http: httpx.AsyncClient = app.state.http
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in PRIVATE
+        }
+        user: UserSession | None = request.state.user
+        if user is not None:  # the API sees the user, not the admin key
+            headers["authorization"] = f"Bearer {user.access_token}"
         upstream = http.build_request(
             request.method,
             f"/{path}",
             params=request.query_params,
-            headers={
-                k: v
-                for k, v in request.headers.items()
-                if k.lower() not in HOP_BY_HOP and k.lower() not in PRIVATE
-            },
+            headers=headers,
             content=request.stream(),
         )
         try:
