@@ -13,11 +13,18 @@ from starlette.concurrency import run_in_threadpool
 
 from chat_server.api.answers import sse
 from chat_server.api.deps import AUTH, ServiceDep, SettingsDep
+from chat_server.api.uploads import SpoolingRoute, read_uploads
 from chat_server.errors import ServiceError
 from chat_server.kb.service import IncomingFile, SearchHit, SplitParams
 from chat_server.settings import Settings
 
-router = APIRouter(prefix="/knowledge_base", dependencies=AUTH, tags=["Knowledge Base"])
+# SpoolingRoute: uploaded files go to spool files on local disk as they arrive (api.uploads).
+router = APIRouter(
+    prefix="/knowledge_base",
+    dependencies=AUTH,
+    tags=["Knowledge Base"],
+    route_class=SpoolingRoute,
+)
 _DEFAULTS = Settings.model_fields
 
 
@@ -81,28 +88,6 @@ def hits_to_docs(hits: list[SearchHit]) -> list[dict[str, Any]]:
         }
         for h in hits
     ]
-
-
-async def read_uploads(uploads: list[UploadFile], settings: Settings) -> list[IncomingFile]:
-    """Uploads arrive spooled to disk by the multipart parser; each is read under its limit."""
-    if len(uploads) > settings.max_upload_files:
-        raise ServiceError(
-            413, f"{len(uploads)} files in one request; the limit is {settings.max_upload_files}"
-        )
-    limit = settings.max_upload_bytes
-    incoming = []
-    for upload in uploads:
-        if upload.size is not None and upload.size > limit:
-            raise ServiceError(
-                413, f"file {upload.filename!r} is larger than the limit of {limit} bytes"
-            )
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise ServiceError(
-                413, f"file {upload.filename!r} is larger than the limit of {limit} bytes"
-            )
-        incoming.append(IncomingFile(upload.filename or "", data))
-    return incoming
 
 
 @router.get("/list_knowledge_bases")
@@ -233,11 +218,9 @@ async def recreate_vector_store(
         for i, file_name in enumerate(files, start=1):
             event: dict[str, Any] = {"code": 200, "msg": f"({i} / {len(files)}): {file_name}"}
             try:
-                path = service.file_path(name, file_name)
-                data = await run_in_threadpool(path.read_bytes)
-                await run_in_threadpool(
-                    service.ingest, name, [IncomingFile(file_name, data)], params
-                )
+                path = await run_in_threadpool(service.file_path, name, file_name)
+                stored = await run_in_threadpool(IncomingFile.from_path, file_name, path)
+                await run_in_threadpool(service.ingest, name, [stored], params)
             except ServiceError as exc:
                 event = {
                     "code": exc.status,
