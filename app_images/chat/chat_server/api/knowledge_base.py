@@ -146,15 +146,19 @@ async def upload_docs(
     docs: str = Form(""),
     not_refresh_vs_cache: bool = Form(False),
 ) -> dict:
-    incoming = await read_uploads(files, settings)
-    report = await run_in_threadpool(
-        service.ingest,
-        knowledge_base_name,
-        incoming,
-        SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
-        override,
-        to_vector_store,
-    )
+    try:
+        incoming = await read_uploads(files, settings)
+        report = await run_in_threadpool(
+            service.ingest,
+            knowledge_base_name,
+            incoming,
+            SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
+            override,
+            to_vector_store,
+        )
+    finally:
+        for upload in files:  # the spool files go now, not after the response
+            await upload.close()
     return ok(
         "文件上传与向量化完成",
         {

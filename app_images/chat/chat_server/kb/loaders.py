@@ -169,6 +169,9 @@ def _check_zip(data: bytes | Path, budget: _Budget) -> None:
                 for _, element in events:
                     count += 1
                     element.clear()  # streamed: memory stays flat however many elements
+                    parent = element.getparent()
+                    while parent is not None and element.getprevious() is not None:
+                        del parent[0]  # the cleared siblings before it, too
                     if count % 10_000 == 0:
                         budget.check_elements(count)
                         budget.check_time()

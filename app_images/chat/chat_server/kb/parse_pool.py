@@ -29,7 +29,7 @@ from typing import Any
 import chat_server
 from chat_server.errors import ServiceError
 from chat_server.kb.loaders import DocumentError, ParseLimits
-from chat_server.kb.parse_worker import HEADER, write_frame
+from chat_server.kb.parse_worker import HEADER, MEMORY_EXIT, write_frame
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0
@@ -153,9 +153,6 @@ class ParsePool:
             except BaseException:
                 worker.kill()  # mid-answer: its pipe is out of step
                 raise
-            if reply[0] == "memory":
-                worker.kill()
-                raise self._memory_error(name)
             self._give_back(worker)
         if reply[0] == "error":
             raise DocumentError(reply[1], reply[2])
@@ -181,6 +178,8 @@ class ParsePool:
                 f"stopped after {hard_s:g}s (PARSE_DEADLINE_S + PARSE_KILL_GRACE_S)",
             )
         code = gone.returncode
+        if code == MEMORY_EXIT:
+            return self._memory_error(name)
         how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         log.warning("parse worker died", extra={"file": name, "how": how})
         if code is not None and code < 0 and -code in (signal.SIGKILL, signal.SIGSEGV):

@@ -3,7 +3,7 @@
 It limits its own address space (RLIMIT_AS) to MEMORY_BYTES, then reads jobs (file name,
 path, ParseLimits fields) from stdin and answers each on its original stdout, both as
 length-prefixed pickles (see `chat_server.kb.parse_pool`, which starts, times and kills it).
-It exits at the end of stdin (its parent is gone) and after a MemoryError (it is replaced).
+It exits at the end of stdin (its parent is gone) and with MEMORY_EXIT after a MemoryError.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 HEADER = struct.Struct("!Q")
+MEMORY_EXIT = 86  # the exit status of a worker that ran out of its address space
 
 
 def write_frame(out: IO[bytes], value: Any) -> None:
@@ -59,14 +60,14 @@ def main(memory_bytes: int) -> int:
         except DocumentError as exc:
             write_frame(out, ("error", exc.status, exc.message))
         except MemoryError:
-            write_frame(out, ("memory",))
-            return 3  # a fresh process for the next document
+            # Nothing that allocates: the exit status is the answer, and the pool starts a
+            # fresh process for the next document.
+            os._exit(MEMORY_EXIT)
         else:
             try:
                 write_frame(out, ("ok", text))
             except MemoryError:
-                write_frame(out, ("memory",))
-                return 3
+                os._exit(MEMORY_EXIT)
 
 
 if __name__ == "__main__":
