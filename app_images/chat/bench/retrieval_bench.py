@@ -32,7 +32,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from chat_server.kb.embeddings import Embedder  # noqa: E402
 from chat_server.kb.retrieval import Reranker  # noqa: E402
-from chat_server.kb.service import IncomingFile, KnowledgeService, SplitParams  # noqa: E402
+from chat_server.kb.service import KnowledgeService, SplitParams  # noqa: E402
+from chat_server.kb.spool import UploadSpool  # noqa: E402
 
 SETS = {"zh": HERE / "data" / "retrieval_zh.json", "en": HERE / "data" / "retrieval_en.json"}
 CUTOFFS = (1, 3, 5)
@@ -97,8 +98,9 @@ def run_set(
     """Upload the set's passages into a fresh KB, then search every question in every mode."""
     kb = f"bench_{vs_type}_{int(time.time() * 1000) % 10**9}"
     service.create_kb(kb, vs_type, None)
-    files = [IncomingFile(f"{p['id']}.txt", p["text"].encode()) for p in data["passages"]]
-    report = service.ingest(kb, files, SplitParams(chunk_size, min(50, chunk_size // 5)))
+    with UploadSpool() as spool:  # as the API hands uploads over: spool files on disk
+        files = [spool.add_bytes(f"{p['id']}.txt", p["text"].encode()) for p in data["passages"]]
+        report = service.ingest(kb, files, SplitParams(chunk_size, min(50, chunk_size // 5)))
     questions = [q["q"] for q in data["questions"]]
     answers = [q["answer"] for q in data["questions"]]
     modes = [m for m in MODES if service.reranker is not None or not m[2]]

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     parse_max_pdf_pages: int = Field(default=2_000, ge=1)
     parse_max_text_chars: int = Field(default=20_000_000, ge=1)
     parse_deadline_s: float = Field(default=60.0, gt=0)
+    # Parsing runs in worker processes: killed PARSE_KILL_GRACE_S after the deadline, and
+    # limited to PARSE_MAX_MEMORY_BYTES of address space (RLIMIT_AS) each.
+    parse_workers: int = Field(default=2, ge=1)
+    parse_max_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    parse_kill_grace_s: float = Field(default=5.0, ge=0)
     # Bounds on one request: a body over its cap is refused (413) before it is buffered.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
@@ -91,6 +96,8 @@ class Settings(BaseSettings):
     # File chat (upload_temp_docs): temporary knowledge bases held in memory.
     temp_docs_max: int = Field(default=64, ge=1)
     temp_docs_ttl_s: float = Field(default=3600.0, gt=0)
+    # Where uploads are spooled while a request runs: local disk, never the KB volume.
+    upload_spool_dir: Path | None = None
     chunk_size: int = 250
     chunk_overlap: int = 50
     top_k: int = 3

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from chat_server.kb.service import KnowledgeService, SplitParams, fingerprint
+from chat_server.kb.service import IncomingFile, KnowledgeService, SplitParams, fingerprint
 from chat_server.stores.base import FAULT_MARKER_ENV, FAULT_PAUSE_ENV
 from chat_server.stores.pg_store import table_name
 
@@ -94,6 +94,17 @@ def assert_consistent(service: KnowledgeService, kb: str, conninfo: str | None) 
             hits = service.search(kb, chunk.content, top_k=3, score_threshold=2.0)
             assert chunk.id in [h.id for h in hits], f"{name} chunk {chunk.id} not searchable"
     return listed
+
+
+def as_files(tmp: Path, files: dict[str, str]) -> list[IncomingFile]:
+    """The texts as files on disk (as uploads are, spooled) for KnowledgeService.ingest."""
+    directory = tmp / f"incoming-{time.monotonic_ns()}"
+    directory.mkdir(parents=True)
+    found = []
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+        found.append(IncomingFile.from_path(name, directory / name))
+    return found
 
 
 def fingerprints(files: dict[str, str]) -> dict[str, str]:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from chat_server.errors import ServiceError
 from chat_server.kb.embeddings import Embedder
-from chat_server.kb.service import IncomingFile, KnowledgeService, SplitParams
+from chat_server.kb.service import KnowledgeService, SplitParams
 from chat_server.stores.base import KnowledgeBaseLocked, fault_point
 from tests.conftest import minilm_dir
+from tests.crash_helpers import as_files
 
 PARAMS = SplitParams(120, 20, False)
 
@@ -29,7 +30,7 @@ def main(spec: dict) -> int:
         if spec["op"] in ("create", "create_ingest"):
             service.create_kb(kb, spec["vs_type"], None)
         if spec["op"] in ("ingest", "create_ingest"):
-            files = [IncomingFile(n, t.encode()) for n, t in spec["files"].items()]
+            files = as_files(Path(spec["kb_root"]).parent, spec["files"])
             for batch in [[f] for f in files] if spec.get("per_file") else [files]:
                 service.ingest(kb, batch, PARAMS)
                 fault_point("script.batch_done")

@@ -6,8 +6,15 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from chat_server.kb.service import IncomingFile, KnowledgeService
-from tests.crash_helpers import PARAMS, Writer, assert_consistent, fingerprints, paragraph
+from chat_server.kb.service import KnowledgeService
+from tests.crash_helpers import (
+    PARAMS,
+    Writer,
+    as_files,
+    assert_consistent,
+    fingerprints,
+    paragraph,
+)
 
 A1, B1, A2, C1 = (paragraph(t) for t in ("alpha", "bravo", "alphanew", "charlie"))
 BEFORE = {"a.txt": A1, "b.txt": B1}
@@ -49,7 +56,7 @@ def setup_kb(request, tmp_path, embedder):
         service = open_service(embedder, tmp_path / "kb", conninfo, vs_type)
         # A display name (not an identifier): its directory and table are derived ids.
         service.create_kb(KB, vs_type, None)
-        service.ingest(KB, [IncomingFile(n, t.encode()) for n, t in BEFORE.items()], PARAMS)
+        service.ingest(KB, as_files(tmp_path, BEFORE), PARAMS)
         service.close()
         return conninfo, KB
 
@@ -87,7 +94,7 @@ def test_kill_9_at_each_write_step_leaves_files_searchable_or_absent(
         final = {**BEFORE, **files} if op == "ingest" else dict(BEFORE)
         if op == "delete":
             final = {n: t for n, t in BEFORE.items() if n not in files}
-        report = service.ingest(kb, [IncomingFile(n, t.encode()) for n, t in final.items()], PARAMS)
+        report = service.ingest(kb, as_files(tmp_path, final), PARAMS)
         assert sorted(report.unchanged_files) == sorted(
             n for n, fp in fingerprints(final).items() if listed.get(n) == fp
         )

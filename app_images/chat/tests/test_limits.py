@@ -58,12 +58,17 @@ def test_chunked_body_without_length_is_counted(api):
     def body() -> Iterator[bytes]:
         yield (
             f'--{boundary}\r\nContent-Disposition: form-data; name="knowledge_base_name"\r\n\r\n'
-            f'{name}\r\n--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-            'filename="big.txt"\r\nContent-Type: text/plain\r\n\r\n'
+            f"{name}\r\n"
         ).encode()
-        for _ in range(100):  # 400 KB in 4 KB chunks, no Content-Length
-            yield b"x" * 4096
-        yield f"\r\n--{boundary}--\r\n".encode()
+        for i in range(2):  # two files of 160 KB (each under its cap) in 4 KB chunks, no length
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                f'filename="big{i}.txt"\r\nContent-Type: text/plain\r\n\r\n'
+            ).encode()
+            for _ in range(40):
+                yield b"x" * 4096
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
 
     r = http.post(
         "/knowledge_base/upload_docs",

@@ -7,9 +7,9 @@ import time
 import pgserver
 import pytest
 
-from chat_server.kb.service import IncomingFile, KnowledgeService
+from chat_server.kb.service import KnowledgeService
 from chat_server.stores.base import DatabaseUnavailable
-from tests.crash_helpers import PARAMS, paragraph
+from tests.crash_helpers import PARAMS, as_files, paragraph
 
 
 @pytest.fixture()
@@ -37,7 +37,7 @@ def test_pooled_connections_survive_a_restart_and_faiss_works_while_pg_is_down(
     try:
         for kb, vs in (("local", "faiss"), ("shared", "adb")):
             service.create_kb(kb, vs, None)
-            service.ingest(kb, [IncomingFile(f"{kb}.txt", text[vs].encode())], PARAMS)
+            service.ingest(kb, as_files(tmp_path, {f"{kb}.txt": text[vs]}), PARAMS)
         server = restart(data, server)
         assert server.get_uri() == uri
         # Dead pooled connections are checked and replaced: no error after the restart.
@@ -49,7 +49,8 @@ def test_pooled_connections_survive_a_restart_and_faiss_works_while_pg_is_down(
         assert err.value.status == 503 and err.value.retry_after_s == 1
         assert [kb.name for kb in service.list_kbs()] == ["local"]
         assert service.search("local", text["faiss"], 1, 2.0)[0].file_name == "local.txt"
-        service.ingest("local", [IncomingFile("more.txt", b"faiss keeps taking uploads")], PARAMS)
+        more = as_files(tmp_path, {"more.txt": "faiss keeps taking uploads"})
+        service.ingest("local", more, PARAMS)
         assert service.database_status() == "unavailable"
         with pytest.raises(DatabaseUnavailable):
             service.create_kb("other", "faiss", None)  # a name clash cannot be ruled out

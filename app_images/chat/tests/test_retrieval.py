@@ -10,8 +10,9 @@ import pytest
 
 from chat_server.kb.keyword import tokenize
 from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
-from chat_server.kb.service import IncomingFile, KnowledgeBaseError, KnowledgeService, SplitParams
+from chat_server.kb.service import KnowledgeBaseError, KnowledgeService, SplitParams
 from chat_server.kb.splitter import split_document
+from chat_server.kb.spool import UploadSpool
 from tests.conftest import AUTH, minilm_dir, new_kb_name
 
 # MiniLM reads Chinese mostly as [UNK]: these two differ only in Chinese words.
@@ -54,8 +55,9 @@ def service_for(vs_type: str, root: Path, embedder, request, **extra) -> Knowled
 
 
 def upload(service: KnowledgeService, kb: str, **files: str) -> None:
-    incoming = [IncomingFile(f"{name}.txt", text.encode()) for name, text in files.items()]
-    service.ingest(kb, incoming, SplitParams())
+    with UploadSpool() as spool:  # uploads reach ingest as spool files on disk
+        incoming = [spool.add_bytes(f"{name}.txt", text.encode()) for name, text in files.items()]
+        service.ingest(kb, incoming, SplitParams())
 
 
 def keyword_files(service: KnowledgeService, kb: str, query: str) -> list[str]:

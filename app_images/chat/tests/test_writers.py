@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from chat_server.kb.service import IncomingFile, KnowledgeService
+from chat_server.kb.service import KnowledgeService
 from chat_server.stores.base import KnowledgeBaseError, KnowledgeBaseLocked
-from tests.crash_helpers import PARAMS, Writer, assert_consistent, paragraph
+from tests.crash_helpers import PARAMS, Writer, as_files, assert_consistent, paragraph
 
 
 def test_second_process_refuses_to_write_while_the_first_lives_then_keeps_its_vectors(
@@ -27,14 +27,14 @@ def test_second_process_refuses_to_write_while_the_first_lives_then_keeps_its_ve
         first.resume()  # it writes c.txt after this process loaded the index
         first.wait_paused("script.batch_done#2")
         with pytest.raises(KnowledgeBaseLocked, match=f"pid {first.proc.pid}"):
-            reader.ingest("docs", [IncomingFile("b.txt", paragraph("beryl").encode())], PARAMS)
+            reader.ingest("docs", as_files(tmp_path, {"b.txt": paragraph("beryl")}), PARAMS)
         with pytest.raises(KnowledgeBaseLocked):
             reader.create_kb("more", "faiss", None)
         assert [h.file_name for h in reader.search("docs", files["c.txt"], 1, 2.0)] == ["c.txt"]
     finally:
         first.kill()
     # The writer is dead: this process takes over, reloading the index the other one wrote.
-    reader.ingest("docs", [IncomingFile("b.txt", paragraph("beryl").encode())], PARAMS)
+    reader.ingest("docs", as_files(tmp_path, {"b.txt": paragraph("beryl")}), PARAMS)
     reader.close()
     fresh = KnowledgeService(embedder, root)
     try:

@@ -16,12 +16,14 @@ from chat_server.access.principal import Grant, KbRole, declare
 from chat_server.api.answers import sse
 from chat_server.api.deps import Access, AccessDep, ServiceDep, SettingsDep
 from chat_server.api.retrieval_fields import RetrievalFields
+from chat_server.api.uploads import SpoolingRoute, read_uploads
 from chat_server.errors import ServiceError
 from chat_server.kb.service import IncomingFile, KnowledgeService, SearchHit, SplitParams
 from chat_server.settings import Settings
 from chat_server.stores.base import Chunk
 
-router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base"])
+# SpoolingRoute: uploaded files go to spool files on local disk as they arrive (api.uploads).
+router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base"], route_class=SpoolingRoute)
 _DEFAULTS = Settings.model_fields
 
 
@@ -141,28 +143,6 @@ def hits_to_docs(hits: list[SearchHit]) -> list[dict[str, Any]]:
     ]
 
 
-async def read_uploads(uploads: list[UploadFile], settings: Settings) -> list[IncomingFile]:
-    """Uploads arrive spooled to disk by the multipart parser; each is read under its limit."""
-    if len(uploads) > settings.max_upload_files:
-        raise ServiceError(
-            413, f"{len(uploads)} files in one request; the limit is {settings.max_upload_files}"
-        )
-    limit = settings.max_upload_bytes
-    incoming = []
-    for upload in uploads:
-        if upload.size is not None and upload.size > limit:
-            raise ServiceError(
-                413, f"file {upload.filename!r} is larger than the limit of {limit} bytes"
-            )
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise ServiceError(
-                413, f"file {upload.filename!r} is larger than the limit of {limit} bytes"
-            )
-        incoming.append(IncomingFile(upload.filename or "", data))
-    return incoming
-
-
 @router.get("/list_knowledge_bases", openapi_extra=declare("kb_list"))
 async def list_knowledge_bases(service: ServiceDep, access: AccessDep) -> dict:
     kbs = await run_in_threadpool(service.list_kbs)
@@ -258,15 +238,19 @@ async def upload_docs(
     not_refresh_vs_cache: bool = Form(False),
 ) -> dict:
     kb = await access.check(knowledge_base_name, KbRole.editor)
-    incoming = await read_uploads(files, settings)
-    report = await run_in_threadpool(
-        service.ingest,
-        kb,
-        incoming,
-        SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
-        override,
-        to_vector_store,
-    )
+    try:
+        incoming = await read_uploads(files, settings)
+        report = await run_in_threadpool(
+            service.ingest,
+            kb,
+            incoming,
+            SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
+            override,
+            to_vector_store,
+        )
+    finally:
+        for upload in files:  # the spool files go now, not after the response
+            await upload.close()
     await access.audit(
         "upload_docs",
         kb,
@@ -385,11 +369,9 @@ async def recreate_vector_store(
         for i, file_name in enumerate(files, start=1):
             event: dict[str, Any] = {"code": 200, "msg": f"({i} / {len(files)}): {file_name}"}
             try:
-                path = service.file_path(name, file_name)
-                data = await run_in_threadpool(path.read_bytes)
-                await run_in_threadpool(
-                    service.ingest, name, [IncomingFile(file_name, data)], params
-                )
+                path = await run_in_threadpool(service.file_path, name, file_name)
+                stored = await run_in_threadpool(IncomingFile.from_path, file_name, path)
+                await run_in_threadpool(service.ingest, name, [stored], params)
             except ServiceError as exc:
                 event = {
                     "code": exc.status,

@@ -1,4 +1,4 @@
-"""Turn an uploaded file's bytes into text; every failure is a DocumentError naming the file."""
+"""Turn an uploaded file (bytes or a path) into text; every failure is a DocumentError naming it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import re
 import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chat_server.settings import Settings
@@ -110,10 +110,15 @@ def _decode_utf8(name: str, data: bytes) -> str:
         ) from exc
 
 
-def _load_pdf(data: bytes, budget: _Budget) -> str:
+def _source(data: bytes | Path) -> IO[bytes] | Path:
+    """What a parser library opens: a spool or stored file by its path, else the bytes."""
+    return data if isinstance(data, Path) else io.BytesIO(data)
+
+
+def _load_pdf(data: bytes | Path, budget: _Budget) -> str:
     from pypdf import PdfReader
 
-    reader = PdfReader(io.BytesIO(data))
+    reader = PdfReader(_source(data))
     pages = len(reader.pages)
     if pages > budget.limits.max_pdf_pages:
         raise budget.too_big(f"{pages} pages", budget.limits.max_pdf_pages, "PARSE_MAX_PDF_PAGES")
@@ -133,11 +138,11 @@ def _load_pdf(data: bytes, budget: _Budget) -> str:
     return "\n\n".join(parts)
 
 
-def _check_zip(data: bytes, budget: _Budget) -> None:
+def _check_zip(data: bytes | Path, budget: _Budget) -> None:
     """A docx is a zip: refuse bombs by the declared sizes and the XML element count first."""
     from lxml import etree
 
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(_source(data)) as archive:
         members = archive.infolist()
         if len(members) > budget.limits.max_zip_members:
             raise budget.too_big(
@@ -164,17 +169,21 @@ def _check_zip(data: bytes, budget: _Budget) -> None:
                 for _, element in events:
                     count += 1
                     element.clear()  # streamed: memory stays flat however many elements
+                    parent = element.getparent()
+                    while parent is not None and element.getprevious() is not None:
+                        del parent[0]  # the cleared siblings before it, too
                     if count % 10_000 == 0:
                         budget.check_elements(count)
                         budget.check_time()
         budget.check_elements(count)
 
 
-def _load_docx(data: bytes, budget: _Budget) -> str:
+def _load_docx(data: bytes | Path, budget: _Budget) -> str:
     import docx
 
     _check_zip(data, budget)
-    document = docx.Document(io.BytesIO(data))
+    source = _source(data)
+    document = docx.Document(str(source) if isinstance(source, Path) else source)
     budget.check_time()
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
@@ -224,9 +233,12 @@ def _load_json(name: str, text: str) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1)
 
 
-def load_text(name: str, data: bytes, limits: ParseLimits | None = None) -> str:
-    """Extract the text of one document; raise DocumentError on empty or unreadable input."""
-    if not data:
+def load_text(name: str, data: bytes | Path, limits: ParseLimits | None = None) -> str:
+    """Extract the text of one document; raise DocumentError on empty or unreadable input.
+
+    `data` is the document's bytes or the path of a file holding them (a spool file).
+    """
+    if (data.stat().st_size if isinstance(data, Path) else len(data)) == 0:
         raise DocumentError(400, f"file {name!r} is empty")
     suffix = PurePosixPath(name).suffix.lower()
     budget = _Budget(name, limits or ParseLimits())
@@ -236,7 +248,7 @@ def load_text(name: str, data: bytes, limits: ParseLimits | None = None) -> str:
         elif suffix == ".docx":
             text = _load_docx(data, budget)
         else:
-            raw = _decode_utf8(name, data)
+            raw = _decode_utf8(name, data.read_bytes() if isinstance(data, Path) else data)
             if suffix in (".html", ".htm"):
                 _estimate_elements(raw, budget, "<")
                 text = _load_html(raw)
@@ -248,8 +260,8 @@ def load_text(name: str, data: bytes, limits: ParseLimits | None = None) -> str:
             else:
                 text = raw
         budget.check_time()
-    except DocumentError:
-        raise
+    except (DocumentError, MemoryError):
+        raise  # a MemoryError is the parse worker's to report (PARSE_MAX_MEMORY_BYTES)
     except zipfile.BadZipFile as exc:
         raise DocumentError(400, f"file {name!r} is not a valid {suffix} (zip): {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - parser libraries raise many types on bad files

@@ -19,9 +19,11 @@ import numpy as np
 from chat_server.access.store import AccessStore
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.keyword import KeywordIndexes
-from chat_server.kb.loaders import DocumentError, ParseLimits, load_text, validate_file_name
+from chat_server.kb.loaders import DocumentError, ParseLimits, validate_file_name
+from chat_server.kb.parse_pool import ParsePool
 from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
 from chat_server.kb.splitter import split_document
+from chat_server.kb.spool import IncomingFile, remove_stale_spool_files
 from chat_server.stores.base import (
     Chunk,
     DatabaseUnavailable,
@@ -41,7 +43,13 @@ if TYPE_CHECKING:
     from chat_server.settings import Settings
     from chat_server.stores.pg_store import PgDatabase
 
-__all__ = ["DatabaseUnavailable", "KnowledgeBaseError", "KnowledgeBaseLocked", "KnowledgeService"]
+__all__ = [
+    "DatabaseUnavailable",
+    "IncomingFile",
+    "KnowledgeBaseError",
+    "KnowledgeBaseLocked",
+    "KnowledgeService",
+]
 
 log = logging.getLogger(__name__)
 VS_TYPES = ("faiss", "adb", "pg")
@@ -68,12 +76,6 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
-class IncomingFile:
-    name: str
-    data: bytes
-
-
-@dataclass(frozen=True)
 class SearchHit:
     id: int
     file_name: str
@@ -94,10 +96,21 @@ class IngestReport:
     max_tokens: int | None = None
 
 
+def _params_suffix(params: SplitParams) -> bytes:
+    return f"|{params.chunk_size}|{params.chunk_overlap}|{params.zh_title_enhance}".encode()
+
+
 def fingerprint(data: bytes, params: SplitParams) -> str:
     digest = hashlib.sha256(data)
-    digest.update(f"|{params.chunk_size}|{params.chunk_overlap}|{params.zh_title_enhance}".encode())
+    digest.update(_params_suffix(params))
     return digest.hexdigest()
+
+
+def file_fingerprint(f: IncomingFile, params: SplitParams) -> str:
+    """`fingerprint` of a file's bytes, from the hash taken while it was spooled."""
+    digest = f.hasher.copy()
+    digest.update(_params_suffix(params))
+    return str(digest.hexdigest())
 
 
 class KnowledgeService:
@@ -115,6 +128,8 @@ class KnowledgeService:
         pg_retry_after_s: int = 5,
         search_options: SearchOptions | None = None,
         reranker: Reranker | None = None,
+        parser: ParsePool | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.embedder = embedder
         self.search_options = search_options or SearchOptions()
@@ -128,6 +143,10 @@ class KnowledgeService:
         self.default_vs_type = default_vs_type
         self.replicas = replicas
         self.parse_limits = parse_limits or ParseLimits()
+        # Documents are parsed in worker processes (hard deadline, memory cap): parse_pool.
+        self.parser = parser or ParsePool(self.parse_limits)
+        for stale in remove_stale_spool_files(spool_dir):
+            log.info("stale upload spool file removed", extra={"path": str(stale)})
         self._faiss_meta = sqlite_meta(kb_root)
         self._faiss_lease = WriterLease(kb_root, faiss_lease_ttl_s)
         self._pg: PgDatabase | None = None
@@ -168,6 +187,13 @@ class KnowledgeService:
                 if reranker_dir is not None
                 else None
             ),
+            parser=ParsePool(
+                ParseLimits.from_settings(settings),
+                settings.parse_workers,
+                settings.parse_max_memory_bytes,
+                settings.parse_kill_grace_s,
+            ),
+            spool_dir=settings.upload_spool_dir,
         )
 
     def _recover_faiss(self) -> None:
@@ -349,14 +375,18 @@ class KnowledgeService:
                 self._indexes[kb.name] = index
             return index
 
-    def _write_content(self, kb: str, name: str, data: bytes) -> None:
+    def _write_content(self, kb: str, f: IncomingFile) -> None:
+        """Copy the file (a spool file on local disk) to the KB volume, then rename it in."""
         directory = self._content_dir(kb)
         directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f.name
+        if target.exists() and os.path.samefile(f.path, target):
+            return  # a rebuild or update reads the stored original itself
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, directory / name)
+            with os.fdopen(fd, "wb") as out, f.path.open("rb") as src:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+            os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -382,8 +412,8 @@ class KnowledgeService:
             if f.name in seen:
                 raise DocumentError(400, f"file {f.name!r} is given twice")
             seen.add(f.name)
-            text = load_text(f.name, f.data, self.parse_limits)
-            fp = fingerprint(f.data, params)
+            text = self.parser.parse(f.name, f.path)
+            fp = file_fingerprint(f, params)
             existing = meta.get_file(kb_name, f.name)
             if existing is not None and existing.fingerprint == fp:
                 unchanged.append(f.name)
@@ -407,7 +437,7 @@ class KnowledgeService:
             prepared.append((f, fp, chunks))
         if not to_vector_store:
             for f, _, _ in prepared:
-                self._write_content(kb_name, f.name, f.data)
+                self._write_content(kb_name, f)
             return IngestReport([], unchanged, 0)
         if not prepared:
             return IngestReport([], unchanged, 0)
@@ -426,12 +456,12 @@ class KnowledgeService:
             index.flush()
             fault_point("ingest.vectors_written")
             for f, _, _ in prepared:
-                self._write_content(kb_name, f.name, f.data)
+                self._write_content(kb_name, f)
             fault_point("ingest.content_written")
             entries = []
             offset = 0
             for f, fp, chunks in prepared:
-                record = FileRecord(f.name, fp, len(f.data), len(chunks))
+                record = FileRecord(f.name, fp, f.size, len(chunks))
                 entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
                 offset += len(chunks)
             meta.replace_files(kb_name, entries)
@@ -489,7 +519,7 @@ class KnowledgeService:
     ) -> Iterator[tuple[str, IngestReport]]:
         for name in file_names:
             path = self.file_path(kb_name, name)
-            yield name, self.ingest(kb_name, [IncomingFile(name, path.read_bytes())], params)
+            yield name, self.ingest(kb_name, [IncomingFile.from_path(name, path)], params)
 
     def reset_vectors(self, kb_name: str) -> None:
         """Drop every vector and chunk of a KB but keep its files (for recreate_vector_store)."""
@@ -624,7 +654,7 @@ class KnowledgeService:
     def split_file(self, f: IncomingFile, params: SplitParams) -> list[str]:
         """One file's chunks, parsed and split as an upload would be (for file chat)."""
         validate_file_name(f.name)
-        text = load_text(f.name, f.data, self.parse_limits)
+        text = self.parser.parse(f.name, f.path)
         chunks = split_document(
             text,
             params.chunk_size,
@@ -747,6 +777,7 @@ class KnowledgeService:
         return self._feedback_meta().list_feedback(message_id)
 
     def close(self) -> None:
+        self.parser.close()
         self._faiss_lease.release()
         if self._pg is not None:
             self._pg.close()
