@@ -6,6 +6,9 @@ base (faiss files on the KB volume, or vectors in ADB) survives restarts and rol
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -71,6 +74,7 @@ class ChatWorkload(pulumi.ComponentResource):
         ]
         if db_secret_name is not None:
             env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
+        env += sign_in_env(cfg, release_name, namespace, child, name)
         # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
         # KB disk attaches to one node, and a faiss index has a single writer.
         overlap = cfg.chat.kb.effective_access_mode == "ReadWriteMany" and cfg.db.db_type == "adb"
@@ -140,3 +144,47 @@ class ChatWorkload(pulumi.ComponentResource):
                 "apiUrl": self.api_url,
             }
         )
+
+
+def sign_in_env(
+    cfg: StackConfig,
+    release_name: str,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    name: str,
+) -> list[dict[str, Any]]:
+    """The chat image's OIDC_* / AUTH_* settings from `chat.signIn`; the client secret goes to
+    a Secret of its own (never into the pod spec). Nothing while sign-in is off."""
+    sign_in = cfg.chat.sign_in
+    if not sign_in.issuer:
+        return []
+    env: list[dict[str, Any]] = [
+        {"name": "OIDC_ISSUER", "value": sign_in.issuer},
+        {"name": "OIDC_CLIENT_ID", "value": sign_in.client_id or ""},
+        {"name": "OIDC_AUDIENCE", "value": sign_in.audience or ""},
+        {"name": "OIDC_GROUPS_CLAIM", "value": sign_in.groups_claim},
+        {"name": "OIDC_ROLES_CLAIM", "value": sign_in.roles_claim},
+        {"name": "AUTH_ROLE_MAP", "value": json.dumps(sign_in.role_map, sort_keys=True)},
+        {"name": "AUTH_DEFAULT_ROLES", "value": ",".join(sign_in.default_roles)},
+    ]
+    if sign_in.public_url:
+        env.append({"name": "WEBUI_PUBLIC_URL", "value": sign_in.public_url})
+        if sign_in.public_url.startswith("https://"):
+            env.append({"name": "WEBUI_COOKIE_SECURE", "value": "true"})
+    if cfg.oidc_client_secret:
+        secret = k8s.core.v1.Secret(
+            f"{name}-oidc",
+            metadata={
+                "name": f"{release_name}-oidc",
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/name": wp.APP_NAME,
+                    "app.kubernetes.io/instance": cfg.release,
+                },
+            },
+            type="Opaque",
+            string_data={"client-secret": pulumi.Output.secret(cfg.oidc_client_secret)},
+            opts=opts,
+        )
+        env.append(wp.secret_env("OIDC_CLIENT_SECRET", secret.metadata.name, "client-secret"))
+    return env

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from components import cloud_facts
 from components.catalog import GPU_FAMILIES, MODELS, GpuFamily, Model, gpu_family_of
@@ -220,6 +220,31 @@ class KnowledgeBaseVolume(_Model):
         return "ReadWriteMany" if self.storage == "nas" else "ReadWriteOnce"
 
 
+GlobalRole = Literal["admin", "creator"]
+
+
+class ChatSignIn(_Model):
+    """OpenID Connect sign-in for people (chat image README, "Sign-in and permissions"): the
+    web UI signs users in (code flow + PKCE) and the API accepts the provider's JWT access
+    tokens. Off while `issuer` is unset; production stacks require it (policy
+    `production-chat-sign-in`). The client secret is the top-level secret `oidcClientSecret`
+    (`pulumi config set --secret oidcClientSecret ...`); without it the web UI is a public
+    client (PKCE only), which the provider must allow."""
+
+    issuer: str | None = Field(None, pattern=r"^https://[^\s/]+(/\S*)?$")
+    client_id: str | None = Field(None, min_length=1)
+    # The `aud` of access tokens for the API; the client id when unset.
+    audience: str | None = Field(None, min_length=1)
+    groups_claim: str = Field("groups", min_length=1)
+    roles_claim: str = Field("roles", min_length=1)
+    # A group or role claim value to the global roles it grants.
+    role_map: dict[str, list[GlobalRole]] = {}
+    default_roles: list[GlobalRole] = ["creator"]
+    # Where users reach the web UI (https://chat.example.com): the redirect URI is
+    # <publicUrl>/auth/callback, and an https URL makes the session cookie Secure.
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+
+
 class Chat(_Model):
     pod: Pod = Pod()
     kb_pvc: str | None = Field(None, alias="kbPVC")
@@ -229,6 +254,7 @@ class Chat(_Model):
     service: Service = Service()
     # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL); unset: the VPC only.
     allowed_cidrs: list[str] | None = None
+    sign_in: ChatSignIn = ChatSignIn()
 
 
 class Adb(_Model):
@@ -377,6 +403,8 @@ class StackConfig(_Model):
     registry: Registry = Registry()
     llm: Llm = Llm()
     chat: Chat = Chat()
+    # The OIDC client secret of chat.signIn (a Pulumi secret; see ChatSignIn).
+    oidc_client_secret: str | None = Field(None, min_length=1)
     db: Db = Db()
     monitoring: Monitoring = Monitoring()
 
@@ -1039,6 +1067,34 @@ def _check_registry(cfg: StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def _check_sign_in(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Sign-in needs the issuer and the client id together; a secret needs both."""
+    sign_in, problems = cfg.chat.sign_in, []
+    if sign_in.issuer and not sign_in.client_id:
+        problems.append(
+            (
+                "chat.signIn.clientId",
+                "required with chat.signIn.issuer: the client id of the application "
+                "registered at the provider",
+            )
+        )
+    if not sign_in.issuer:
+        given = [
+            f"chat.signIn.{key}"
+            for key in ("clientId", "audience", "publicUrl")
+            if getattr(sign_in, to_snake(key))
+        ] + (["oidcClientSecret"] if cfg.oidc_client_secret else [])
+        if given:
+            problems.append(
+                (
+                    "chat.signIn.issuer",
+                    f"required with {', '.join(given)}: the provider's issuer URL, exactly as "
+                    "its discovery document names it",
+                )
+            )
+    return problems
+
+
 def _check_api_server_access(cfg: StackConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for i, cidr in enumerate(cfg.cluster.api_server_allowed_cidrs):
@@ -1072,6 +1128,7 @@ _RULES = [
     (_check_names_and_regions, {"chat", "llm", "zones"}),
     (_check_api_server_access, {"cluster"}),
     (_check_registry, {"registry", "llm", "chat"}),
+    (_check_sign_in, {"chat", "oidcClientSecret"}),
     (_check_bucket_name, {"modelStore", "llm"}),
 ]
 

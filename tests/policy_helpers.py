@@ -60,6 +60,7 @@ class Shape:
     chat_gpu: bool = False  # nvidia.com/gpu limit and EMBEDDING_DEVICE=cuda (GPU embedding)
     chat_tolerates_gpu: bool = False
     chat_embedding_device: str | None = "cuda"  # with chat_gpu; None: no EMBEDDING_DEVICE
+    chat_oidc_issuer: str | None = "https://idp.example.com"  # OIDC_ISSUER; None: no sign-in
     chat_service_annotations: tuple[tuple[str, str], ...] = (
         ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),
     )
@@ -384,6 +385,11 @@ def _workloads(shape: Shape) -> None:
     ]
     if shape.chat_gpu and shape.chat_embedding_device:
         chat_env.append({"name": "EMBEDDING_DEVICE", "value": shape.chat_embedding_device})
+    if shape.chat_oidc_issuer is not None:
+        chat_env += [
+            {"name": "OIDC_ISSUER", "value": shape.chat_oidc_issuer},
+            {"name": "OIDC_CLIENT_ID", "value": "chatchat"},
+        ]
     chat = _container("chat", IMAGE.format("chat"), gpu=shape.chat_gpu, env=chat_env)
     chat_spec: dict[str, Any] = {"containers": [chat]}
     if shape.chat_tolerates_gpu:

@@ -347,3 +347,46 @@ def test_chat_on_eci_needs_a_spec_it_can_derive():
 def test_chat_on_eci_gets_a_spec_from_its_requests():
     cfg = parse_config(with_(MINIMAL, chat__pod={"instanceType": "eci"}), "dev")
     assert cfg.eci_specs("chat") == ["4-8Gi"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "says"),
+    [
+        (
+            with_(MINIMAL, chat__signIn={"issuer": "https://idp.example.com"}),
+            "chat.signIn.clientId",
+            "required with chat.signIn.issuer",
+        ),
+        (
+            with_(MINIMAL, chat__signIn={"clientId": "chatchat"}),
+            "chat.signIn.issuer",
+            "required with chat.signIn.clientId",
+        ),
+        (
+            {**MINIMAL, "oidcClientSecret": "s3cret"},
+            "chat.signIn.issuer",
+            "required with oidcClientSecret",
+        ),
+        (
+            with_(MINIMAL, chat__signIn={"issuer": "http://idp.example.com", "clientId": "c"}),
+            "chat.signIn.issuer",
+            "should match pattern",
+        ),
+        (
+            with_(
+                MINIMAL,
+                chat__signIn={
+                    "issuer": "https://idp.example.com",
+                    "clientId": "c",
+                    "roleMap": {"admins": ["root"]},
+                },
+            ),
+            "chat.signIn.roleMap.admins[0]",
+            "'admin' or 'creator'",
+        ),
+    ],
+)
+def test_sign_in_config_is_checked_naming_the_key(raw, key, says):
+    problems = problems_of(raw)
+    assert key in problems, f"expected a problem at {key}, got {problems}"
+    assert says in problems[key]

@@ -538,3 +538,37 @@ def test_shared_kb_volume_mounts_nfs_v4_so_locks_hold_across_nodes():
     assert not any("nolock" in option for option in spec["mountOptions"])
     model = _pv_of_claim(rendered("prod"), "chatchat-model")  # read-only: v3 is fine
     assert model["csi"]["volumeAttributes"]["vers"] == "3"
+
+
+def test_sign_in_reaches_the_chat_pod_and_its_secret_never_the_pod_spec():
+    r = variant(
+        "dev",
+        chat__signIn={
+            "issuer": "https://idp.example.com/realms/chat",
+            "clientId": "chatchat-dev",
+            "publicUrl": "https://chat.example.com",
+            "roleMap": {"chat-admins": ["admin"]},
+        },
+        oidcClientSecret="not-in-the-pod-spec",
+    )
+    chat = r.one("kubernetes:apps/v1:Deployment", "chat-deployment").inputs
+    env = {e["name"]: e for e in chat["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OIDC_ISSUER"]["value"] == "https://idp.example.com/realms/chat"
+    assert env["OIDC_CLIENT_ID"]["value"] == "chatchat-dev"
+    assert json.loads(env["AUTH_ROLE_MAP"]["value"]) == {"chat-admins": ["admin"]}
+    assert env["WEBUI_COOKIE_SECURE"]["value"] == "true"
+    ref = env["OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    secret = next(
+        s.inputs
+        for s in r.by_type("kubernetes:core/v1:Secret")
+        if s.inputs["metadata"]["name"] == ref["name"]
+    )
+    assert isinstance(secret["stringData"], Secret)  # masked in plans and state
+    assert secret["stringData"].value[ref["key"]] == "not-in-the-pod-spec"
+    assert "not-in-the-pod-spec" not in json.dumps(chat)
+
+
+def test_without_sign_in_the_chat_pod_has_no_oidc_settings():
+    chat = rendered("dev").one("kubernetes:apps/v1:Deployment", "chat-deployment").inputs
+    names = {e["name"] for e in chat["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not {n for n in names if n.startswith("OIDC_")}

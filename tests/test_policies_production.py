@@ -13,6 +13,20 @@ CASES = [
         "chat.pod.replicas",
     ),
     Case(
+        "no-sign-in",
+        "production-chat-sign-in",
+        GOOD.but(chat_oidc_issuer=None),
+        "has no OpenID Connect sign-in",
+        "chat.signIn.issuer",
+    ),
+    Case(
+        "sign-in-over-http",
+        "production-chat-sign-in",
+        GOOD.but(chat_oidc_issuer="http://idp.example.com"),
+        "chat-chatchat",
+        "chat.signIn.clientId",
+    ),
+    Case(
         "one-zone",
         "production-multi-zone",
         GOOD.but(zones=("cn-hangzhou-k",)),

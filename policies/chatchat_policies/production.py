@@ -56,6 +56,33 @@ def production_chat_replicas(pods: Pods, args: ResourceValidationArgs, report: R
         )
 
 
+@pod_policy(
+    "production-chat-sign-in",
+    EnforcementLevel.MANDATORY,
+    "Production chat requires sign-in through an OpenID Connect provider, not one shared key.",
+    config=production_schema(),
+)
+def production_chat_sign_in(pods: Pods, args: ResourceValidationArgs, report: Report) -> None:
+    config = args.get_config()
+    if args.resource_type != DEPLOYMENT or not is_production(args.urn, args.props, config):
+        return
+    if mapping(pods.metadata.get("labels")).get(COMPONENT_LABEL) != "chat":
+        return
+    for container in pods.spec.get("containers") or []:
+        env = {
+            mapping(e).get("name"): mapping(e).get("value")
+            for e in mapping(container).get("env") or []
+        }
+        if str(env.get("OIDC_ISSUER") or "").startswith("https://") and env.get("OIDC_CLIENT_ID"):
+            return
+    report(
+        f"{pods.who} in production stack {stack_of(args.urn)} has no OpenID Connect sign-in: "
+        "whoever holds the shared CHAT_API_KEY reads and deletes every knowledge base. Fix: set "
+        "chat.signIn.issuer and chat.signIn.clientId (and the secret oidcClientSecret; see "
+        "app_images/chat/README.md, Sign-in and permissions)."
+    )
+
+
 @stack_policy(
     "production-multi-zone",
     EnforcementLevel.ADVISORY,
@@ -102,4 +129,9 @@ def production_deletion_protection(args: ResourceValidationArgs, report: Report)
         )
 
 
-POLICIES = [production_chat_replicas, production_multi_zone, production_deletion_protection]
+POLICIES = [
+    production_chat_replicas,
+    production_chat_sign_in,
+    production_multi_zone,
+    production_deletion_protection,
+]
