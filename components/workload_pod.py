@@ -245,6 +245,10 @@ def service(
             "loadBalancerSourceRanges": cfg.chat_allowed_cidrs(),
             "externalTrafficPolicy": "Local",
         }
+    if side == "chat" and cfg.chat.sign_in.issuer and cfg.chat.pod.replicas > 1:
+        # A provider sign-in lives in the web UI process that made it (its access token never
+        # reaches the browser): keep each client on one pod.
+        spec["sessionAffinity"] = "ClientIP"
     return k8s.core.v1.Service(
         name,
         metadata={

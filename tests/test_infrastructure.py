@@ -572,3 +572,10 @@ def test_without_sign_in_the_chat_pod_has_no_oidc_settings():
     chat = rendered("dev").one("kubernetes:apps/v1:Deployment", "chat-deployment").inputs
     names = {e["name"] for e in chat["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert not {n for n in names if n.startswith("OIDC_")}
+
+
+def test_signed_in_users_stay_on_one_chat_pod_when_there_are_several():
+    service = rendered("prod").one("kubernetes:core/v1:Service", "chat-service").inputs
+    assert service["spec"]["sessionAffinity"] == "ClientIP"  # prod: sign-in and 2 replicas
+    dev = rendered("dev").one("kubernetes:core/v1:Service", "chat-service").inputs
+    assert "sessionAffinity" not in dev["spec"]

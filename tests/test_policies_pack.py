@@ -56,7 +56,7 @@ MANDATORY = {
     "ack-version-creatable",
     "adb-spec-for-category",
     "production-api-server-restricted",
-        "production-chat-sign-in",
+    "production-chat-sign-in",
 }
 BROKEN = GOOD.but(
     pool_types=("ecs.gn6i-c4g1.xlarge",),
