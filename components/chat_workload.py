@@ -177,10 +177,7 @@ def sign_in_env(
             metadata={
                 "name": f"{release_name}-oidc",
                 "namespace": namespace,
-                "labels": {
-                    "app.kubernetes.io/name": wp.APP_NAME,
-                    "app.kubernetes.io/instance": cfg.release,
-                },
+                "labels": wp.release_labels(cfg),
             },
             type="Opaque",
             string_data={"client-secret": pulumi.Output.secret(cfg.oidc_client_secret)},

@@ -123,10 +123,7 @@ class NetworkSecurity(pulumi.ComponentResource):
             metadata={
                 "name": f"{cfg.release}-api-keys",
                 "namespace": namespace,
-                "labels": {
-                    "app.kubernetes.io/name": wp.APP_NAME,
-                    "app.kubernetes.io/instance": cfg.release,
-                },
+                "labels": wp.release_labels(cfg),
             },
             type="Opaque",
             string_data={"chat-api-key": keys["chat"].result, "llm-api-key": keys["llm"].result},
@@ -139,10 +136,7 @@ class NetworkSecurity(pulumi.ComponentResource):
                 metadata={
                     "name": f"{cfg.release}-{role}",
                     "namespace": namespace,
-                    "labels": {
-                        "app.kubernetes.io/name": wp.APP_NAME,
-                        "app.kubernetes.io/instance": cfg.release,
-                    },
+                    "labels": wp.release_labels(cfg),
                 },
                 spec=spec,
                 opts=child,

@@ -24,13 +24,14 @@ RUN_AS_UID = 10001  # the images' non-root user (app_images/*/Dockerfile)
 SLB_ADDRESS_TYPE = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type"
 
 
+def release_labels(cfg: StackConfig) -> dict[str, str]:
+    """The labels of every object of this release."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": cfg.release}
+
+
 def component_labels(cfg: StackConfig, component: str) -> dict[str, str]:
     """The selector labels of one workload (also what the NetworkPolicies select on)."""
-    return {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": cfg.release,
-        "app.kubernetes.io/component": component,
-    }
+    return {**release_labels(cfg), "app.kubernetes.io/component": component}
 
 
 def workload_name(cfg: StackConfig, side: Side) -> str:

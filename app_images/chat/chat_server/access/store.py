@@ -15,12 +15,11 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from chat_server.access.principal import Grant, KbRole
+from chat_server.stores.base import SqlStore
 
 TOKEN_PREFIX = "chat_pat_"
 SCHEMA = [
@@ -82,25 +81,10 @@ def split_token(token: str) -> tuple[str, str] | None:
     return (token_id, secret) if sep and token_id and secret else None
 
 
-class AccessStore:
-    def __init__(self, connect: Callable[[], AbstractContextManager[Any]], placeholder: str):
-        self._raw_connect = connect
-        self._ph = placeholder
-        self._schema_ready = False
+class AccessStore(SqlStore):
+    """Users seen, personal tokens, grants and the audit log (SQLite or PostgreSQL)."""
 
-    @contextmanager
-    def _connect(self) -> Iterator[Any]:
-        with self._raw_connect() as conn:
-            if not self._schema_ready:
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                self._schema_ready = True
-            yield conn
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as conn:
-            cur = conn.execute(sql.replace("?", self._ph), params)
-            return list(cur.fetchall()) if cur.description else []
+    SCHEMA = SCHEMA
 
     # -- personal tokens -------------------------------------------------------------------
     def create_token(
@@ -153,8 +137,10 @@ class AccessStore:
     def revoke_token(self, subject: str, token_id: str) -> bool:
         with self._connect() as conn:
             cur = conn.execute(
-                "UPDATE chat_token SET revoked_at = ? WHERE id = ? AND subject = ? "
-                "AND revoked_at IS NULL".replace("?", self._ph),
+                self._sql(
+                    "UPDATE chat_token SET revoked_at = ? WHERE id = ? AND subject = ? "
+                    "AND revoked_at IS NULL"
+                ),
                 (time.time(), token_id, subject),
             )
             return bool(cur.rowcount)

@@ -22,6 +22,7 @@ from chat_server.api.deps import AccessDep, LLMDep, ServiceDep
 from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.errors import ServiceError
 from chat_server.kb.service import SearchHit
+from chat_server.llm_client import LLMClient
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 NO_SOURCES = "<span style='color:red'>未找到相关文档,该回答为大模型自身能力解答！</span>"
@@ -101,10 +102,19 @@ async def knowledge_base_chat(
         body.search_mode,
         body.rerank,
     )
-    context = "\n".join(h.content for h in hits)
-    prompt_name = body.prompt_name if hits else "empty"
+    docs = source_references(request, body.knowledge_base_name, hits)
+    return await answer_from(llm, body, [h.content for h in hits], docs)
+
+
+async def answer_from(
+    llm: LLMClient, body: ChatRequest, contents: list[str], docs: list[str]
+) -> Response:
+    """0.2's knowledge-base answer (knowledge base or file chat): the knowledge-base prompt over
+    the found `contents` ("empty" when nothing was found), tokens as `{"answer"}`, then `docs`."""
+    context = "\n".join(contents)
+    prompt_name = body.prompt_name if contents else "empty"
     call = body.llm_call(prompts.kb_prompt(prompt_name, context, body.query))
-    docs = source_references(request, body.knowledge_base_name, hits) or [NO_SOURCES]
+    docs = docs or [NO_SOURCES]
     shape = AnswerShape(
         piece=lambda token: {"answer": token},
         whole=lambda text: {"answer": text, "docs": docs},

@@ -16,10 +16,8 @@ from fastapi.responses import Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from chat_server import prompts
 from chat_server.access.principal import declare
-from chat_server.api.answers import AnswerShape, answer
-from chat_server.api.chat import NO_SOURCES, ChatRequest, fault_event
+from chat_server.api.chat import ChatRequest, answer_from
 from chat_server.api.deps import AUTH, LLMDep, ServiceDep, SettingsDep
 from chat_server.api.knowledge_base import ok, read_uploads
 from chat_server.errors import ServiceError
@@ -89,16 +87,5 @@ async def file_chat(
             f"{body.knowledge_id!r} is not held by this server: it expired, or the server "
             "restarted; upload the files again)",
         )
-    context = "\n".join(c.content for c, _ in found)
-    prompt_name = body.prompt_name if found else "empty"
-    call = body.llm_call(prompts.kb_prompt(prompt_name, context, body.query))
-    docs = [
-        f"出处 [{n}] [{c.file_name}] \n\n{c.content}\n\n" for n, (c, _) in enumerate(found, 1)
-    ] or [NO_SOURCES]
-    shape = AnswerShape(
-        piece=lambda token: {"answer": token},
-        whole=lambda text: {"answer": text, "docs": docs},
-        fault=fault_event,
-        after=[{"docs": docs}],
-    )
-    return await answer(llm, call, body.stream, shape)
+    docs = [f"出处 [{n}] [{c.file_name}] \n\n{c.content}\n\n" for n, (c, _) in enumerate(found, 1)]
+    return await answer_from(llm, body, [c.content for c, _ in found], docs)

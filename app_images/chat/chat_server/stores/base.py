@@ -193,12 +193,47 @@ INDEX_EXISTS = {
 }
 
 
-class MetaStore:
+class SqlStore:
+    """A store of tables in SQLite or PostgreSQL: statements use `?`, replaced by the driver's
+    placeholder; the schema (`SCHEMA` of the subclass) is made on first use, so that a database
+    that is down does not stop start-up."""
+
+    SCHEMA: list[str] = []
+
+    def __init__(self, connect: Callable[[], AbstractContextManager[Any]], placeholder: str):
+        self._raw_connect = connect
+        self._ph = placeholder
+        self._schema_ready = False
+
+    def _make_schema(self, conn: Any) -> None:
+        for statement in self.SCHEMA:
+            conn.execute(statement)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        with self._raw_connect() as conn:
+            if not self._schema_ready:
+                self._make_schema(conn)
+                self._schema_ready = True
+            yield conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self._ph)
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """One statement in a connection of its own; its rows (none for a write)."""
+        with self._connect() as conn:
+            cur = conn.execute(self._sql(sql), params)
+            return list(cur.fetchall()) if cur.description else []
+
+
+class MetaStore(SqlStore):
     """Knowledge bases, their files (with content fingerprints) and chunk texts, in SQL.
 
     One implementation for SQLite (faiss) and PostgreSQL (adb): only the placeholder differs.
-    The schema is made on first use, so that a database that is down does not stop start-up.
     """
+
+    SCHEMA = SCHEMA
 
     def __init__(
         self,
@@ -206,26 +241,15 @@ class MetaStore:
         placeholder: str,
         dialect: Literal["sqlite", "postgres"] = "sqlite",
     ) -> None:
-        self._raw_connect = connect
-        self._ph = placeholder
+        super().__init__(connect, placeholder)
         self._dialect = dialect
-        self._schema_ready = False
 
-    @contextmanager
-    def _connect(self) -> Iterator[Any]:
-        with self._raw_connect() as conn:
-            if not self._schema_ready:
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                for name, create in SCHEMA_INDEXES.items():
-                    exists = conn.execute(self._sql(INDEX_EXISTS[self._dialect]), (name,))
-                    if exists.fetchone() is None:
-                        conn.execute(create)
-                self._schema_ready = True
-            yield conn
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", self._ph)
+    def _make_schema(self, conn: Any) -> None:
+        super()._make_schema(conn)
+        for name, create in SCHEMA_INDEXES.items():
+            exists = conn.execute(self._sql(INDEX_EXISTS[self._dialect]), (name,))
+            if exists.fetchone() is None:
+                conn.execute(create)
 
     def transaction(self) -> AbstractContextManager[Any]:
         return self._connect()
