@@ -188,6 +188,33 @@ def test_document_editor_lists_a_files_chunks_and_stores_edited_ones(client, kb,
     assert missing.status_code == 404 and "nope.txt" in missing.json()["msg"]
 
 
+def test_upload_docs_stores_the_chunks_given_in_docs(client, kb, stack):
+    # 0.2.10's upload_docs takes docs={file: [documents]} (a JSON form field) and stores those
+    # chunks for the named files instead of the split ones; the other files are split.
+    given = {"panda.txt": [{"page_content": "Pandas also eat small rodents."}, "And eggs."]}
+    r = client.http.post(
+        "/knowledge_base/upload_docs",
+        data={"knowledge_base_name": kb, "chunk_size": 60, "docs": json.dumps(given)},
+        files=[("files", ("panda.txt", PANDA.encode())), ("files", ("rocket.md", ROCKET.encode()))],
+    )
+    assert r.status_code == 200 and r.json()["code"] == 200, r.text
+    chunks = [d["page_content"] for d in client.search_kb_docs(kb, file_name="panda.txt")]
+    assert chunks == ["Pandas also eat small rodents.", "And eggs."]
+    assert len(client.search_kb_docs(kb, file_name="rocket.md")) > 1  # split as usual
+    hit = client.search_kb_docs(kb, "Do pandas eat rodents?", top_k=1)[0]
+    assert hit["page_content"] == "Pandas also eat small rodents."
+
+    # docs for a file neither uploaded nor stored, or not JSON: refused before anything is written
+    for bad, needle in ((json.dumps({"ghost.txt": ["x"]}), "ghost.txt"), ("{not json", "JSON")):
+        r = client.http.post(
+            "/knowledge_base/upload_docs",
+            data={"knowledge_base_name": kb, "docs": bad},
+            files=[("files", ("late.txt", b"Late arrivals are listed here."))],
+        )
+        assert r.status_code == 400 and needle in r.json()["msg"], r.text
+    assert "late.txt" not in client.list_kb_docs(kb)
+
+
 def test_update_docs_by_id_edits_and_deletes_chunks(client, kb, stack):
     upload(client, kb, [("panda.txt", PANDA)], chunk_size=60)
     first, second, third = client.search_kb_docs(kb, file_name="panda.txt")

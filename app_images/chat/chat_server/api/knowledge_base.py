@@ -18,7 +18,13 @@ from chat_server.api.deps import Access, AccessDep, ServiceDep, SettingsDep
 from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.api.uploads import SpoolingRoute, read_uploads
 from chat_server.errors import ServiceError
-from chat_server.kb.service import IncomingFile, KnowledgeService, SearchHit, SplitParams
+from chat_server.kb.service import (
+    IncomingFile,
+    IngestReport,
+    KnowledgeService,
+    SearchHit,
+    SplitParams,
+)
 from chat_server.settings import Settings
 from chat_server.stores.base import Chunk
 
@@ -238,16 +244,36 @@ async def upload_docs(
     not_refresh_vs_cache: bool = Form(False),
 ) -> dict:
     kb = await access.check(knowledge_base_name, KbRole.editor)
+    # 0.2's `docs`: chunks given for some files are stored as given instead of the split ones
+    # (v0.2.10 upload_docs hands them to update_docs). Checked before anything is written.
+    given = custom_docs(docs)
+    uploaded = {upload.filename for upload in files}
+    stored = (
+        {r.file_name for r in await run_in_threadpool(service.list_files, kb)} if given else set()
+    )
+    for name in given:
+        if name not in uploaded and name not in stored:
+            raise ServiceError(
+                400, f"docs names {name!r}, which is neither uploaded now nor in {kb!r}"
+            )
+    if given and not to_vector_store:
+        raise ServiceError(400, "docs (given chunks) need to_vector_store=true")
     try:
         incoming = await read_uploads(files, settings)
-        report = await run_in_threadpool(
-            service.ingest,
-            kb,
-            incoming,
-            SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
-            override,
-            to_vector_store,
-        )
+
+        def run() -> IngestReport:
+            report = service.ingest(
+                kb,
+                incoming,
+                SplitParams(chunk_size, chunk_overlap, zh_title_enhance),
+                override,
+                to_vector_store,
+            )
+            if given:
+                service.replace_chunks(kb, given)
+            return report
+
+        report = await run_in_threadpool(run)
     finally:
         for upload in files:  # the spool files go now, not after the response
             await upload.close()
