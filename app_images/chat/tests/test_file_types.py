@@ -24,7 +24,13 @@ from PIL import Image, ImageDraw, ImageFont
 from pptx.util import Inches
 from reportlab.pdfgen import canvas
 
-from chat_server.kb.loaders import SUPPORTED_EXTENSIONS, DocumentError, ParseLimits, load_text
+from chat_server.kb.loaders import (
+    SUPPORTED_EXTENSIONS,
+    DocumentError,
+    ParseLimits,
+    _Budget,
+    load_text,
+)
 from chat_server.kb.parse_pool import ParsePool
 from tests.chatchat_client import ChatchatClient
 from tests.conftest import AUTH, new_kb_name
@@ -279,6 +285,11 @@ def test_ocr_bounds_name_their_setting():
     with pytest.raises(DocumentError, match="1200x400 pixels.*PARSE_MAX_IMAGE_PIXELS") as e:
         load_text("big.png", png_bytes(["x"]), ParseLimits(max_image_pixels=100_000))
     assert e.value.status == 413 and "'big.png'" in e.value.message
+    budget = _Budget("slow.pdf", ParseLimits(deadline_s=0.0))  # what a scan past it sees
+    budget.ocr_pages = 1
+    with pytest.raises(DocumentError, match=r"PARSE_DEADLINE_S\) after OCR of 1 page") as e:
+        budget.check_time()
+    assert e.value.status == 413 and "raise PARSE_DEADLINE_S for long scans" in e.value.message
 
 
 def test_table_cell_flood_is_refused():

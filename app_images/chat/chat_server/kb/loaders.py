@@ -83,10 +83,16 @@ class _Budget:
 
     def check_time(self) -> None:
         if time.monotonic() > self.ends:
+            ocr = (
+                f" after OCR of {self.ocr_pages} page(s) or image(s), each taking seconds; "
+                "raise PARSE_DEADLINE_S for long scans"
+                if self.ocr_pages
+                else ""
+            )
             raise DocumentError(
                 413,
                 f"file {self.name!r} took longer than {self.limits.deadline_s:g}s to parse "
-                "(PARSE_DEADLINE_S)",
+                f"(PARSE_DEADLINE_S){ocr}",
             )
 
     def check_ocr_pages(self, count: int, what: str) -> None:
@@ -197,6 +203,7 @@ def _ocr_pdf_pages(
                 image = page.render(scale=scale).to_pil()
             finally:
                 page.close()
+            budget.ocr_pages += 1
             yield i, ocr.image_text(image)
     finally:
         document.close()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # RapidOCR shrinks an image to this longest side before detection; PDF pages are rendered
 # no larger, so a page never costs more than one such bitmap.
-MAX_SIDE_PX = 2000
+MAX_SIDE_PX = 1600
 # One onnxruntime thread per worker: PARSE_WORKERS already sets how many parse at once.
 _PARAMS = {
     "Global.log_level": "warning",
