@@ -238,6 +238,21 @@ def test_text_formats():
     assert notebook == "# Analysis\nRivers by length\n\nprint('Nile')"
     rst = "Title\n=====\n\nSome *text*.\n"
     assert load_text("doc.rst", rst.encode()) == rst
+    code = "def river():\n    return 'Nile'\n"
+    assert load_text("rivers.py", code.encode()) == code
+    toml = load_text("rivers.toml", b'[river]\nname = "Nile"\nlength_km = 6650\n')
+    assert json.loads(toml) == {"river": {"name": "Nile", "length_km": 6650}}
+
+
+def test_mhtml_is_the_text_of_its_html_part():
+    page = EmailMessage()
+    page["Subject"] = "Saved page"
+    page["Snapshot-Content-Location"] = "https://example.com/rivers"
+    page.set_content(
+        "<html><body><h1>Rivers</h1><script>x()</script><p>Nile</p></body></html>", subtype="html"
+    )
+    page.add_related(b"\x89PNG", maintype="image", subtype="png", cid="<img1>")
+    assert load_text("page.mhtml", page.as_bytes()) == "Rivers\nNile"
 
 
 def test_xml_entities_are_not_expanded():
@@ -313,6 +328,9 @@ MALFORMED = {
     ".msg": b"\xd0\xcf\x11\xe0 not a compound file",
     ".rtf": b"plain text pretending to be rtf",
     ".ipynb": b'{"no": "cells"}',
+    ".py": b"\xff\xfe not utf-8",
+    ".toml": b"[unclosed\nkey = ",
+    ".mhtml": b"Subject: x\n\nplain text, no html part",
     ".png": b"\x89PNG\r\n\x1a\n truncated",
     ".jpg": b"\xff\xd8\xff not a jpeg",
     ".jpeg": b"GIF89a nope",

@@ -22,13 +22,12 @@ if TYPE_CHECKING:
 
 from chat_server.errors import ServiceError
 
-# Chatchat 0.2.10's LOADER_DICT less .doc/.ppt/.odt/.mhtml/.xlsd/.enex/.py/.toml (README
-# "File types").
+# Chatchat 0.2.10's LOADER_DICT less .doc/.ppt/.odt/.xlsd/.enex (README "File types").
 OCR_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SUPPORTED_EXTENSIONS = (
     ".txt", ".md", ".pdf", ".docx", ".html", ".htm", ".csv", ".json", ".jsonl", ".tsv",
     ".xlsx", ".xls", ".pptx", ".epub", ".xml", ".rst", ".srt", ".eml", ".msg", ".rtf",
-    ".ipynb", *OCR_IMAGE_EXTENSIONS,
+    ".ipynb", ".py", ".toml", ".mhtml", *OCR_IMAGE_EXTENSIONS,
 )  # fmt: skip
 _SAFE_NAME = re.compile(r"^[^\x00-\x1f/\\]+$")
 
@@ -463,6 +462,31 @@ def _load_eml(name: str, raw: bytes) -> str:
     return "\n".join(headers) + "\n\n" + body
 
 
+def _load_mhtml(name: str, raw: bytes) -> str:
+    """A saved web page (MIME multipart): the text of its first HTML part."""
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for part in message.walk():
+        if part.get_content_type() == "text/html" and isinstance(part, EmailMessage):
+            content = part.get_content()
+            if isinstance(content, str):
+                return _load_html(content)
+    raise DocumentError(400, f"file {name!r} is not an MHTML page: it has no text/html part")
+
+
+def _load_toml(name: str, text: str) -> str:
+    import tomllib
+
+    try:
+        value = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DocumentError(400, f"file {name!r} is not valid TOML: {exc}") from exc
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
+
+
 def _load_rtf(name: str, raw: bytes) -> str:
     from striprtf.striprtf import rtf_to_text
 
@@ -599,7 +623,9 @@ def _load_utf8_text(name: str, suffix: str, raw: str, budget: _Budget) -> str:
         return _load_ipynb(name, raw)
     if suffix == ".srt":
         return _load_srt(name, raw)
-    return raw  # .txt, .md, .rst: kept as written
+    if suffix == ".toml":
+        return _load_toml(name, raw)
+    return raw  # .txt, .md, .rst, .py: kept as written
 
 
 _BINARY_LOADERS: dict[str, Callable[[str, bytes | Path, _Budget], str]] = {
@@ -630,6 +656,9 @@ def load_text(name: str, data: bytes | Path, limits: ParseLimits | None = None) 
             raw_bytes = data.read_bytes() if isinstance(data, Path) else data
             if suffix == ".eml":
                 text = _load_eml(name, raw_bytes)
+            elif suffix == ".mhtml":
+                _estimate_elements(raw_bytes.decode("latin-1"), budget, "<")
+                text = _load_mhtml(name, raw_bytes)
             elif suffix == ".rtf":
                 text = _load_rtf(name, raw_bytes)
             elif suffix == ".xml":
