@@ -83,10 +83,13 @@ class Settings(BaseSettings):
     parse_max_pdf_pages: int = Field(default=2_000, ge=1)
     parse_max_text_chars: int = Field(default=20_000_000, ge=1)
     parse_deadline_s: float = Field(default=60.0, gt=0)
+    # OCR (images, PDF pages without a text layer, pptx pictures; README "File types").
+    parse_max_ocr_pages: int = Field(default=50, ge=1)
+    parse_max_image_pixels: int = Field(default=50_000_000, ge=1)
     # Parsing runs in worker processes: killed PARSE_KILL_GRACE_S after the deadline, and
     # limited to PARSE_MAX_MEMORY_BYTES of address space (RLIMIT_AS) each.
     parse_workers: int = Field(default=2, ge=1)
-    parse_max_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    parse_max_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=64 * 1024 * 1024)
     parse_kill_grace_s: float = Field(default=5.0, ge=0)
     # Bounds on one request: a body over its cap is refused (413) before it is buffered.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)

@@ -106,7 +106,7 @@ class ParsePool:
         self,
         limits: ParseLimits | None = None,
         workers: int = 2,
-        memory_bytes: int = 1024 * 1024 * 1024,
+        memory_bytes: int = 2 * 1024 * 1024 * 1024,
         kill_grace_s: float = 5.0,
     ) -> None:
         self.limits = limits or ParseLimits()

@@ -40,11 +40,21 @@ def main(memory_bytes: int) -> int:
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
     # The parser libraries are imported before the limit, so a document is charged only
-    # with what parsing it allocates.
+    # with what parsing it allocates. The OCR engine (rapidocr, onnxruntime, its models) is
+    # not: it is loaded on the first image, under the limit (chat_server.kb.ocr).
     import bs4  # noqa: F401
     import docx  # noqa: F401
+    import ebooklib.epub  # noqa: F401
+    import extract_msg  # noqa: F401
     import lxml.etree  # noqa: F401
+    import openpyxl  # noqa: F401
+    import PIL.Image  # noqa: F401
+    import pptx  # noqa: F401
     import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import srt  # noqa: F401
+    import striprtf.striprtf  # noqa: F401
+    import xlrd  # noqa: F401
 
     from chat_server.kb.loaders import DocumentError, ParseLimits, load_text
 
