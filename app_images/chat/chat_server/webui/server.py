@@ -7,6 +7,10 @@ cookie; every state-changing call must also come from this origin (`Origin`/`Sec
 and carry the session's CSRF token in `X-CSRF-Token`. The proxy adds the credential itself: the
 signed-in user's access token (kept in this process, never sent to the browser), or the API
 key for the admin, so neither reaches the browser after sign-in.
+
+Beside the proxy: `POST /ui/render` turns an answer's Markdown into sanitised HTML (`render.py`),
+and `GET /ui/download` serves a knowledge-base file through this port, where the sources of an
+answer link to. The page runs under a CSP that allows only its own files (`static/`).
 """
 
 from __future__ import annotations

@@ -62,6 +62,17 @@ for (const select of document.querySelectorAll("select.lang")) {
   select.onchange = () => setLang(select.value);
 }
 
+// File pickers: the browser's own button speaks the browser's language, so the page shows its
+// own (translated) button and the chosen names instead.
+for (const input of document.querySelectorAll(".file-pick input[type=file]")) {
+  input.addEventListener("change", () => {
+    const chosen = input.parentElement.querySelector(".chosen");
+    const names = Array.from(input.files, (f) => f.name);
+    if (names.length) plain(chosen, names.join(", "));
+    else say(chosen, "noFileChosen");
+  });
+}
+
 function node(tag, className, text) {
   const el = document.createElement(tag);
   if (className) el.className = className;

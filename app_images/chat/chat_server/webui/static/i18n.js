@@ -28,6 +28,8 @@ const MESSAGES = {
   topK: { zh: "匹配知识条数", en: "Matched chunks (top_k)" },
   scoreThreshold: { zh: "知识匹配分数阈值", en: "Score threshold" },
   tempFiles: { zh: "上传临时文件", en: "Temporary files to chat with" },
+  chooseFiles: { zh: "选择文件", en: "Choose files" },
+  noFileChosen: { zh: "未选择文件", en: "No file chosen" },
   tempUpload: { zh: "上传", en: "Upload" },
   tempUploading: { zh: "正在上传并向量化…", en: "Uploading and embedding…" },
   tempUploaded: { zh: "已上传 {n} 个文件，可以开始提问", en: "{n} file(s) ready: ask away" },
