@@ -499,14 +499,23 @@ def test_model_starting_is_shown_and_the_question_retried(
     page.select_option("#lang", "zh")
     assert re.fullmatch(r"模型正在启动，\d+ 秒后自动重试…", page.inner_text(notice))
     page.select_option("#lang", "en")
+    page.click("#stop")  # the user gives up waiting
+    wait_i18n(page, notice, "stopped")
+    page.wait_for_selector("#send:visible")
+
+    page.fill("#question", "are you up now?")
+    page.click("#send")
+    second = "#conv-llm .assistant >> nth=1"
+    wait_i18n(page, f"{second} >> .notice", "modelStarting")
     shot(page, request, tmp_path, "chat-model-starting")
     with ServerThread(create_stub_llm(), cold_llm.llm_port):  # the llm has started
         page.wait_for_selector(
-            "#conv-llm .answer:has-text('STUB ANSWER to: are you up?')", timeout=60_000
+            "#conv-llm .answer:has-text('STUB ANSWER to: are you up now?')", timeout=60_000
         )
-        assert not page.is_visible(notice)  # no error, no broken stream
+        assert not page.locator(second).locator(".notice").is_visible()  # no error, no break
         page.wait_for_selector("#model-name:has-text('stub')", timeout=60_000)
-    assert page.locator("#conv-llm .assistant").count() == 1
+    assert page.locator("#conv-llm .assistant").count() == 2
+    assert page.inner_text("#conv-llm .assistant >> nth=0 >> .answer") == ""  # never answered
 
 
 @pytest.fixture()
