@@ -525,7 +525,7 @@ $("upload").onclick = () => {
     else kbStatus("uploadFailed", { msg: body.msg });
     await refreshFiles();
   };
-  xhr.onerror = () => kbStatus("uploadFailed", { msg: "network error" });
+  xhr.onerror = () => kbStatus("uploadFailed", { msg: t("networkError") });
   $("upload-progress").value = 0;
   kbStatus("uploading");
   xhr.send(form);

@@ -66,6 +66,7 @@ const MESSAGES = {
   uploading: { zh: "上传中…", en: "Uploading…" },
   uploaded: { zh: "已上传 {n} 个文件", en: "Uploaded {n} file(s)" },
   uploadFailed: { zh: "上传失败：{msg}", en: "Upload failed: {msg}" },
+  networkError: { zh: "网络错误", en: "network error" },
   chooseFirst: { zh: "请先选择知识库和文件", en: "Choose a knowledge base and files first" },
   filesTitle: { zh: "知识库中的文件", en: "Files in the knowledge base" },
   fileName: { zh: "文档名称", en: "File" },
