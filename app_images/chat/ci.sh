@@ -15,6 +15,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
+# A CJK font, so the web UI's Chinese text renders in the screenshot tests.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei
+fi
 
 # The test OpenID provider (tests/oidc, npm `oidc-provider` pinned by its lock) runs on the
 # machine's Node.js; installed once, node_modules is gitignored.

@@ -181,3 +181,13 @@ def browser_page(tmp_path):
         page = context.new_page()
         yield page
         context.close()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--webui-screenshots",
+        default=None,
+        metavar="DIR",
+        help="also save the web UI tests' screenshots, as small PNGs, into DIR "
+        "(docs/screenshots regenerates the chat README's pictures)",
+    )

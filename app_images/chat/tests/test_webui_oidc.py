@@ -63,9 +63,9 @@ def test_sign_in_with_the_provider_reaches_the_api_as_the_user(signin, browser_p
     page.fill("input[name=login]", "alice")
     page.fill("input[name=password]", "any")
     page.click("button[type=submit]")
-    page.wait_for_selector("#kb-create:visible")
+    page.wait_for_selector("#app-main:visible")
     assert page.url.rstrip("/") == signin.url
-    page.wait_for_selector("#signed-in-as:has-text('User alice')")
+    page.wait_for_selector("#signed-in-as:has-text('alice')")
 
     cookies = {c["name"]: c for c in page.context.cookies(signin.url)}
     session = cookies["chat_session"]
@@ -94,7 +94,7 @@ def test_sign_in_with_the_provider_reaches_the_api_as_the_user(signin, browser_p
         )
 
     page.click("#sign-out")
-    page.wait_for_selector("#login-status:has-text('Signed out')")
+    page.wait_for_selector("#login-status[data-i18n=signedOut]")
     r = httpx.get(
         f"{signin.url}/api/auth/me", cookies={"chat_session": session["value"]}, timeout=30
     )

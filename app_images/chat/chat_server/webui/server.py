@@ -7,6 +7,10 @@ cookie; every state-changing call must also come from this origin (`Origin`/`Sec
 and carry the session's CSRF token in `X-CSRF-Token`. The proxy adds the credential itself: the
 signed-in user's access token (kept in this process, never sent to the browser), or the API
 key for the admin, so neither reaches the browser after sign-in.
+
+Beside the proxy: `POST /ui/render` turns an answer's Markdown into sanitised HTML (`render.py`),
+and `GET /ui/download` serves a knowledge-base file through this port, where the sources of an
+answer link to. The page runs under a CSP that allows only its own files (`static/`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from authlib.integrations.starlette_client import (  # type: ignore[import-untyped]
@@ -36,8 +40,9 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from chat_server.api.deps import key_matches
@@ -45,6 +50,7 @@ from chat_server.api.errors import envelope
 from chat_server.api.limits import BodyLimit
 from chat_server.logs import configure_logging
 from chat_server.settings import Settings, get_settings
+from chat_server.webui.render import render_markdown
 
 
 def transport_errors() -> tuple[type[Exception], ...]:
@@ -72,9 +78,35 @@ HOP_BY_HOP = {
 }
 # Never forwarded to the API: the browser's credentials are for this port only.
 PRIVATE = {"authorization", "cookie", CSRF_HEADER}
+# The page's own files, served before sign-in (the sign-in form needs them), nothing else.
+ASSETS = {
+    "app.js": "text/javascript",
+    "i18n.js": "text/javascript",
+    "app.css": "text/css",
+}
 PUBLIC_PATHS = frozenset(
     {"/", "/healthz", "/login", "/auth/methods", "/auth/login", "/auth/callback"}
+    | {f"/static/{name}" for name in ASSETS}
 )
+# The page runs only its own files: no inline script or style, no other origin, no framing,
+# so even markup that slipped past the sanitiser could not run.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+# What the API sends through the proxy (JSON, streams, users' files) is never run as a page of
+# this origin: an uploaded HTML file opened here would otherwise act as the signed-in user.
+PROXIED_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
+MAX_RENDER_CHARS = 200_000  # one answer; the JSON body cap (MAX_JSON_BODY_BYTES) applies too
+MAX_SOURCES = 100
 # Holds only authlib's state, nonce and PKCE verifier between /auth/login and /auth/callback;
 # SameSite=Lax, as the provider's redirect back is a cross-site navigation.
 FLOW_COOKIE = "chat_signin_flow"
@@ -91,6 +123,15 @@ class UserSession:
 
 class Login(BaseModel):
     api_key: str
+
+
+class RenderRequest(BaseModel):
+    """An answer (Markdown) and its sources (0.2's Markdown source references)."""
+
+    text: str = Field(default="", max_length=MAX_RENDER_CHARS)
+    sources: list[Annotated[str, Field(max_length=MAX_RENDER_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_SOURCES
+    )
 
 
 class Sessions:
@@ -244,7 +285,13 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        if name not in ASSETS:  # never reached: the session check refuses other paths first
+            return refuse(404, f"no such file: {name}")
+        return FileResponse(STATIC / name, media_type=ASSETS[name], headers=PAGE_HEADERS)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
@@ -327,8 +374,8 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    @app.api_route("/api/{path:path}", methods=["GET", "POST"], include_in_schema=False)
-    async def proxy(path: str, request: Request) -> Response:
+    async def forward(request: Request, path: str, params: Any, content: Any) -> Response:
+        """The request to the API with the signed-in user's credential, streamed back."""
         http: httpx.AsyncClient = app.state.http
         headers = {
             k: v
@@ -339,23 +386,40 @@ def create_webui(settings: Settings | None = None) -> FastAPI:
         if user is not None:  # the API sees the user, not the admin key
             headers["authorization"] = f"Bearer {user.access_token}"
         upstream = http.build_request(
-            request.method,
-            f"/{path}",
-            params=request.query_params,
-            headers=headers,
-            content=request.stream(),
+            request.method, path, params=params, headers=headers, content=content
         )
         try:
             response = await http.send(upstream, stream=True)
         except httpx.TransportError as exc:
             log.warning("api unreachable", extra={"error": str(exc)})
             return refuse(502, f"API at {settings.api_base_url} is unreachable: {exc}")
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
         return StreamingResponse(
             response.aiter_raw(),
             status_code=response.status_code,
-            headers={k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP},
+            headers={**kept, **PROXIED_HEADERS},
             background=BackgroundTask(response.aclose),
         )
+
+    @app.api_route("/api/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    async def proxy(path: str, request: Request) -> Response:
+        return await forward(request, f"/{path}", request.query_params, request.stream())
+
+    @app.get("/ui/download")
+    async def download(request: Request, knowledge_base_name: str, file_name: str) -> Response:
+        """A knowledge-base file, through this port: where the sources of an answer link to."""
+        params = {"knowledge_base_name": knowledge_base_name, "file_name": file_name}
+        return await forward(request, "/knowledge_base/download_doc", params, None)
+
+    @app.post("/ui/render")
+    async def render(body: RenderRequest) -> dict:
+        """An answer and its sources as sanitised HTML (see `chat_server.webui.render`)."""
+
+        def both() -> tuple[str, list[str]]:
+            return render_markdown(body.text), [render_markdown(s) for s in body.sources]
+
+        html, sources = await run_in_threadpool(both)
+        return {"code": 200, "msg": "ok", "html": html, "sources": sources}
 
     return app
 
