@@ -384,6 +384,12 @@ class Monitoring(_Model):
     prometheus_url: str | None = Field(None, pattern=r"^https?://\S+$")
     # where the managed Prometheus agent runs (the NetworkPolicy lets it reach /metrics)
     scraper_namespace: str = Field("arms-prom", pattern=_DNS_LABEL.pattern)
+    # How the KEDA trigger authenticates to the instance's HTTP API: `none` (a V1 instance
+    # without a token) or `basic` (V2 instances require it: `username` is the AccessKey ID of a
+    # RAM user with AliyunPrometheusMetricReadAccess, the password its AccessKey secret as the
+    # top-level Pulumi secret `prometheusPassword`). Becomes a Secret + TriggerAuthentication.
+    auth: Literal["none", "basic"] = "none"
+    username: str | None = Field(None, min_length=1, pattern=r"^\S+$")
     scrape_interval_seconds: int = Field(30, ge=5, le=300)
     ttft_p95_target_seconds: float = Field(5.0, gt=0, le=600)
     error_ratio_max: float = Field(0.05, gt=0, lt=1)
@@ -405,6 +411,8 @@ class StackConfig(_Model):
     chat: Chat = Chat()
     # The OIDC client secret of chat.signIn (a Pulumi secret; see ChatSignIn).
     oidc_client_secret: str | None = Field(None, min_length=1)
+    # The managed Prometheus password of monitoring.auth basic (a Pulumi secret; see Monitoring).
+    prometheus_password: str | None = Field(None, min_length=1)
     db: Db = Db()
     monitoring: Monitoring = Monitoring()
 
@@ -699,14 +707,6 @@ def _autoscaling_rules(cfg: StackConfig) -> Problems:
         if cfg.production:
             problems.append(
                 (f"{key}.minReplicas", "0 in a production stack; keep at least one replica")
-            )
-        if scaling.wake_schedule is None:
-            problems.append(
-                (
-                    f"{key}.wakeSchedule",
-                    "required with minReplicas 0: the queue metrics come from the llm pods, so "
-                    "at zero replicas only a schedule brings the llm back",
-                )
             )
         if scaling.wake_replicas > scaling.max_replicas:
             problems.append(
@@ -1114,6 +1114,37 @@ def _check_api_server_access(cfg: StackConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def _check_monitoring_auth(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Basic auth needs the user and the secret password; neither without it."""
+    mon, problems = cfg.monitoring, []
+    if mon.auth == "basic":
+        if mon.username is None:
+            problems.append(
+                (
+                    "monitoring.username",
+                    "required with monitoring.auth basic: the AccessKey ID of a RAM user with "
+                    "AliyunPrometheusMetricReadAccess",
+                )
+            )
+        if cfg.prometheus_password is None:
+            problems.append(
+                (
+                    "prometheusPassword",
+                    "required with monitoring.auth basic: that user's AccessKey secret "
+                    "(pulumi config set --secret prometheusPassword ...)",
+                )
+            )
+    else:
+        given = (["monitoring.username"] if mon.username else []) + (
+            ["prometheusPassword"] if cfg.prometheus_password else []
+        )
+        if given:
+            problems.append(
+                ("monitoring.auth", f"{', '.join(given)} given but auth is {mon.auth!r}: set basic")
+            )
+    return problems
+
+
 # Each area's rules and the top-level keys they read: a rule runs when all its keys passed the
 # structural check, so one run reports the structural problems and every rule they do not hide.
 _RULES = [
@@ -1129,6 +1160,7 @@ _RULES = [
     (_check_api_server_access, {"cluster"}),
     (_check_registry, {"registry", "llm", "chat"}),
     (_check_sign_in, {"chat", "oidcClientSecret"}),
+    (_check_monitoring_auth, {"monitoring", "prometheusPassword"}),
     (_check_bucket_name, {"modelStore", "llm"}),
 ]
 

@@ -6,8 +6,10 @@ dashboard sidecar and imported by hand into the managed Grafana).
 Which metrics the llm exports depends on its server: our server (DeepGPU-LLM `*-aiacc` models)
 or vLLM's own (open-source models on a GPU); `SERVER_METRICS` is that table, and tests prove
 every name in it, the dashboard and the rules is exported by the server or by an exporter ACK
-runs (GPU exporter, kube-state-metrics). The chat service exports no metrics yet: nothing
-scrapes it.
+runs (GPU exporter, kube-state-metrics). The chat API's `/metrics` (app_images/chat,
+`chat_server/metrics.py`) is scraped by a ServiceMonitor of its own: request rates, requests
+refused for want of an llm (`chat_llm_unavailable_total`, the wake-up trigger of a
+scaled-to-zero llm) and ingestion progress.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from components import workload_pod as wp
 from components.config import StackConfig
+from components.contract import Side
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "monitoring" / "grafana" / "llm-serving.json"
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # the Grafana dashboard sidecar's convention
@@ -47,6 +50,24 @@ def llm_server(cfg: StackConfig) -> Server:
 def llm_selector(cfg: StackConfig) -> str:
     """PromQL label matchers of the llm's series (ServiceMonitor targets carry service)."""
     return f'namespace="{cfg.release}",service="{wp.workload_name(cfg, "llm")}"'
+
+
+def chat_selector(cfg: StackConfig) -> str:
+    """PromQL label matchers of the chat API's series."""
+    return f'namespace="{cfg.release}",service="{wp.workload_name(cfg, "chat")}"'
+
+
+def wake_window_seconds(cfg: StackConfig) -> int:
+    """How far back a refused request still wakes the llm: at least 2 minutes, and at least
+    four scrapes (increase() needs two samples of the grown counter's series)."""
+    return max(120, 4 * cfg.monitoring.scrape_interval_seconds)
+
+
+def wake_query(cfg: StackConfig) -> str:
+    """1 while requests were refused for want of an llm in the wake window, else 0: a trigger
+    that wakes the llm and never asks for more than one replica."""
+    match, window = chat_selector(cfg), wake_window_seconds(cfg)
+    return f"clamp_max(sum(increase(chat_llm_unavailable_total{{{match}}}[{window}s])), 1)"
 
 
 def queue_query(cfg: StackConfig) -> str:
@@ -116,12 +137,29 @@ def alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
+def service_monitor_spec(cfg: StackConfig, side: Side) -> dict[str, Any]:
+    """Scrape `/metrics` on the side's `api` port (llm 8888, chat 7861)."""
+    return {
+        "selector": {"matchLabels": wp.component_labels(cfg, side)},
+        "namespaceSelector": {"matchNames": [cfg.release]},
+        "endpoints": [
+            {
+                "port": "api",
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": f"{cfg.monitoring.scrape_interval_seconds}s",
+            }
+        ],
+    }
+
+
 def dashboard_json() -> str:
     return DASHBOARD.read_text(encoding="utf-8")
 
 
 class LlmMonitoring(pulumi.ComponentResource):
-    """ServiceMonitor and PrometheusRule of the llm, and the dashboard ConfigMap. Part of the
+    """ServiceMonitors of the llm and the chat API, the llm's PrometheusRule, and the dashboard
+    ConfigMap. Part of the
     llm workload for `tools model-change`: its rules follow the model's server."""
 
     service_monitor_name: pulumi.Output[str]
@@ -148,18 +186,19 @@ class LlmMonitoring(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
             metadata={"name": target, "namespace": namespace, "labels": labels},
-            spec={
-                "selector": {"matchLabels": wp.component_labels(cfg, "llm")},
-                "namespaceSelector": {"matchNames": [cfg.release]},
-                "endpoints": [
-                    {
-                        "port": "api",
-                        "path": "/metrics",
-                        "scheme": "http",
-                        "interval": f"{cfg.monitoring.scrape_interval_seconds}s",
-                    }
-                ],
+            spec=service_monitor_spec(cfg, "llm"),
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-chat-servicemonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={
+                "name": wp.workload_name(cfg, "chat"),
+                "namespace": namespace,
+                "labels": labels,
             },
+            spec=service_monitor_spec(cfg, "chat"),
             opts=child,
         )
         k8s.apiextensions.CustomResource(

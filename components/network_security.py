@@ -4,8 +4,8 @@ workloads need, and the generated API keys of the chat and llm APIs.
 Flows allowed (everything else in the namespace is denied, in and out):
 - every pod -> cluster DNS (kube-system, k8s-app=kube-dns, and ACK's NodeLocal DNSCache address)
   on 53/UDP+TCP;
-- chat -> llm on 8888, and the managed Prometheus agent's namespace -> llm on 8888 (/metrics)
-  when `monitoring.enabled`;
+- chat -> llm on 8888, and the managed Prometheus agent's namespace -> llm on 8888 and -> chat
+  on 7861 (both /metrics) when `monitoring.enabled`;
 - allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861
   (and -> llm on 8888 only when the llm Service is a LoadBalancer);
 - chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
@@ -47,11 +47,16 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
     llm_sources: list[dict[str, Any]] = [{"podSelector": {"matchLabels": chat}}]
     if cfg.llm.service.type == "LoadBalancer":
         llm_sources += _cidrs(cfg.chat_allowed_cidrs())
-    if cfg.monitoring.enabled:  # the managed Prometheus agent scrapes /metrics on the API port
+    chat_ingress: list[dict[str, Any]] = [
+        {"from": _cidrs(cfg.chat_allowed_cidrs()), "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT)}
+    ]
+    if cfg.monitoring.enabled:  # the managed Prometheus agent scrapes /metrics on the API ports
         scraper = cfg.monitoring.scraper_namespace
-        llm_sources.append(
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}}
-        )
+        scraper_peer = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}
+        }
+        llm_sources.append(scraper_peer)
+        chat_ingress.append({"from": [scraper_peer], "ports": _tcp(CHAT_API_PORT)})
     chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(LLM_PORT)}]
     if cfg.db.db_type == "adb":
         chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
@@ -75,12 +80,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         "chat-ingress": {
             "podSelector": {"matchLabels": chat},
             "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": _cidrs(cfg.chat_allowed_cidrs()),
-                    "ports": _tcp(CHAT_WEB_PORT, CHAT_API_PORT),
-                }
-            ],
+            "ingress": chat_ingress,
         },
         "chat-egress": {
             "podSelector": {"matchLabels": chat},

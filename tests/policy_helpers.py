@@ -53,6 +53,9 @@ class Shape:
     llm_privileged: bool = False
     llm_requests: bool = True
     llm_api_key_literal: bool = False
+    llm_replicas: int = 1
+    llm_scaled_min: int | None = None  # a KEDA ScaledObject with this minReplicaCount
+    llm_pdb: bool = False  # a PodDisruptionBudget selecting the llm pods
     namespace_eci: bool = False
     # chat workload
     chat_replicas: int = 2
@@ -366,11 +369,30 @@ def _workloads(shape: Shape) -> None:
     )
     _deployment(
         "llm",
-        1,
+        shape.llm_replicas,
         pod_labels,
         annotations,
         {"containers": [llm], "nodeSelector": dict(shape.llm_selector), "tolerations": tolerations},
     )
+    if shape.llm_scaled_min is not None:
+        k8s.apiextensions.CustomResource(
+            "llm-autoscaler",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata={"name": f"llm-{NAMESPACE}", "namespace": NAMESPACE},
+            spec={
+                "scaleTargetRef": {"kind": "Deployment", "name": f"llm-{NAMESPACE}"},
+                "minReplicaCount": shape.llm_scaled_min,
+                "maxReplicaCount": max(shape.llm_scaled_min, 1),
+                "triggers": [],
+            },
+        )
+    if shape.llm_pdb:
+        k8s.policy.v1.PodDisruptionBudget(
+            "llm-pdb",
+            metadata={"name": f"llm-{NAMESPACE}", "namespace": NAMESPACE},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(pod_labels)}},
+        )
     chat_labels = {
         "app.kubernetes.io/name": "chatchat",
         "app.kubernetes.io/instance": NAMESPACE,

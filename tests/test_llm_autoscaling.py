@@ -7,9 +7,10 @@ import pytest
 
 from components.config import parse_config
 from components.llm_autoscaling import scaled_object_spec
+from components.monitoring import wake_window_seconds
 from tests.conftest import ours
 from tests.test_config import MINIMAL, problems_of, with_
-from tests.workload_harness import deployment, objects_of, render_workloads
+from tests.workload_harness import deployment, objects_of, one_object, render_workloads
 
 URL = "http://prometheus.example/api/v1/prometheus/x"
 SCALED = with_(
@@ -65,11 +66,12 @@ def test_pod_replicas_outside_the_autoscalers_range_is_refused():
     assert "outside llm.autoscaling's 1..1" in problems_of(raw)["llm.pod.replicas"]
 
 
-def test_scale_to_zero_needs_a_wake_schedule_and_no_production():
+def test_scale_to_zero_is_refused_in_production_and_needs_no_schedule():
     raw = with_(SCALED, llm__autoscaling__minReplicas=0, production=True)
-    problems = problems_of(raw)
-    assert "only a schedule brings the llm back" in problems["llm.autoscaling.wakeSchedule"]
-    assert "production" in problems["llm.autoscaling.minReplicas"]
+    assert "production" in problems_of(raw)["llm.autoscaling.minReplicas"]
+    # a refused request wakes the llm (the chat trigger): a schedule is optional
+    cfg = parse_config(with_(SCALED, llm__autoscaling__minReplicas=0), "dev")
+    assert [t["type"] for t in scaled_object_spec(cfg)["triggers"]] == ["prometheus"] * 2
 
 
 @pytest.mark.parametrize(
@@ -139,3 +141,89 @@ def test_pulumi_leaves_the_replica_count_to_keda():
         if r.inputs["metadata"]["name"] == "llm-chatchat"
     ]
     assert "spec.replicas" in record.options.get("ignoreChanges", [])
+
+
+def _trigger(spec: dict, name: str) -> dict:
+    (found,) = [t for t in spec["triggers"] if t["name"] == name]
+    return found
+
+
+def test_the_first_request_after_idle_wakes_the_llm():
+    rendering = render_workloads("dev")  # minReplicas 0
+    spec = objects_of(rendering, "ScaledObject")[0]["spec"]
+    wake = _trigger(spec, "llm-wake-on-request")["metadata"]
+    # the chat API's counter of requests refused for want of an llm, over the wake window, of
+    # this release's chat Service (its ServiceMonitor's targets carry service=chat-<release>)
+    window = wake_window_seconds(rendering.config)
+    assert "increase(chat_llm_unavailable_total{" in wake["query"]
+    assert 'namespace="chatchat",service="chat-chatchat"' in wake["query"]
+    assert f"[{window}s]" in wake["query"] and window >= 4 * 30
+    # any refusal activates (KEDA: value > activationThreshold); clamped to 1 of threshold 1,
+    # it never asks for more than one replica: the queue trigger sizes the llm once it runs
+    assert wake["query"].startswith("clamp_max(") and wake["query"].endswith(", 1)")
+    assert (wake["activationThreshold"], wake["threshold"]) == ("0", "1")
+    assert wake["ignoreNullValues"] == "true"  # chat not scraped yet: nothing to wake for
+    one_object(rendering, "ServiceMonitor", "chat-chatchat")  # the counter is scraped
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_stacks_that_never_reach_zero_have_no_wake_trigger(stack):
+    spec = objects_of(render_workloads(stack), "ScaledObject")[0]["spec"]
+    assert [t["name"] for t in spec["triggers"]] == ["llm-queue"]
+
+
+def test_a_longer_scrape_interval_widens_the_wake_window():
+    cfg = parse_config(with_(ours("dev"), monitoring__scrapeIntervalSeconds=60), "dev")
+    assert wake_window_seconds(cfg) == 240
+
+
+BASIC = {"monitoring.auth": "basic", "monitoring.username": "LTAI-read", "prometheusPassword": "pw"}
+
+
+def test_basic_auth_reaches_every_prometheus_trigger_through_a_trigger_authentication():
+    rendering = render_workloads("dev", BASIC)
+    (auth,) = objects_of(rendering, "TriggerAuthentication")
+    secret = one_object(rendering, "Secret", auth["metadata"]["name"])
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]}
+    # KEDA's prometheus scaler reads authParams username and password (authModes basic)
+    assert set(refs) == {"username", "password"}
+    assert all(name == secret["metadata"]["name"] for name, _ in refs.values())
+    assert secret["stringData"][refs["username"][1]] == "LTAI-read"
+    assert secret["stringData"][refs["password"][1]] == "pw"
+    spec = objects_of(rendering, "ScaledObject")[0]["spec"]
+    prometheus = [t for t in spec["triggers"] if t["type"] == "prometheus"]
+    assert len(prometheus) == 2
+    for trigger in prometheus:
+        assert trigger["metadata"]["authModes"] == "basic"
+        assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    # the password is a Pulumi secret in the plan, never plain
+    (record,) = [
+        r
+        for r in rendering.by_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"]["name"] == auth["metadata"]["name"]
+    ]
+    assert "pw" not in str(record.inputs)
+
+
+def test_no_auth_renders_no_trigger_authentication():
+    rendering = render_workloads("dev")
+    assert objects_of(rendering, "TriggerAuthentication") == []
+    spec = objects_of(rendering, "ScaledObject")[0]["spec"]
+    assert not [t for t in spec["triggers"] if "authenticationRef" in t]
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "password", "key", "words"),
+    [
+        ({"auth": "basic"}, "pw", "monitoring.username", "AccessKey ID"),
+        ({"auth": "basic", "username": "LTAI-read"}, None, "prometheusPassword", "--secret"),
+        ({"username": "LTAI-read"}, None, "monitoring.auth", "set basic"),
+        ({}, "pw", "monitoring.auth", "prometheusPassword given"),
+        ({"auth": "token"}, None, "monitoring.auth", "'none'"),
+    ],
+)
+def test_basic_auth_needs_the_user_and_the_secret_together(monitoring, password, key, words):
+    raw = with_(SCALED, monitoring={"prometheusUrl": URL, **monitoring})
+    if password is not None:
+        raw = {**raw, "prometheusPassword": password}
+    assert words in problems_of(raw)[key]

@@ -33,6 +33,7 @@ VARIANTS = {
     "prod": ("prod", {}),
     "prod-vllm": ("prod", {"llm.model": "qwen-7b-chat"}),  # vLLM's server, its own metrics
 }
+BASIC = {"monitoring.auth": "basic", "monitoring.username": "LTAI-read", "prometheusPassword": "pw"}
 
 
 def _listed(name: str) -> dict:
@@ -87,6 +88,11 @@ def test_dashboard_covers_what_operators_watch():
         "GPU utilisation": "DCGM_FI_DEV_GPU_UTIL",
         "GPU memory": "DCGM_FI_DEV_FB_USED",
         "job progress": "kube_job_status_succeeded",
+        "chat requests": "chat_requests_total",
+        "chat latency": "chat_request_duration_seconds_bucket",
+        "requests refused for want of an llm": "chat_llm_unavailable_total",
+        "ingestion progress": "chat_ingested_chunks_total",
+        "ingestions running": "chat_ingestions_running",
     }
     assert not {topic for topic, name in wanted.items() if name not in used}
 
@@ -156,11 +162,14 @@ def test_metric_lists_record_their_pinned_source():
         assert doc["source"].startswith("github:") and len(doc["commit"]) == 40, listing.name
 
 
-@pytest.mark.parametrize("case", VARIANTS)
+@pytest.mark.parametrize("case", [*VARIANTS, "dev-basic-auth"])
 def test_custom_resources_validate_against_their_published_schemas(case):
-    stack, overrides = VARIANTS[case]
+    stack, overrides = VARIANTS[case] if case in VARIANTS else ("dev", BASIC)
     custom = [m for m in manifests(render_workloads(stack, overrides)) if crd_schemas.is_custom(m)]
-    assert {m["kind"] for m in custom} == {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
+    kinds = {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
+    assert {m["kind"] for m in custom} == (
+        kinds | {"TriggerAuthentication"} if overrides == BASIC else kinds
+    )
     for manifest in custom:
         crd_schemas.validate(manifest)
 
@@ -172,7 +181,7 @@ def test_crd_validation_rejects_what_the_api_server_would_drop_or_refuse():
     misspelt["spec"]["minReplicas"] = misspelt["spec"].pop("minReplicaCount")
     with pytest.raises(jsonschema.ValidationError, match="minReplicas"):
         crd_schemas.validate(misspelt)
-    (monitor,) = objects_of(rendering, "ServiceMonitor")
+    monitor = one_object(rendering, "ServiceMonitor", "llm-chatchat")
     wrong_type = copy.deepcopy(monitor)
     wrong_type["spec"]["endpoints"] = {"port": "api"}
     with pytest.raises(jsonschema.ValidationError):
@@ -186,28 +195,60 @@ def test_vendored_schemas_name_their_release():
         assert "@ v" in doc["source"] and doc["openAPIV3Schema"]["type"] == "object", kind
 
 
-def test_the_service_monitor_selects_the_llm_service_and_its_port():
+@pytest.mark.parametrize(("side", "port"), [("llm", 8888), ("chat", 7861)])
+def test_the_service_monitors_select_their_service_and_its_api_port(side, port):
     rendering = render_workloads("dev")
-    (monitor,) = objects_of(rendering, "ServiceMonitor")
-    service = one_object(rendering, "Service", "llm-chatchat")
+    monitor = one_object(rendering, "ServiceMonitor", f"{side}-chatchat")
+    service = one_object(rendering, "Service", f"{side}-chatchat")
     labels = service["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
-    ports = {p["name"] for p in service["spec"]["ports"]}
-    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+    # selects that Service only (the chat and llm labels differ)
+    other = one_object(rendering, "Service", f"{'chat' if side == 'llm' else 'llm'}-chatchat")
+    other_labels = other["metadata"]["labels"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert not all(other_labels.get(k) == v for k, v in selector.items())
+    scraped = {e["port"] for e in monitor["spec"]["endpoints"]}
+    assert {p["port"] for p in service["spec"]["ports"] if p["name"] in scraped} == {port}
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
-def test_the_network_policy_lets_the_scraper_reach_the_llm():
-    rendering = render_workloads("dev")
-    policy = one_object(rendering, "NetworkPolicy", "chatchat-llm-ingress")
-    scraper = rendering.config.monitoring.scraper_namespace
-    sources = [s for rule in policy["spec"]["ingress"] for s in rule["from"]]
+def test_chat_metrics_are_read_from_the_chat_code():
+    names = exported_by_package(REPO / "app_images" / "chat" / "chat_server")
     assert {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}
-    } in sources
+        "chat_llm_unavailable_total",
+        "chat_requests_total",
+        "chat_request_duration_seconds_bucket",
+        "chat_ingested_files_total",
+        "chat_ingested_chunks_total",
+        "chat_ingestions_running",
+    } <= names
+    assert _unknown("sum(chat_llm_unavailable)") == {"chat_llm_unavailable"}  # counter: _total
+
+
+def _scraper_ports(policy: dict, scraper: str) -> set[int]:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": scraper}}}
+    return {
+        port["port"]
+        for rule in policy["spec"]["ingress"]
+        if peer in rule["from"]
+        for port in rule["ports"]
+    }
+
+
+def test_the_network_policy_lets_the_scraper_reach_the_metrics_ports_only():
+    rendering = render_workloads("dev")
+    scraper = rendering.config.monitoring.scraper_namespace
+    llm = one_object(rendering, "NetworkPolicy", "chatchat-llm-ingress")
+    chat = one_object(rendering, "NetworkPolicy", "chatchat-chat-ingress")
+    assert _scraper_ports(llm, scraper) == {8888}
+    assert _scraper_ports(chat, scraper) == {7861}  # the API's /metrics, not the web UI
     off = render_workloads("dev", {"monitoring.enabled": False, "llm.autoscaling.enabled": False})
-    policy = one_object(off, "NetworkPolicy", "chatchat-llm-ingress")
-    assert not [
-        s for rule in policy["spec"]["ingress"] for s in rule["from"] if "namespaceSelector" in s
-    ]
+    for role in ("llm", "chat"):
+        policy = one_object(off, "NetworkPolicy", f"chatchat-{role}-ingress")
+        assert not [
+            s
+            for rule in policy["spec"]["ingress"]
+            for s in rule["from"]
+            if "namespaceSelector" in s
+        ]
     assert objects_of(off, "ServiceMonitor") == []

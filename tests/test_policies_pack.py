@@ -57,6 +57,7 @@ MANDATORY = {
     "adb-spec-for-category",
     "production-api-server-restricted",
     "production-chat-sign-in",
+    "production-llm-disruption-budget",
 }
 BROKEN = GOOD.but(
     pool_types=("ecs.gn6i-c4g1.xlarge",),

@@ -27,6 +27,23 @@ CASES = [
         "chat.signIn.clientId",
     ),
     Case(
+        "llm-two-replicas-no-budget",
+        "production-llm-disruption-budget",
+        GOOD.but(llm_replicas=2),
+        "Deployment chatchat/llm-chatchat runs at least 2 replicas",
+        "PodDisruptionBudget (maxUnavailable: 1)",
+        passing=GOOD.but(llm_replicas=2, llm_pdb=True),
+    ),
+    Case(
+        "llm-autoscaled-from-two-no-budget",
+        "production-llm-disruption-budget",
+        # KEDA's minimum counts, not the Deployment's initial replicas
+        GOOD.but(llm_replicas=1, llm_scaled_min=2),
+        "llm-chatchat runs at least 2 replicas",
+        "llm.autoscaling.minReplicas",
+        passing=GOOD.but(llm_replicas=1, llm_scaled_min=2, llm_pdb=True),
+    ),
+    Case(
         "one-zone",
         "production-multi-zone",
         GOOD.but(zones=("cn-hangzhou-k",)),
@@ -74,3 +91,17 @@ def test_stack_tag_marks_resource_as_production():
         "nas.FileSystem kb",
         "oss.Bucket models",
     }
+
+
+def test_an_llm_that_may_run_one_replica_needs_no_budget():
+    policy = "production-llm-disruption-budget"
+    assert of(policy, check(GOOD)) == []  # one replica: a budget could only block drains
+    # an autoscaler whose minimum is 1 owns the count, whatever the Deployment started with
+    assert of(policy, check(GOOD.but(llm_replicas=2, llm_scaled_min=1))) == []
+
+
+def test_a_budget_for_other_pods_does_not_count():
+    policy = "production-llm-disruption-budget"
+    # the chat pods' budget does not protect the llm: the shape's llm_pdb selects llm labels,
+    # so an llm at 2 without it is caught even though chat has replicas (and would get one)
+    assert of(policy, check(GOOD.but(llm_replicas=2, chat_replicas=3)))

@@ -114,9 +114,10 @@ def test_network_policies_select_the_pods_they_mean(case):
 
     chat_in = _policy(rendering, "chat-ingress")
     assert _selected(chat_in["podSelector"], pods) == {"chat"}
-    (rule,) = chat_in["ingress"]
+    rule, *scrape = chat_in["ingress"]  # the allowed CIDRs; the metrics scraper (monitoring)
     assert [p["ipBlock"]["cidr"] for p in rule["from"]] == rendering.config.chat_allowed_cidrs()
     assert {p["port"] for p in rule["ports"]} == {8501, 7861} == _ports(pods["chat"])
+    assert [{p["port"] for p in r["ports"]} for r in scrape] == [{7861}]
 
     chat_out = _policy(rendering, "chat-egress")
     assert _selected(chat_out["podSelector"], pods) == {"chat"}
@@ -195,11 +196,11 @@ def test_services_are_cluster_internal_by_default():
 def test_chat_ports_admit_only_the_vpc_unless_allowed_cidrs_are_given():
     for stack in STACKS:
         rendering = render_workloads(stack)
-        (rule,) = _policy(rendering, "chat-ingress")["ingress"]
+        rule, *_scraper = _policy(rendering, "chat-ingress")["ingress"]
         expected = rendering.config.chat.allowed_cidrs or [rendering.config.network.vpc_cidr]
         assert [p["ipBlock"]["cidr"] for p in rule["from"]] == expected
     narrow = render_workloads("dev", {"chat.allowedCidrs": ["10.8.0.0/24"]})
-    (rule,) = _policy(narrow, "chat-ingress")["ingress"]
+    rule, *_scraper = _policy(narrow, "chat-ingress")["ingress"]
     assert [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.8.0.0/24"]
 
 

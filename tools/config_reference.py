@@ -50,13 +50,18 @@ NOTES = {
     "running; needs `monitoring.prometheusUrl`",
     "llm.autoscaling.maxReplicas": "times GPUs per pod must fit the fitting GPU pools' `maxSize`",
     "llm.autoscaling.minReplicas": "`0`: scale to zero after `idleMinutes` (not in production); "
-    "needs `wakeSchedule`",
-    "llm.autoscaling.wakeSchedule": "cron `start`/`end` window holding `wakeReplicas` (a "
-    "scaled-to-zero llm has no queue metrics to wake it)",
+    "the first request after idle (a 503 + Retry-After, counted by the chat API) wakes it",
+    "llm.autoscaling.wakeSchedule": "optional cron `start`/`end` window holding `wakeReplicas` "
+    "(a loaded model for working hours)",
+    "monitoring.auth": "`basic` for ARMS Prometheus V2 instances (HTTP Basic with an AccessKey): "
+    "a Secret + KEDA TriggerAuthentication",
+    "monitoring.username": "with `auth: basic`: the AccessKey ID of a RAM user with "
+    "AliyunPrometheusMetricReadAccess",
+    "prometheusPassword": "secret (`pulumi config set --secret`): that user's AccessKey secret",
     "monitoring.prometheusUrl": "the managed Prometheus instance's internal HTTP API URL (ARMS "
     "console, Settings)",
     "monitoring.scraperNamespace": "namespace of the managed Prometheus agent, let through the "
-    "NetworkPolicy to `/metrics`",
+    "NetworkPolicy to `/metrics` (llm 8888, chat API 7861)",
     "network.podCidr": "kept for Flannel clusters; Terway (used, for NetworkPolicy) gives pods "
     "vSwitch addresses",
 }

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 
 from .common import (
     Pods,
     Report,
     describe,
     is_production,
+    k8s_name,
     mapping,
+    namespace_of,
     number,
     pod_policy,
+    pod_template,
     production_schema,
     resource_policy,
     stack_of,
@@ -19,6 +30,8 @@ from .common import (
 )
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 VSWITCH = "alicloud:vpc/switch:Switch"
 MANAGED_KUBERNETES = "alicloud:cs/managedKubernetes:ManagedKubernetes"
 # Stateful resources without a deletion-protection property of their own: `protect` guards them.
@@ -129,8 +142,70 @@ def production_deletion_protection(args: ResourceValidationArgs, report: Report)
         )
 
 
+def _least_replicas(deployment: PolicyResource, scaled: list[PolicyResource]) -> int:
+    """What the Deployment runs at the least: a KEDA ScaledObject's minReplicaCount when one
+    targets it (KEDA owns spec.replicas then), else spec.replicas (default 1)."""
+    props = mapping(deployment.props)
+    name = mapping(props.get("metadata")).get("name")
+    for obj in scaled:
+        spec = mapping(mapping(obj.props).get("spec"))
+        target = mapping(spec.get("scaleTargetRef"))
+        if target.get("name") == name and target.get("kind", "Deployment") == "Deployment":
+            least = number(spec.get("minReplicaCount"))
+            return 0 if least is None else int(least)  # KEDA's default minimum is 0
+    replicas = number(mapping(props.get("spec")).get("replicas"))
+    return 1 if replicas is None else int(replicas)
+
+
+def _budget_covers(budget: PolicyResource, namespace: str, labels: Mapping[str, Any]) -> bool:
+    props = mapping(budget.props)
+    if namespace_of(props) != namespace:
+        return False
+    selector = mapping(mapping(props.get("spec")).get("selector")).get("matchLabels")
+    wanted = mapping(selector)
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+@stack_policy(
+    "production-llm-disruption-budget",
+    EnforcementLevel.MANDATORY,
+    "Production: an llm that runs two or more replicas at the least has a PodDisruptionBudget, "
+    "so that a node drain (pool upgrade, autoscaler scale-down) cannot evict every replica at "
+    "once.",
+    config=production_schema(),
+)
+def production_llm_disruption_budget(args: StackValidationArgs, report: Report) -> None:
+    config = args.get_config()
+    scaled = [r for r in args.resources if r.resource_type == SCALED_OBJECT]
+    budgets = [r for r in args.resources if r.resource_type == PDB]
+    for deployment in args.resources:
+        if deployment.resource_type != DEPLOYMENT:
+            continue
+        if not is_production(deployment.urn, deployment.props, config):
+            continue
+        template = pod_template(deployment.resource_type, deployment.props)
+        labels = mapping(template[0].get("labels")) if template else {}
+        if labels.get(COMPONENT_LABEL) != "llm":
+            continue
+        least = _least_replicas(deployment, scaled)
+        namespace = namespace_of(deployment.props)
+        if least < 2 or any(_budget_covers(b, namespace, labels) for b in budgets):
+            continue
+        who = k8s_name(deployment.resource_type, deployment.props, deployment.name)
+        report(
+            f"{who} runs at least {least} replicas in production stack "
+            f"{stack_of(deployment.urn)} but no PodDisruptionBudget selects its pods: a node "
+            "drain may evict every replica at once and the model is gone for a cold start. "
+            "Fix: declare a policy/v1 PodDisruptionBudget (maxUnavailable: 1) selecting the "
+            "llm pod labels (components/workload_pod.py disruption_budget does, from "
+            "llm.autoscaling.minReplicas or llm.pod.replicas).",
+            deployment.urn,
+        )
+
+
 POLICIES = [
     production_chat_replicas,
+    production_llm_disruption_budget,
     production_chat_sign_in,
     production_multi_zone,
     production_deletion_protection,

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from chat_server import metrics
 from chat_server.access.authenticate import Authenticator
 from chat_server.access.principal import declare
 from chat_server.api import (
@@ -114,6 +115,9 @@ def create_app(
         access,
     ):
         app.include_router(area.router)
+    # outermost: every request counted once, with the route template the router matched
+    app.add_middleware(metrics.RequestMetrics)
+    metrics.prime(app.openapi()["paths"])
     return app
 
 

@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from chat_server import metrics
 from chat_server.errors import ServiceError, StoreUnavailable
+from chat_server.llm_client import LLMUnavailable
 
 log = logging.getLogger("chat_server.api")
 OPENAI_PREFIX = "/v1/"
@@ -89,6 +91,8 @@ def as_service_error(exc: Exception) -> tuple[ServiceError, Any]:
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     err, detail = as_service_error(exc)
+    if isinstance(err, LLMUnavailable):
+        metrics.llm_unavailable(request.scope)  # what wakes a scaled-to-zero llm
     return error_response(request.url.path, err, detail)
 
 

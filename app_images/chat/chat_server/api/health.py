@@ -1,11 +1,13 @@
-"""Liveness (`/health`: the process answers) and readiness (`/ready`: it can serve requests)."""
+"""Liveness (`/health`: the process answers), readiness (`/ready`: it can serve requests) and
+the Prometheus metrics (`/metrics`, see `chat_server.metrics`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from chat_server import metrics as chat_metrics
 from chat_server.access.principal import declare
 from chat_server.api.deps import LLMDep, SettingsDep
 from chat_server.kb.service import KnowledgeService
@@ -45,3 +47,11 @@ async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
     body = {"ready": is_ready, "knowledge_base": "ok", "database": database}
     headers = None if is_ready else {"Retry-After": "5"}
     return JSONResponse(body, status_code=200 if is_ready else 503, headers=headers)
+
+
+@router.get("/metrics", openapi_extra=declare("public"))
+async def metrics() -> Response:
+    """Prometheus metrics: counts by route template and status, no names or contents (public,
+    as the llm's: the managed Prometheus agent scrapes without credentials)."""
+    body, content_type = chat_metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from chat_server import metrics
 from chat_server.access.principal import declare
 from chat_server.api.deps import AUTH, LLMDep, SettingsDep
 from chat_server.api.errors import envelope
 from chat_server.api.knowledge_base import ok
 from chat_server.errors import ServiceError, UpstreamError
+from chat_server.llm_client import LLMUnavailable
 from chat_server.settings import Settings
 
 router = APIRouter(prefix="/llm_model", dependencies=AUTH, tags=["LLM Model Management"])
@@ -49,7 +51,9 @@ async def served(llm: LLMDep, settings: Settings) -> dict[str, dict[str, Any]]:
     return {m["id"]: model_config(m, settings) for m in await llm.served_models()}
 
 
-def unavailable(exc: UpstreamError) -> JSONResponse:
+def unavailable(exc: UpstreamError, request: Request) -> JSONResponse:
+    if isinstance(exc, LLMUnavailable):
+        metrics.llm_unavailable(request.scope)
     # 0.2 answered `data: {}` here, which its web UI iterates: keep it a dict.
     body = {**envelope(exc.status, exc.message), "data": {}}
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
@@ -57,29 +61,35 @@ def unavailable(exc: UpstreamError) -> JSONResponse:
 
 
 @router.post("/list_running_models", openapi_extra=declare("signed_in"))
-async def list_running_models(llm: LLMDep, settings: SettingsDep, body: Any = Body(None)) -> Any:
+async def list_running_models(
+    request: Request, llm: LLMDep, settings: SettingsDep, body: Any = Body(None)
+) -> Any:
     try:
         return ok(data=await served(llm, settings))
     except UpstreamError as exc:
-        return unavailable(exc)
+        return unavailable(exc, request)
 
 
 @router.post("/list_config_models", openapi_extra=declare("signed_in"))
-async def list_config_models(body: ConfigModels, llm: LLMDep, settings: SettingsDep) -> Any:
+async def list_config_models(
+    request: Request, body: ConfigModels, llm: LLMDep, settings: SettingsDep
+) -> Any:
     try:
         models = await served(llm, settings)
     except UpstreamError as exc:
-        return unavailable(exc)
+        return unavailable(exc, request)
     kinds: dict[str, dict[str, Any]] = {"local": models, "online": {}, "worker": {}}
     return ok(data={k: v for k, v in kinds.items() if k in body.types})
 
 
 @router.post("/get_model_config", openapi_extra=declare("signed_in"))
-async def get_model_config(body: ModelName, llm: LLMDep, settings: SettingsDep) -> Any:
+async def get_model_config(
+    request: Request, body: ModelName, llm: LLMDep, settings: SettingsDep
+) -> Any:
     try:
         models = await served(llm, settings)
     except UpstreamError as exc:
-        return unavailable(exc)
+        return unavailable(exc, request)
     name = body.model_name or next(iter(models), None)
     if name not in models:
         msg = f"model {name!r} is not served here; the llm serves {list(models)}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chat_server import metrics
 from chat_server.access.store import AccessStore
 from chat_server.kb.embeddings import Embedder
 from chat_server.kb.keyword import KeywordIndexes
@@ -391,6 +392,7 @@ class KnowledgeService:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    @metrics.counted_ingestion
     def ingest(
         self,
         kb_name: str,
