@@ -37,6 +37,15 @@ SOURCE_ROOT = "/import"
 IMPORT_ID_LABEL = "chatchat.io/import-id"
 KB_ANNOTATION = "chatchat.io/knowledge-base"
 RERUN_ANNOTATION = "chatchat.io/import-rerun"
+# Job fields the API server refuses to change (all but parallelism, here): a change replaces.
+IMMUTABLE_JOB_FIELDS = (
+    "template",
+    "completions",
+    "completionMode",
+    "backoffLimitPerIndex",
+    "maxFailedIndexes",
+    "podFailurePolicy",
+)
 SOURCE_CAPACITY = "1Ti"  # nominal: ossfs and NFS ignore a static PV's capacity
 # OSS buckets outside the stack are reached over the region's internal endpoint.
 OSS_INTERNAL_ENDPOINT: str = cloud_facts.value("storage", "ossReadOnlyPrefixVolume")["url"]
@@ -274,7 +283,7 @@ class ChatImports(pulumi.ComponentResource):
                     # a fixed name cannot exist twice: the old Job goes before the new one
                     delete_before_replace=True,
                     depends_on=[account],
-                    replace_on_changes=["spec.template", "spec.completions"],
+                    replace_on_changes=[f"spec.{field}" for field in IMMUTABLE_JOB_FIELDS],
                 ),
             ),
         )

@@ -259,7 +259,9 @@ def test_changed_import_replaces_its_job_delete_first():
         r for r in rendering.resources if r.type == "kubernetes:batch/v1:Job" and in_import(r.urn)
     ]
     assert record.options["deleteBeforeReplace"] is True
-    assert {"spec.template", "spec.completions"} <= set(record.options["replaceOnChanges"])
+    replaced = set(record.options["replaceOnChanges"])
+    assert {"spec.template", "spec.completions", "spec.backoffLimitPerIndex"} <= replaced
+    assert "spec.parallelism" not in replaced  # mutable: resized in place
     # `pulumi up` does not wait hours for the import
     assert record.plain_inputs()["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
 
@@ -335,6 +337,20 @@ def test_an_import_change_is_an_import_job_change_not_a_workload_change():
     assert not diff.dangerous  # a re-run is idempotent: nothing stateful goes
     model_diff = compare(before, after, model_scope=True)
     assert model_diff.dangerous  # a model change must not re-run imports
+
+
+def test_only_a_parallelism_change_keeps_the_job():
+    config = read_stack_file("staging")
+    (item,) = config["chatchat:chat"]["imports"]
+    before = rendered("staging")
+    wider = render_config(apply_overrides(config, imports({**item, "parallelism": 4})), "staging")
+    (change,) = compare(before, wider).changes
+    assert change.op == "update"
+    retries = render_config(
+        apply_overrides(config, imports({**item, "retriesPerShard": 5})), "staging"
+    )
+    (change,) = compare(before, retries).changes
+    assert change.op == "replace"
 
 
 def test_import_membership_is_read_from_the_urn():
