@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.chat_imports import ChatImports
 from components.chat_workload import ChatWorkload
 from components.cluster import AckGpuCluster
 from components.config import load_config
@@ -60,6 +61,20 @@ chat = ChatWorkload(
     db_secret_name=database.secret_name if database else None,
     opts=on_nodes,
 )
+if cfg.chat.imports:  # bulk imports: Indexed Jobs that call the chat API once it is up
+    ChatImports(
+        "imports",
+        cfg,
+        provider=k8s,
+        namespace=namespace.name,
+        repository=cfg.chat.image.repository or registry.chat_repository,
+        model_pvc_name=storage.model_pvc_name,
+        chat_api_url=chat.api_url,
+        api_key_secret_name=security.api_key_secret_name,
+        rrsa=cluster.rrsa_metadata,
+        db_secret_name=database.secret_name if database else None,
+        opts=pulumi.ResourceOptions(depends_on=[chat]),
+    )
 if cfg.monitoring.enabled:
     LlmMonitoring("llm-monitoring", cfg, provider=k8s, namespace=namespace.name, opts=on_nodes)
 

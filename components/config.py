@@ -13,14 +13,23 @@ components trust what they are given.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel, to_snake
 
 from components import cloud_facts
@@ -29,6 +38,7 @@ from components.contract import GPU_RESOURCE, SYSTEM_POOL, Side
 
 PROJECT = "chatchat"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 _DIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _ADB_SPEC = re.compile(r"^(\d+)C(\d+)G$")
@@ -245,6 +255,152 @@ class ChatSignIn(_Model):
     public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 
+# The chat image's knowledge-base name rule (app_images/chat/chat_server/stores/base.py
+# validate_kb_name): display names in any script, NFC-normalised, at most this long.
+KB_NAME_MAX = 100
+_KB_NAME_REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+# Default resources of one import pod; a GPU import adds one card (the embedding model uses one).
+IMPORT_RESOURCES = {"cpu": "2", "memory": "4Gi"}
+
+
+def _kb_name_error(name: str) -> str | None:
+    if not name.strip():
+        return "must not be empty or only whitespace"
+    if len(name) > KB_NAME_MAX:
+        return f"has {len(name)} characters, at most {KB_NAME_MAX} are allowed"
+    bad = [c for c in name if unicodedata.category(c) in _KB_NAME_REFUSED_CATEGORIES]
+    if bad:
+        return f"must not contain control characters (found {bad[0]!r})"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return "must not contain a path separator ('/' or '\\') nor be '.' or '..'"
+    return None
+
+
+def _relative_path_error(path: str) -> str | None:
+    """A prefix or subdirectory below a mount: no `..`, no control characters."""
+    if any(unicodedata.category(c) == "Cc" for c in path):
+        return "must not contain control characters"
+    if ".." in path.strip("/").split("/"):
+        return "must not contain a '..' segment"
+    return None
+
+
+class OssImportSource(_Model):
+    """An OSS bucket and prefix, mounted read-only by the OSS CSI driver through RRSA (like the
+    model store: a RAM role only the driver's fuse pods may assume, reading this prefix only)."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _safe_prefix(cls, prefix: str) -> str:
+        if error := _relative_path_error(prefix):
+            raise ValueError(f"{prefix!r} {error}")
+        return prefix.strip("/")
+
+
+class NasImportSource(_Model):
+    """A directory on a NAS file system of the VPC (NFSv3, mounted read-only)."""
+
+    server: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+    path: str = Field(pattern=r"^/")
+
+    @field_validator("path")
+    @classmethod
+    def _safe_path(cls, path: str) -> str:
+        if error := _relative_path_error(path):
+            raise ValueError(f"{path!r} {error}")
+        return path
+
+
+class ImportSource(_Model):
+    """Exactly one of `oss`, `nas` or `pvc` (an existing claim in the release namespace, with an
+    optional `subPath` inside it)."""
+
+    oss: OssImportSource | None = None
+    nas: NasImportSource | None = None
+    pvc: str | None = Field(None, pattern=_DNS_SUBDOMAIN_PATTERN)
+    sub_path: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImportSource:
+        given = [key for key in ("oss", "nas", "pvc") if getattr(self, key) is not None]
+        if len(given) != 1:
+            found = f"{' and '.join(given)} given" if given else "none given"
+            raise ValueError(
+                f"give exactly one of oss {{bucket, prefix}}, nas {{server, path}} or "
+                f"pvc (+ subPath); {found}"
+            )
+        if self.sub_path is not None:
+            if self.pvc is None:
+                raise ValueError("subPath only applies to a pvc source")
+            if self.sub_path.startswith("/") or _relative_path_error(self.sub_path):
+                raise ValueError(f"subPath {self.sub_path!r} must be relative without '..'")
+        return self
+
+    @property
+    def kind(self) -> Literal["oss", "nas", "pvc"]:
+        return "oss" if self.oss else "nas" if self.nas else "pvc"
+
+
+class BulkImport(_Model):
+    """One bulk import: an Indexed Job whose pods each embed one shard of the source's files
+    into `knowledgeBase` (README, "Fill a knowledge base from OSS")."""
+
+    knowledge_base: str
+    source: ImportSource
+    # pods at once; shards: Job completions (each pod one deterministic part of the file list)
+    parallelism: int = Field(1, ge=1, le=64)
+    shards: int | None = Field(None, ge=1, le=1000)
+    gpu: bool = False
+    resources: Resources | None = None
+    # pod failures tolerated per shard (crash, eviction) before the shard counts as failed
+    retries_per_shard: int = Field(2, ge=0, le=10)
+    # failed shards after which the Job stops the rest; unset: every shard runs
+    max_failed_shards: int | None = Field(None, ge=0, le=1000)
+    # raise to run the import again with the same settings (files already stored are skipped)
+    rerun: int = Field(0, ge=0)
+
+    @field_validator("knowledge_base")
+    @classmethod
+    def _kb_name(cls, name: str) -> str:
+        name = unicodedata.normalize("NFC", name)
+        if error := _kb_name_error(name):
+            raise ValueError(f"knowledge base name {name!r} {error}")
+        return name
+
+    @property
+    def completions(self) -> int:
+        return self.shards if self.shards is not None else self.parallelism
+
+    @property
+    def import_id(self) -> str:
+        """Deterministic: the same knowledge base and source are the same import (a re-run
+        resumes it); `rerun` and sizing are not part of it."""
+        identity = json.dumps(
+            {"kb": self.knowledge_base, "source": self.source.model_dump(exclude_none=True)},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+    @property
+    def job_name(self) -> str:
+        """A DNS label for any knowledge-base name: the ASCII letters and digits of the name
+        (Chinese names have none) and the import id."""
+        slug = re.sub(r"[^a-z0-9]+", "-", self.knowledge_base.lower()).strip("-")[:30].strip("-")
+        return f"import-{slug}-{self.import_id[:10]}" if slug else f"import-{self.import_id[:10]}"
+
+    def pod_resources(self) -> dict[str, dict[str, str]]:
+        """Defaults as requests and limits, overridden key by key; a GPU import takes one card."""
+        override = self.resources or Resources()
+        requests = {**IMPORT_RESOURCES, **override.requests}
+        if self.gpu:
+            requests[GPU_RESOURCE] = "1"
+        return {"requests": requests, "limits": {**requests, **override.limits}}
+
+
 class Chat(_Model):
     pod: Pod = Pod()
     kb_pvc: str | None = Field(None, alias="kbPVC")
@@ -255,6 +411,8 @@ class Chat(_Model):
     # Who may reach the web UI and API (NetworkPolicy ingress, SLB ACL); unset: the VPC only.
     allowed_cidrs: list[str] | None = None
     sign_in: ChatSignIn = ChatSignIn()
+    # Bulk imports into knowledge bases, each an Indexed Job (components/chat_imports.py).
+    imports: list[BulkImport] = []
 
 
 class Adb(_Model):
@@ -482,6 +640,14 @@ class StackConfig(_Model):
             suffix = "-cuda" if self.chat_image_variant == "cuda" else ""
         tag = image.tag if not suffix or image.tag.endswith(suffix) else f"{image.tag}{suffix}"
         return Image(repository=image.repository, tag=tag, digest=image.digest)
+
+    def import_image(self, gpu: bool) -> Image:
+        """The image of an import's pods: chat's, or its CUDA build for a GPU import (the
+        config rules refuse a GPU import next to a digest-pinned CPU chat image)."""
+        image = self.image("chat")
+        if not gpu or self.chat_image_variant == "cuda":
+            return image
+        return Image(repository=image.repository, tag=f"{image.tag}-cuda")
 
     def eci_specs(self, side: Side) -> list[str]:
         """`k8s.aliyun.com/eci-use-specs`: the configured specs, else ones that fit the workload
@@ -859,6 +1025,89 @@ def _chat_gpu_rules(cfg: StackConfig) -> Problems:
     return problems
 
 
+def _imports_rules(cfg: StackConfig) -> Problems:
+    """Each bulk import: a bucket OSS accepts, shards that give every pod work, GPU imports on
+    GPU pools large enough for their parallelism and a CUDA image, no import declared twice."""
+    from alibabacloud_oss_v2.validation import is_valid_bucket_name
+
+    problems: Problems = []
+    seen: dict[str, int] = {}
+    gpu_nodes = sum(p.max_size for p in cfg.cluster.gpu_pools)
+    for i, item in enumerate(cfg.chat.imports):
+        key = f"chat.imports[{i}]"
+        if item.import_id in seen:
+            problems.append(
+                (
+                    key,
+                    f"imports the same source into {item.knowledge_base!r} as "
+                    f"chat.imports[{seen[item.import_id]}]; raise that one's rerun instead",
+                )
+            )
+        seen.setdefault(item.import_id, i)
+        oss = item.source.oss
+        if oss is not None and not is_valid_bucket_name(oss.bucket):
+            rule = cloud_facts.value("storage", "ossBucketNaming")["rule"]
+            problems.append(
+                (f"{key}.source.oss.bucket", f"{oss.bucket!r} is not an OSS bucket name ({rule})")
+            )
+        if item.completions < item.parallelism:
+            problems.append(
+                (
+                    f"{key}.shards",
+                    f"{item.completions} shard(s) for parallelism {item.parallelism}: pods "
+                    "beyond the shard count would have nothing to do; give at least as many "
+                    "shards",
+                )
+            )
+        if item.max_failed_shards is not None and item.max_failed_shards >= item.completions:
+            problems.append(
+                (
+                    f"{key}.maxFailedShards",
+                    f"{item.max_failed_shards} is not below the {item.completions} shard(s); "
+                    "leave it unset to run every shard",
+                )
+            )
+        limits = (item.resources or Resources()).limits
+        requests = (item.resources or Resources()).requests
+        for section, values in (("requests", requests), ("limits", limits)):
+            if GPU_RESOURCE in values:
+                problems.append(
+                    (
+                        f"{key}.resources.{section}.{GPU_RESOURCE}",
+                        "set by gpu: true (one card per pod, the embedding model uses one); "
+                        "remove it",
+                    )
+                )
+        if not item.gpu:
+            continue
+        if not cfg.cluster.gpu_pools or gpu_nodes == 0:
+            problems.append(
+                (
+                    f"{key}.gpu",
+                    "a GPU import needs a GPU pool with maxSize above 0; none is configured",
+                )
+            )
+        elif item.parallelism > gpu_nodes:
+            pools = ", ".join(f"{p.name} (maxSize {p.max_size})" for p in cfg.cluster.gpu_pools)
+            problems.append(
+                (
+                    f"{key}.parallelism",
+                    f"{item.parallelism} GPU pods cannot run at once: the GPU pools grow to "
+                    f"{gpu_nodes} node(s) ({pools}), and the llm takes cards there too; lower "
+                    "parallelism or raise a pool's maxSize",
+                )
+            )
+        if cfg.chat_image_variant == "cpu" and cfg.chat.image.digest:
+            problems.append(
+                (
+                    f"{key}.gpu",
+                    "chat.image.digest pins the CPU build; a GPU import runs the CUDA build "
+                    "(tag <chat.image.tag>-cuda): pin a tag, or run chat on the cuda variant",
+                )
+            )
+    return problems
+
+
 def _db_rules(cfg: StackConfig) -> Problems:
     problems: Problems = []
     adb = cfg.db.adb
@@ -917,7 +1166,7 @@ def _pod_rules(cfg: StackConfig, side: Side) -> Problems:
 
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(_DNS_SUBDOMAIN_PATTERN)
 
 
 def _label_key_error(key: str) -> str | None:
@@ -1153,6 +1402,7 @@ _RULES = [
     (_llm_rules, {"llm", "cluster"}),
     (_autoscaling_rules, {"llm", "cluster", "monitoring", "production"}),
     (_chat_rules, {"chat", "db"}),
+    (_imports_rules, {"chat", "cluster"}),
     (_db_rules, {"db", "production"}),
     (_tags_rules, {"tags"}),
     (_check_cloud_facts, {"cluster", "db", "production"}),

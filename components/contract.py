@@ -44,6 +44,11 @@ SERVICE_PORTS: dict[Side, dict[str, int]] = {
 }
 
 
+# Bulk-import pods (chat.imports): their app.kubernetes.io/component, which the NetworkPolicies
+# select on.
+IMPORT_COMPONENT = "import"
+
+
 def workload_name(side: Side, release: str) -> str:
     """`llm-<release>` / `chat-<release>`: the chart's Deployment and Service names."""
     return f"{side}-{release}"

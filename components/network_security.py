@@ -8,7 +8,9 @@ Flows allowed (everything else in the namespace is denied, in and out):
   on 7861 (both /metrics) when `monitoring.enabled`;
 - allowed CIDRs (`chat.allowedCidrs`, by default the VPC CIDR only) -> chat on 8501 and 7861
   (and -> llm on 8888 only when the llm Service is a LoadBalancer);
-- chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`.
+- chat -> ADB on 5432 inside the VPC CIDR, when `db.dbType: adb`;
+- with `chat.imports`: import pods -> chat on 7861 (the API) and -> ADB on 5432 when adb; their
+  source is mounted by the CSI drivers too.
 The model store and the KB volume are mounted by the CSI drivers on the node, so neither the llm
 nor the conversion Job needs any egress of its own.
 """
@@ -23,7 +25,13 @@ import pulumi_random as random
 
 from components import workload_pod as wp
 from components.config import StackConfig
-from components.contract import ADB_PORT, CHAT_API_PORT, CHAT_WEB_PORT, LLM_PORT
+from components.contract import (
+    ADB_PORT,
+    CHAT_API_PORT,
+    CHAT_WEB_PORT,
+    IMPORT_COMPONENT,
+    LLM_PORT,
+)
 
 NODE_LOCAL_DNS = "169.254.20.10/32"  # ack-node-local-dns: pods resolve through this address
 API_KEY_LENGTH = 40
@@ -58,8 +66,25 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         llm_sources.append(scraper_peer)
         chat_ingress.append({"from": [scraper_peer], "ports": _tcp(CHAT_API_PORT)})
     chat_egress = [{"to": [{"podSelector": {"matchLabels": llm}}], "ports": _tcp(LLM_PORT)}]
+    to_adb = {"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)}
     if cfg.db.db_type == "adb":
-        chat_egress.append({"to": _cidrs([cfg.network.vpc_cidr]), "ports": _tcp(ADB_PORT)})
+        chat_egress.append(to_adb)
+    imports: dict[str, dict[str, Any]] = {}
+    if cfg.chat.imports:
+        importer = wp.component_labels(cfg, IMPORT_COMPONENT)
+        chat_ingress.append(
+            {"from": [{"podSelector": {"matchLabels": importer}}], "ports": _tcp(CHAT_API_PORT)}
+        )
+        import_egress = [
+            {"to": [{"podSelector": {"matchLabels": chat}}], "ports": _tcp(CHAT_API_PORT)}
+        ]
+        if cfg.db.db_type == "adb":
+            import_egress.append(to_adb)
+        imports["import-egress"] = {
+            "podSelector": {"matchLabels": importer},
+            "policyTypes": ["Egress"],
+            "egress": import_egress,
+        }
     return {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {
@@ -87,6 +112,7 @@ def network_policies(cfg: StackConfig) -> dict[str, dict[str, Any]]:
             "policyTypes": ["Egress"],
             "egress": chat_egress,
         },
+        **imports,
     }
 
 

@@ -112,6 +112,61 @@ def rrsa_trust_policy(rrsa: Any) -> str:
     )
 
 
+def ossfs_options(write: bool) -> str:
+    """ossfs `otherOpts`: files owned by the images' user (the CSI driver does not apply
+    fsGroup to ossfs), read-only unless the mount writes."""
+    return f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + (
+        "" if write else " -o ro"
+    )
+
+
+def rrsa_oss_role(
+    name: str,
+    role_name: str,
+    bucket: pulumi.Input[str],
+    prefix: str,
+    *,
+    write: bool,
+    rrsa: pulumi.Output[Any],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    what: str,
+    policy_description: str,
+) -> pulumi.Output[str]:
+    """A RAM role only the OSS CSI driver's fuse pods may assume (trust: the cluster's OIDC
+    provider, `oidc:sub` of the driver's service account), with a policy on one bucket and
+    prefix. Returns the role name once the policy is attached, so that a PV naming it is
+    mounted only once the role may read. No AccessKey anywhere."""
+    ram_role = alicloud.ram.Role(
+        f"{name}-role",
+        role_name=role_name,
+        assume_role_policy_document=rrsa.apply(rrsa_trust_policy),
+        description=f"ossfs ({what}) through RRSA: one bucket, prefix {prefix or '/'}",
+        force=True,
+        tags=tags,
+        opts=opts,
+    )
+    policy = alicloud.ram.Policy(
+        f"{name}-policy",
+        policy_name=role_name,
+        policy_document=pulumi.Output.from_input(bucket).apply(
+            lambda b: oss_policy(b, prefix, write)
+        ),
+        description=policy_description,
+        force=True,
+        tags=tags,
+        opts=opts,
+    )
+    attachment = alicloud.ram.RolePolicyAttachment(
+        f"{name}-attachment",
+        policy_name=policy.policy_name,
+        policy_type="Custom",
+        role_name=ram_role.role_name,
+        opts=opts,
+    )
+    return pulumi.Output.all(ram_role.role_name, attachment.id).apply(lambda a: a[0])
+
+
 class ModelStorage(pulumi.ComponentResource):
     """Model store (OSS or NAS) with read-only and writer PVCs, and the knowledge-base PVC."""
 
@@ -215,41 +270,19 @@ class ModelStorage(pulumi.ComponentResource):
         """A static ossfs PV that authenticates through RRSA: a RAM role only the OSS CSI
         driver's fuse pods may assume (trust: the cluster's OIDC provider, `oidc:sub` of the
         driver's service account), with a policy on this bucket and prefix. No AccessKey."""
-        name, cfg, prefix = self._name, self._cfg, self._cfg.model_store.prefix.strip("/")
-        child = pulumi.ResourceOptions(parent=self)
-        ram_role = alicloud.ram.Role(
-            f"{name}-{role}-role",
-            role_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
-            assume_role_policy_document=self._rrsa.apply(rrsa_trust_policy),
-            description=f"ossfs ({role} PVC) through RRSA: one bucket, prefix {prefix or '/'}",
-            force=True,
+        cfg, prefix = self._cfg, self._cfg.model_store.prefix.strip("/")
+        role_name = rrsa_oss_role(
+            f"{self._name}-{role}",
+            f"{cfg.release}-{cfg.stack}-{role}-oss",
+            bucket.bucket,
+            prefix,
+            write=write,
+            rrsa=self._rrsa,
             tags=self._tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
+            what=f"{role} PVC",
+            policy_description=f"{'read-write' if write else 'read-only'} on one model bucket",
         )
-        policy = alicloud.ram.Policy(
-            f"{name}-{role}-policy",
-            policy_name=f"{cfg.release}-{cfg.stack}-{role}-oss",
-            policy_document=bucket.bucket.apply(lambda b: oss_policy(b, prefix, write)),
-            description=f"{'read-write' if write else 'read-only'} on one model bucket",
-            force=True,
-            tags=self._tags,
-            opts=child,
-        )
-        attachment = alicloud.ram.RolePolicyAttachment(
-            f"{name}-{role}-attachment",
-            policy_name=policy.policy_name,
-            policy_type="Custom",
-            role_name=ram_role.role_name,
-            opts=child,
-        )
-        # The CSI driver does not apply fsGroup to ossfs: mount as the images' user.
-        options = f"-o allow_other -o uid={RUN_AS_UID} -o gid={RUN_AS_UID} -o umask=022" + (
-            "" if write else " -o ro"
-        )
-        # The driver turns roleName into acs:ram::<account>:role/<roleName> and the cluster's
-        # provider ack-rrsa-<clusterId> (cloud facts: storage.ossRrsaVolume). The role name
-        # comes from the attachment so that the PV is mounted only once the role may read.
-        role_name = pulumi.Output.all(ram_role.role_name, attachment.id).apply(lambda a: a[0])
         return self._static_pvc(
             role,
             OSS_DRIVER,
@@ -258,7 +291,7 @@ class ModelStorage(pulumi.ComponentResource):
                 "bucket": bucket.bucket,
                 "url": bucket.intranet_endpoint,
                 "path": f"/{prefix}",
-                "otherOpts": options,
+                "otherOpts": ossfs_options(write),
                 "authType": OSS_RRSA["volumeAttributes"]["authType"],
                 "roleName": role_name,
             },
@@ -364,27 +397,18 @@ class ModelStorage(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         cfg = self._cfg
         size = size or cfg.model_store.size
-        pv_name = f"{cfg.release}-{cfg.stack}-{role}"  # PVs are cluster-scoped: stack in name
-        csi = {
-            "driver": driver,
-            "volumeHandle": pv_name,
-            "readOnly": read_only,
-            "volumeAttributes": attributes,
-        }
-        volume = k8s.core.v1.PersistentVolume(
+        volume = static_volume(
             f"{self._name}-{role}-pv",
-            metadata={"name": pv_name, "labels": {"alicloud-pvname": pv_name}},
-            spec={
-                "capacity": {"storage": size},
-                "accessModes": [mode],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "mountOptions": mount_options,
-                "csi": csi,
-            },
+            f"{cfg.release}-{cfg.stack}-{role}",  # PVs are cluster-scoped: stack in name
+            driver,
+            mode,
+            attributes,
+            read_only=read_only,
+            size=size,
+            mount_options=mount_options,
             opts=self._k8s,
         )
-        return self._claim(role, size, mode, "", volume_name=volume.metadata["name"])
+        return self._claim(role, size, mode, "", volume_name=volume)
 
     def _claim(
         self,
@@ -394,21 +418,76 @@ class ModelStorage(pulumi.ComponentResource):
         storage_class: str,
         volume_name: pulumi.Input[str] | None = None,
     ) -> pulumi.Output[str]:
-        # A dynamic disk may bind only when its first pod is scheduled: do not wait for Bound.
-        annotations = {"pulumi.com/skipAwait": "true"} if storage_class else None
-        claim = k8s.core.v1.PersistentVolumeClaim(
+        return volume_claim(
             f"{self._name}-{role}-pvc",
-            metadata={
-                "name": f"{self._cfg.release}-{role}",
-                "namespace": self._namespace,
-                "annotations": annotations,
-            },
-            spec={
-                "accessModes": [mode],
-                "storageClassName": storage_class,
-                "volumeName": volume_name,
-                "resources": {"requests": {"storage": size}},
-            },
+            f"{self._cfg.release}-{role}",
+            self._namespace,
+            size,
+            mode,
+            storage_class,
+            volume_name=volume_name,
             opts=self._k8s,
         )
-        return claim.metadata["name"]
+
+
+def static_volume(
+    name: str,
+    pv_name: str,
+    driver: str,
+    mode: str,
+    attributes: dict[str, Any],
+    *,
+    read_only: bool,
+    size: str,
+    mount_options: list[str] | None,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """A static CSI PersistentVolume (kept on release: the data is not the cluster's)."""
+    csi = {
+        "driver": driver,
+        "volumeHandle": pv_name,
+        "readOnly": read_only,
+        "volumeAttributes": attributes,
+    }
+    volume = k8s.core.v1.PersistentVolume(
+        name,
+        metadata={"name": pv_name, "labels": {"alicloud-pvname": pv_name}},
+        spec={
+            "capacity": {"storage": size},
+            "accessModes": [mode],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "mountOptions": mount_options,
+            "csi": csi,
+        },
+        opts=opts,
+    )
+    return volume.metadata["name"]
+
+
+def volume_claim(
+    name: str,
+    claim_name: str,
+    namespace: pulumi.Input[str],
+    size: str,
+    mode: str,
+    storage_class: str,
+    *,
+    volume_name: pulumi.Input[str] | None,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """A PVC bound to `volume_name` (static) or provisioned from `storage_class` (dynamic)."""
+    # A dynamic disk may bind only when its first pod is scheduled: do not wait for Bound.
+    annotations = {"pulumi.com/skipAwait": "true"} if storage_class else None
+    claim = k8s.core.v1.PersistentVolumeClaim(
+        name,
+        metadata={"name": claim_name, "namespace": namespace, "annotations": annotations},
+        spec={
+            "accessModes": [mode],
+            "storageClassName": storage_class,
+            "volumeName": volume_name,
+            "resources": {"requests": {"storage": size}},
+        },
+        opts=opts,
+    )
+    return claim.metadata["name"]

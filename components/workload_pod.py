@@ -38,6 +38,36 @@ def workload_name(cfg: StackConfig, side: Side) -> str:
     return contract.workload_name(side, cfg.release)
 
 
+# GPU nodes carry the GPU taint; only pods that take a card tolerate it.
+GPU_TOLERATION = {
+    "key": contract.GPU_TAINT["key"],
+    "operator": "Exists",
+    "effect": contract.GPU_TAINT["effect"],
+}
+SYSTEM_POOL_SELECTOR = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
+
+
+def gpu_pool_affinity(pools: list[str]) -> dict[str, Any]:
+    """Required node affinity to the named GPU pools (by their node-pool label)."""
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": contract.NODE_POOL_LABEL,
+                                "operator": "In",
+                                "values": sorted(pools),
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+
+
 def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
     """Pod spec fields that choose nodes: ECI virtual node, for the llm a GPU pool whose card
     fits the model, for chat the system pool, or any GPU pool when chat takes a GPU (the
@@ -54,36 +84,11 @@ def placement(cfg: StackConfig, side: Side) -> dict[str, Any]:
         fields: dict[str, Any] = {}
     elif side == "llm" or cfg.chat_gpu:
         fitting = cfg.gpu_pools_fitting_llm() if side == "llm" else cfg.cluster.gpu_pools
-        pools = sorted(p.name for p in fitting)
         selector = {}
-        tolerations.append(
-            {
-                "key": contract.GPU_TAINT["key"],
-                "operator": "Exists",
-                "effect": contract.GPU_TAINT["effect"],
-            }
-        )
-        fields = {
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {
-                                "matchExpressions": [
-                                    {
-                                        "key": contract.NODE_POOL_LABEL,
-                                        "operator": "In",
-                                        "values": pools,
-                                    }
-                                ]
-                            }
-                        ]
-                    }
-                }
-            }
-        }
+        tolerations.append(dict(GPU_TOLERATION))
+        fields = {"affinity": gpu_pool_affinity([p.name for p in fitting])}
     else:
-        selector = {contract.NODE_POOL_LABEL: contract.SYSTEM_POOL}
+        selector = dict(SYSTEM_POOL_SELECTOR)
         fields = {}
     if selector or pod.node_selector:
         fields["nodeSelector"] = {**selector, **pod.node_selector}

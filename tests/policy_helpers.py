@@ -68,6 +68,11 @@ class Shape:
         ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),
     )
     network_policy_namespace: str | None = NAMESPACE
+    # a GPU bulk-import Job (Indexed, like components/chat_imports.py): its parallelism; None: none
+    import_parallelism: int | None = None
+    import_image: str = IMAGE.format("chat") + "-cuda"
+    import_privileged: bool = False
+    import_tolerates_gpu: bool = True
     # storage and access
     bucket_acl: str = "private"
     bucket_sse: bool = True
@@ -432,12 +437,46 @@ def _workloads(shape: Shape) -> None:
             "ports": [{"name": "web", "port": 8501}],
         },
     )
+    if shape.import_parallelism is not None:
+        _import_job(shape)
     if shape.network_policy_namespace:
         k8s.networking.v1.NetworkPolicy(
             "default-deny",
             metadata={"name": "default-deny", "namespace": shape.network_policy_namespace},
             spec={"podSelector": {}, "policyTypes": ["Ingress"]},
         )
+
+
+def _import_job(shape: Shape) -> None:
+    """A GPU bulk import: one card per pod on the a10 pool, `parallelism` pods at once."""
+    labels = {"app.kubernetes.io/name": "chatchat", "app.kubernetes.io/component": "import"}
+    worker = _container(
+        "import",
+        shape.import_image,
+        gpu=True,
+        privileged=shape.import_privileged,
+        env=[{"name": "EMBEDDING_DEVICE", "value": "cuda"}],
+    )
+    spec: dict[str, Any] = {
+        "containers": [worker],
+        "restartPolicy": "Never",
+        "nodeSelector": {"chatchat.io/node-pool": "a10"},
+    }
+    if shape.import_tolerates_gpu:
+        spec["tolerations"] = [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    k8s.batch.v1.Job(
+        "import",
+        metadata={"name": "import-manuals", "namespace": NAMESPACE},
+        spec={
+            "completionMode": "Indexed",
+            "completions": 8,
+            "parallelism": shape.import_parallelism,
+            "backoffLimitPerIndex": 2,
+            "template": {"metadata": {"labels": labels}, "spec": spec},
+        },
+    )
 
 
 def _deployment(role: str, replicas: int, labels: dict, annotations: dict, spec: dict) -> None:

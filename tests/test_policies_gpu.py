@@ -12,6 +12,29 @@ NEEDS_17 = (("chatchat.io/gpu-memory-required-gib", "17.5"),)
 
 CASES = [
     Case(
+        "gpu-pod-without-a-pool",
+        "gpu-pods-fit-gpu-pools",
+        GOOD.but(llm_tolerates_gpu=False),
+        "llm-chatchat",
+        "tolerate the nvidia.com/gpu taint",
+    ),
+    Case(
+        "gpu-import-job-without-a-pool",
+        "gpu-pods-fit-gpu-pools",
+        GOOD.but(import_parallelism=1, import_tolerates_gpu=False),
+        "Job chatchat/import-manuals",
+        "tolerate the nvidia.com/gpu taint",
+        passing=GOOD.but(import_parallelism=1),
+    ),
+    Case(
+        "gpu-import-job-wider-than-its-pools",
+        "gpu-pods-fit-gpu-pools",
+        GOOD.but(import_parallelism=3),  # pool_max 2
+        "Job chatchat/import-manuals",
+        "lower parallelism",
+        passing=GOOD.but(import_parallelism=2),
+    ),
+    Case(
         "t4-pool",
         "gpu-family-allowed",
         GOOD.but(pool_types=("ecs.gn6i-c4g1.xlarge",)),

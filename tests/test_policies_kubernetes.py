@@ -6,6 +6,23 @@ DIGEST = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/llm@sha256:" + "a" * 64
 
 
 CASES = [
+    # The pod rules read every workload's pod template: a bulk-import Job's too.
+    Case(
+        "privileged-import-job",
+        "k8s-no-privileged",
+        GOOD.but(import_parallelism=1, import_privileged=True),
+        "Job chatchat/import-manuals",
+        "securityContext.privileged",
+        passing=GOOD.but(import_parallelism=1),
+    ),
+    Case(
+        "import-job-image-latest",
+        "k8s-image-pinned",
+        GOOD.but(import_parallelism=1, import_image="chatchat/chat:latest"),
+        "Job chatchat/import-manuals",
+        "pin a version tag",
+        passing=GOOD.but(import_parallelism=1),
+    ),
     Case(
         "privileged",
         "k8s-no-privileged",

@@ -36,6 +36,7 @@ from tools.offline.wire import unwrap_secrets
 MANDATORY = {
     "gpu-family-allowed",
     "llm-model-fits-gpu",
+    "gpu-pods-fit-gpu-pools",
     "aiacc-not-on-eci",
     "adb-vector-engine-enabled",
     "adb-segment-spec",

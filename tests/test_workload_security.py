@@ -114,16 +114,42 @@ def test_network_policies_select_the_pods_they_mean(case):
 
     chat_in = _policy(rendering, "chat-ingress")
     assert _selected(chat_in["podSelector"], pods) == {"chat"}
-    rule, *scrape = chat_in["ingress"]  # the allowed CIDRs; the metrics scraper (monitoring)
+    rule, *others = chat_in["ingress"]
     assert [p["ipBlock"]["cidr"] for p in rule["from"]] == rendering.config.chat_allowed_cidrs()
     assert {p["port"] for p in rule["ports"]} == {8501, 7861} == _ports(pods["chat"])
+    # the others: the metrics scraper (its namespace) and bulk-import pods, each the API only
+    from_imports = [r for r in others if any("podSelector" in p for p in r["from"])]
+    scrape = [r for r in others if r not in from_imports]
     assert [{p["port"] for p in r["ports"]} for r in scrape] == [{7861}]
+    # bulk-import pods reach the API only, and only where the stack declares imports
+    assert bool(from_imports) == ("import" in pods) == bool(rendering.config.chat.imports)
+    for rule in from_imports:
+        assert [_selected(p["podSelector"], pods) for p in rule["from"]] == [{"import"}]
+        assert {p["port"] for p in rule["ports"]} == {7861}
 
     chat_out = _policy(rendering, "chat-egress")
     assert _selected(chat_out["podSelector"], pods) == {"chat"}
     to_llm = chat_out["egress"][0]
     assert [_selected(p["podSelector"], pods) for p in to_llm["to"]] == [{"llm"}]
     assert {p["port"] for p in to_llm["ports"]} == {8888}
+
+
+def test_import_pods_reach_the_chat_api_and_adb_only():
+    rendering = render_workloads("staging")  # an OSS import, vectors in ADB
+    pods = _pods(rendering)
+    egress = _policy(rendering, "import-egress")
+    assert _selected(egress["podSelector"], pods) == {"import"}
+    to_chat, to_adb = egress["egress"]
+    assert [_selected(p["podSelector"], pods) for p in to_chat["to"]] == [{"chat"}]
+    assert to_chat["ports"] == [{"protocol": "TCP", "port": 7861}]
+    assert to_adb == {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+        "ports": [{"protocol": "TCP", "port": 5432}],
+    }
+    faiss = render_workloads(
+        "dev", {"chat.imports": [{"knowledgeBase": "docs", "source": {"pvc": "corpus"}}]}
+    )
+    assert len(_policy(faiss, "import-egress")["egress"]) == 1  # the chat API only
 
 
 def test_chat_reaches_adb_only_when_the_vectors_live_there():
@@ -196,7 +222,7 @@ def test_services_are_cluster_internal_by_default():
 def test_chat_ports_admit_only_the_vpc_unless_allowed_cidrs_are_given():
     for stack in STACKS:
         rendering = render_workloads(stack)
-        rule, *_scraper = _policy(rendering, "chat-ingress")["ingress"]
+        rule = _policy(rendering, "chat-ingress")["ingress"][0]  # others: scraper, imports
         expected = rendering.config.chat.allowed_cidrs or [rendering.config.network.vpc_cidr]
         assert [p["ipBlock"]["cidr"] for p in rule["from"]] == expected
     narrow = render_workloads("dev", {"chat.allowedCidrs": ["10.8.0.0/24"]})

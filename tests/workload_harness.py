@@ -1,6 +1,7 @@
-"""Test harness of the workload components: renders NetworkSecurity, LlmWorkload and
-ChatWorkload for a real stack config, with the cluster-side inputs (provider, namespace, PVCs, DB
-Secret, images) declared by hand the way the infrastructure components hand them over.
+"""Test harness of the workload components: renders NetworkSecurity, LlmWorkload,
+ChatWorkload and ChatImports for a real stack config, with the cluster-side inputs (provider,
+namespace, PVCs, DB Secret, images, RRSA metadata) declared by hand the way the infrastructure
+components hand them over.
 
 `render_workloads("dev", {"llm.model": "qwen-7b-chat"})` reads `stacks/Pulumi.dev.yaml`, applies
 the overrides, validates the config (ConfigError on bad input) and renders under the offline
@@ -15,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chat_imports import ChatImports
 from components.chat_workload import ChatWorkload
 from components.config import load_config
 from components.llm_workload import LlmWorkload
@@ -29,6 +31,11 @@ MODEL_WRITER_PVC = "llm-model-writer"
 KB_PVC = "chat-kb"
 DB_SECRET = "adb-connection"
 REGISTRY = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat"
+# What the cluster's rrsa_metadata carries (pulumi_alicloud ManagedKubernetesRrsaMetadata).
+RRSA = {
+    "ram_oidc_provider_arn": "acs:ram::1234567890:oidc-provider/ack-rrsa-c0ffee",
+    "rrsa_oidc_issuer_url": "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c0ffee",
+}
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
 
 
@@ -63,6 +70,20 @@ def declare_workloads() -> None:
         llm_service_name=llm.service_name,
         db_secret_name=DB_SECRET if cfg.db.db_type == "adb" else None,
     )
+    if cfg.chat.imports:
+        ChatImports(
+            "imports",
+            cfg,
+            provider=provider,
+            namespace=ns_name,
+            repository=cfg.chat.image.repository or f"{REGISTRY}/chat",
+            model_pvc_name=cfg.llm.model_pvc or MODEL_PVC,
+            chat_api_url=chat.api_url,
+            api_key_secret_name=security.api_key_secret_name,
+            rrsa=RRSA,
+            db_secret_name=DB_SECRET if cfg.db.db_type == "adb" else None,
+            opts=pulumi.ResourceOptions(depends_on=[chat]),
+        )
     if cfg.monitoring.enabled:
         LlmMonitoring("llm-monitoring", cfg, provider=provider, namespace=ns_name)
     pulumi.export("chatApiKey", security.chat_api_key)

@@ -41,6 +41,22 @@ NOTES = {
     "chat.image.variant": "`cuda`: the CUDA build, tag `<tag>-cuda`; `auto`: `cuda` when "
     "`chat.pod.resources` has `nvidia.com/gpu`, else `cpu`",
     "chat.kbPVC": "chart value; existing PVC for knowledge-base files",
+    "chat.imports": "bulk imports, each an Indexed Job (README, Fill a knowledge base from OSS)",
+    "chat.imports[].knowledgeBase": "the chat service's name rules: any script, at most 100 "
+    "characters, no `/`, `\\`, control characters, `.` or `..`",
+    "chat.imports[].source.oss.bucket": "give exactly one of `oss`, `nas`, `pvc`; a bucket of "
+    "the stack's region, mounted read-only through RRSA",
+    "chat.imports[].source.oss.prefix": "directory in the bucket (`manuals` or `a/b`)",
+    "chat.imports[].source.nas.server": "NAS mount-target domain in the VPC (NFSv3, read-only)",
+    "chat.imports[].source.pvc": "existing claim in the release namespace (with `subPath`)",
+    "chat.imports[].parallelism": "pods at once; a `gpu` import at most the GPU pools' "
+    "summed `maxSize`",
+    "chat.imports[].shards": "Job completions (default `parallelism`), at least `parallelism`",
+    "chat.imports[].gpu": "one card per pod on a GPU pool, the chat image's CUDA build",
+    "chat.imports[].resources.requests": 'default `cpu: "2"`, `memory: 4Gi`',
+    "chat.imports[].retriesPerShard": "`backoffLimitPerIndex`; evictions do not count",
+    "chat.imports[].maxFailedShards": "`maxFailedIndexes`; unset: every shard runs",
+    "chat.imports[].rerun": "raise to run the import again (stored files are skipped)",
     "chat.kb.accessMode": "more than one chat replica needs `ReadWriteMany`",
     "db.dbType": "chart value; `adb` makes an AnalyticDB for PostgreSQL instance",
     "db.embeddingModel": "chart value; directory under `/llm-model`",

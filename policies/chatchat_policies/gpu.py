@@ -340,10 +340,68 @@ def gpu_node_cap(args: StackValidationArgs, report: Report) -> None:
         )
 
 
+def _landing_pools(pools: list[PolicyResource], spec: Mapping[str, Any]) -> list[PolicyResource]:
+    """GPU node pools whose nodes the pod selects and whose taints it tolerates."""
+    return [
+        pool
+        for pool in pools
+        if any(gpu_family_of(str(t)) for t in items(pool.props.get("instanceTypes")))
+        and selects_node(spec, node_pool_labels(pool.props))
+        and all(tolerates(spec, mapping(t)) for t in items(pool.props.get("taints")))
+    ]
+
+
+@stack_policy(
+    "gpu-pods-fit-gpu-pools",
+    EnforcementLevel.MANDATORY,
+    "A pod that takes nvidia.com/gpu (llm, GPU chat, GPU import Job) can land on a GPU node pool "
+    "of the stack, and a Job's parallel GPU pods fit those pools' maxSize (ECI pods and stacks "
+    "without node pools are not judged).",
+)
+def gpu_pods_fit_gpu_pools(args: StackValidationArgs, report: Report) -> None:
+    pools = [r for r in args.resources if r.resource_type == NODE_POOL]
+    if not pools:
+        return
+    eci_namespaces = _eci_namespaces(args.resources)
+    for r in args.resources:
+        template = pod_template(r.resource_type, r.props)
+        if not template:
+            continue
+        metadata, spec = template
+        cards = sum(
+            number(resource_quantity(c, "nvidia.com/gpu")) or 0
+            for c in map(mapping, items(spec.get("containers")))
+        )
+        if not cards or is_eci_pod(metadata, spec, namespace_of(r.props), eci_namespaces):
+            continue
+        who = k8s_name(r.resource_type, r.props, r.name)
+        landing = _landing_pools(pools, spec)
+        if not landing:
+            report(
+                f"{who} takes nvidia.com/gpu but no GPU node pool of the stack matches its "
+                f"nodeSelector/affinity and tolerations: it would stay Pending. Fix: select a GPU "
+                f"pool (chatchat.io/node-pool) and tolerate the nvidia.com/gpu taint.",
+                r.urn,
+            )
+            continue
+        parallel = number(dig(r.props, "spec", "parallelism"))
+        if r.resource_type.endswith(":Job") and parallel is not None:
+            nodes = sum(pool_max_nodes(p.props) for p in landing)
+            if parallel * cards > nodes:
+                report(
+                    f"{who} runs {parallel:g} pod(s) x {cards:g} GPU(s) at once but the GPU pools "
+                    f"it can use grow to {nodes} node(s) "
+                    f"({', '.join(p.name for p in landing)}). Fix: lower parallelism or raise "
+                    f"the pools' maxSize.",
+                    r.urn,
+                )
+
+
 POLICIES = [
     gpu_family_allowed,
     gpu_memory_per_card,
     llm_model_fits_gpu,
     aiacc_not_on_eci,
     gpu_node_cap,
+    gpu_pods_fit_gpu_pools,
 ]

@@ -17,7 +17,7 @@ from components.config import ConfigError
 from tools.cli import add_stack_arguments
 from tools.offline.engine import render_config
 from tools.offline.stack_files import STACKS_DIR, apply_overrides, read_stack_file, stack_path
-from tools.preview.plan_diff import assess, compare
+from tools.preview.plan_diff import assess, compare, import_runs
 from tools.preview.report import Report, format_markdown, format_text
 
 
@@ -27,7 +27,11 @@ def describe(overrides: Mapping[str, Any]) -> str:
     def typed(value: Any) -> str:
         if value is None:
             return ""
-        return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+        return (
+            yaml.safe_dump(value, default_flow_style=True, allow_unicode=True)
+            .removesuffix("...\n")
+            .strip()
+        )
 
     return ", ".join(f"{key}={typed(value)}" for key, value in overrides.items())
 
@@ -62,6 +66,7 @@ def preview(
         report.problems += [f"{path}: {message}" for path, message in exc.problems]
         return report
     report.diff = compare(before, after, model_scope=model_scope)
+    report.checks += [("ok", line) for line in import_runs(report.diff)]
     if engine_events:
         from tools.preview.engine_events import load_events, summarise
 

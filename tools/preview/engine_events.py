@@ -25,6 +25,7 @@ from tools.preview.plan_diff import (
     PropertyChange,
     ResourceChange,
     format_path,
+    in_import,
     in_llm_workload,
     property_changes,
 )
@@ -144,6 +145,7 @@ def _resource_change(op: Op, meta: Any, metas: list[Any]) -> ResourceChange:
         stateful=meta.type in STATEFUL_TYPES,
         protected=bool(state and state.protect),
         llm_workload=in_llm_workload(meta.urn),
+        bulk_import=in_import(meta.urn),
     )
 
 

@@ -184,6 +184,11 @@ MODEL_COUPLED_PATHS = re.compile(
 )
 
 
+# --- bulk imports (`chat.imports`): Jobs, not workloads --------------------------------------
+
+IMPORT_COMPONENT_TYPE = re.compile(r"^chatchat:[A-Za-z_]+:ChatImports$")
+
+
 def _type_chain(urn: str) -> list[str]:
     """`urn:pulumi:<stack>::<project>::<parent types $-joined>$<type>::<name>` → types."""
     parts = urn.split("::")
@@ -209,6 +214,13 @@ def in_llm_workload(urn: str) -> bool:
     )
 
 
+def in_import(urn: str) -> bool:
+    """A bulk import's resource (its Job, source volume, RAM role): a ChatImports component
+    (`chatchat:<module>:ChatImports`) is the resource or among its ancestors. A change there
+    runs or re-runs an import; it never touches the serving workloads."""
+    return any(IMPORT_COMPONENT_TYPE.match(t) for t in _type_chain(urn))
+
+
 # --- the diff ---------------------------------------------------------------------------------
 
 
@@ -230,7 +242,32 @@ class ResourceChange:
     stateful: bool = False
     protected: bool = False
     llm_workload: bool = False
+    bulk_import: bool = False  # a `chat.imports` Job or its source (see `in_import`)
     dangers: list[str] = field(default_factory=list)
+
+    @property
+    def scope(self) -> str:
+        """What the change belongs to, as the reports label it (empty: the rest)."""
+        return "llm workload" if self.llm_workload else "import" if self.bulk_import else ""
+
+
+IMPORT_JOB = "kubernetes:batch/v1:Job"
+
+
+def import_runs(diff: PlanDiff) -> list[str]:
+    """What the change does to the bulk imports, one line per import Job created, replaced or
+    deleted (a replaced Job runs the import again; stored files are skipped)."""
+    verbs = {
+        "create": "runs",
+        "replace": "runs again",
+        "delete": "is deleted (nothing stored is removed)",
+        "update": "is updated in place (its pods keep running)",
+    }
+    return [
+        f"import Job {c.name} {verbs[c.op]}"
+        for c in diff.changes
+        if c.bulk_import and c.type == IMPORT_JOB
+    ]
 
 
 @dataclass
@@ -502,6 +539,7 @@ def _change(op: Op, resource: RenderedResource, props: list[PropertyChange]) -> 
         stateful=resource.type in STATEFUL_TYPES,
         protected=resource.protect,
         llm_workload=in_llm_workload(resource.urn),
+        bulk_import=in_import(resource.urn),
     )
 
 

@@ -86,7 +86,7 @@ def _diff_text(diff: PlanDiff, label: str, details: bool) -> list[str]:
                 [
                     " [stateful]" if change.stateful else "",
                     " [protected]" if change.protected else "",
-                    " [llm workload]" if change.llm_workload else "",
+                    f" [{change.scope}]" if change.scope else "",
                 ]
             )
             out.append(f"  {OP_SYMBOL[op]:>2} {change.type}  {change.name}{flags}")
@@ -139,6 +139,7 @@ def format_markdown(report: Report, limit: int = GITHUB_COMMENT_LIMIT) -> str:
                         ("stateful", change.stateful),
                         ("protected", change.protected),
                         ("llm workload", change.llm_workload),
+                        ("import", change.bulk_import),
                     )
                     if on
                 )
