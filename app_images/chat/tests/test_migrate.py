@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from chat_server.migrate.run import batches
+from chat_server.migrate.volume import VolumeFile, find_root, read_volume, service_file_name
 from tests.conftest import API_KEY, ApiProcess
 
 CHAT_DIR = Path(__file__).resolve().parent.parent
@@ -224,3 +226,47 @@ def test_dry_run_writes_nothing_and_bad_usage_exits_2(api, tmp_path):
     assert wrong.returncode == 2 and "401" in wrong.stderr
     gone = migrate(api, volume, tmp_path, "--api-url", "http://127.0.0.1:9", "--attempts", "2")
     assert gone.returncode == 2 and "no answer" in gone.stderr
+
+
+def test_calls_are_retried_until_the_service_answers(tmp_path, model_dir, stub_llm):
+    """Started before the API listens: connection errors (and 503 while it loads) are retried."""
+    volume = make_volume(tmp_path / "old", bulk_files=2)
+    (tmp_path / "api").mkdir()
+    server = ApiProcess(tmp_path / "api", model_dir, stub_llm.url)  # starting, not yet up
+    try:
+        run = migrate(server, volume, tmp_path, "--only", "samples", "--attempts", "12")
+        assert run.returncode == 0, run.stderr
+        assert "retrying list_knowledge_bases after attempt 1" in run.stderr
+        assert sorted(kb_report(tmp_path, "samples")["embedded"]) == [
+            "note0000.txt",
+            "note0001.txt",
+        ]
+    finally:
+        server.stop()
+
+
+def test_batches_are_bounded_by_bytes_and_count():
+    def f(size: int) -> VolumeFile:
+        return VolumeFile("x", "x", Path("x"), size, 0)
+
+    sizes = [[g.size for g in b] for b in batches([f(5), f(5), f(20), f(1), f(1), f(1)], 10, 2)]
+    assert sizes == [[5, 5], [20], [1, 1], [1]]  # a file over the bound goes alone
+
+
+def test_a_subdirectory_path_becomes_a_plain_name(tmp_path):
+    assert service_file_name("安装/步骤.txt") == "安装__步骤.txt"
+    assert service_file_name("a/b/c.md") == "a__b__c.md"
+    (tmp_path / "knowledge_base").mkdir()
+    assert find_root(tmp_path) == tmp_path / "knowledge_base"
+    assert find_root(tmp_path / "knowledge_base") == tmp_path / "knowledge_base"
+
+
+def test_two_paths_with_one_name_are_reported_not_merged(tmp_path):
+    content = tmp_path / "kb" / "content"
+    (content / "a").mkdir(parents=True)
+    (content / "a" / "b.md").write_text("one")
+    (content / "a__b.md").write_text("two")
+    (kb,) = read_volume(tmp_path).kbs
+    assert [f.source for f in kb.files] == ["a/b.md"]
+    assert [(s.file, s.kind) for s in kb.skipped] == [("a__b.md", "name_collision")]
+    assert not read_volume(tmp_path).has_info_db

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from chat_server.migrate.client import ApiRefused, ApiUnavailable, ChatApi
-from chat_server.migrate.run import Migration, Options, State, summary, write_report
+from chat_server.migrate.run import Migration, Options, State, same_name, summary, write_report
 from chat_server.migrate.volume import read_volume
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     only = None
     if args.only:
         only = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in only if n not in {kb.name for kb in volume.kbs}]
+        unknown = [n for n in only if not any(same_name(n, kb.name) for kb in volume.kbs)]
         if unknown:
             p.error(
                 f"--only names knowledge bases the volume does not have: {', '.join(unknown)}"
