@@ -270,3 +270,23 @@ def test_two_paths_with_one_name_are_reported_not_merged(tmp_path):
     assert [f.source for f in kb.files] == ["a/b.md"]
     assert [(s.file, s.kind) for s in kb.skipped] == [("a__b.md", "name_collision")]
     assert not read_volume(tmp_path).has_info_db
+
+
+def test_a_file_over_the_services_size_limit_is_skipped_the_rest_imported(
+    tmp_path, model_dir, stub_llm
+):
+    volume = make_volume(tmp_path / "old", bulk_files=3)
+    (volume / "samples" / "content" / "big.txt").write_text("large orchard ledger\n" * 200_000)
+    (tmp_path / "api").mkdir()
+    server = ApiProcess(tmp_path / "api", model_dir, stub_llm.url, MAX_UPLOAD_BYTES="100000")
+    try:
+        server.start()
+        run = migrate(server, volume, tmp_path, "--only", "samples")
+        assert run.returncode == 1, run.stderr
+        mine = kb_report(tmp_path, "samples")
+        assert len(mine["embedded"]) == 3
+        (big,) = mine["skipped"]
+        assert big["file"] == "big.txt" and big["status"] == 413
+        assert "MAX_UPLOAD_BYTES" in big["detail"]
+    finally:
+        server.stop()
