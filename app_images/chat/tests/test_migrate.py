@@ -290,3 +290,15 @@ def test_a_file_over_the_services_size_limit_is_skipped_the_rest_imported(
         assert "MAX_UPLOAD_BYTES" in big["detail"]
     finally:
         server.stop()
+
+
+def test_a_name_the_service_refuses_is_reported_with_its_files(api, tmp_path):
+    content = tmp_path / "old" / "team\\a" / "content"  # 0.2 allowed it; a path separator here
+    content.mkdir(parents=True)
+    (content / "plan.txt").write_text("The plan names the granite quarry.")
+    run = migrate(api, tmp_path / "old", tmp_path)
+    assert run.returncode == 1, run.stderr
+    mine = kb_report(tmp_path, "team\\a")
+    assert mine["kb"] == "refused"
+    assert [(s["file"], s["status"]) for s in mine["skipped"]] == [("plan.txt", 400)]
+    assert "path separator" in mine["skipped"][0]["detail"]
