@@ -145,6 +145,64 @@ class StubLLMProcess:
         self.proc.wait(timeout=10)
 
 
+class ApiProcess:
+    """`python -m chat_server.api` (uvicorn) with settings from its environment."""
+
+    def __init__(self, tmp: Path, model_dir: Path, llm_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.spool = tmp / "spool"
+        self.spool.mkdir()
+        env = {
+            **os.environ,
+            "MODEL_ROOT": str(model_dir.parent),
+            "EMBEDDING_MODEL": model_dir.name,
+            "KB_ROOT": str(tmp / "kb"),
+            "LLM_HOST": llm_url,
+            "CHAT_API_KEY": API_KEY,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(self.port),
+            "UPLOAD_SPOOL_DIR": str(self.spool),
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chat_server.api"], cwd=Path(__file__).parent.parent, env=env
+        )
+        self.http = httpx.Client(base_url=self.url, headers=AUTH, timeout=300)
+
+    def start(self) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if self.http.get("/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError(f"api process did not start (exit status {self.proc.poll()})")
+
+    def status(self, key: str) -> int:
+        """A `/proc/PID/status` memory line, in bytes."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(key)
+
+    def reset_peak_rss(self) -> None:
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+
+    def spool_files(self) -> list[Path]:
+        return sorted(self.spool.iterdir())
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture(scope="session")
 def faulty_llm():
     with StubLLMProcess() as llm:
