@@ -47,19 +47,112 @@ PARAMS = SplitParams(250, 50, False)
 API_KEY = "bench-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-EN_WORDS = (
-    "cluster node pod volume index vector query latency replica backup network gateway "
-    "policy quota budget invoice customer order shipment warehouse contract release "
-    "incident report sensor firmware battery voltage schedule meeting project review "
-    "design storage bucket region zone account token permission audit metric alert"
-).split()
-EN_VERBS = "keeps checks moves stores sends builds reports limits restores measures".split()
-ZH_WORDS = (
-    "集群 节点 存储 索引 向量 查询 延迟 副本 备份 网络 网关 策略 配额 预算 发票 客户 订单 "
-    "物流 仓库 合同 发布 事故 报告 传感器 固件 电池 电压 排班 会议 项目 评审 设计 区域 "
-    "账号 权限 审计 指标 告警 产品 手册 服务 用户 数据 模型 知识库 文档"
-).split()
-ZH_LINKS = "的 和 在 对 将 需要 可以 负责 根据 通过".split()
+EN_WORDS = [
+    "cluster",
+    "node",
+    "pod",
+    "volume",
+    "index",
+    "vector",
+    "query",
+    "latency",
+    "replica",
+    "backup",
+    "network",
+    "gateway",
+    "policy",
+    "quota",
+    "budget",
+    "invoice",
+    "customer",
+    "order",
+    "shipment",
+    "warehouse",
+    "contract",
+    "release",
+    "incident",
+    "report",
+    "sensor",
+    "firmware",
+    "battery",
+    "voltage",
+    "schedule",
+    "meeting",
+    "project",
+    "review",
+    "design",
+    "storage",
+    "bucket",
+    "region",
+    "zone",
+    "account",
+    "token",
+    "permission",
+    "audit",
+    "metric",
+    "alert",
+]
+EN_VERBS = [
+    "keeps",
+    "checks",
+    "moves",
+    "stores",
+    "sends",
+    "builds",
+    "reports",
+    "limits",
+    "restores",
+    "measures",
+]
+ZH_WORDS = [
+    "集群",
+    "节点",
+    "存储",
+    "索引",
+    "向量",
+    "查询",
+    "延迟",
+    "副本",
+    "备份",
+    "网络",
+    "网关",
+    "策略",
+    "配额",
+    "预算",
+    "发票",
+    "客户",
+    "订单",
+    "物流",
+    "仓库",
+    "合同",
+    "发布",
+    "事故",
+    "报告",
+    "传感器",
+    "固件",
+    "电池",
+    "电压",
+    "排班",
+    "会议",
+    "项目",
+    "评审",
+    "设计",
+    "区域",
+    "账号",
+    "权限",
+    "审计",
+    "指标",
+    "告警",
+    "产品",
+    "手册",
+    "服务",
+    "用户",
+    "数据",
+    "模型",
+    "知识库",
+    "文档",
+]
+ZH_LINKS = ["的", "和", "在", "对", "将", "需要", "可以", "负责", "根据", "通过"]
 
 
 def english_sentence(rng: random.Random) -> str:
