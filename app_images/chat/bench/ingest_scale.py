@@ -42,6 +42,7 @@ from chat_server.kb.embeddings import Embedder  # noqa: E402
 from chat_server.kb.service import SplitParams  # noqa: E402
 from chat_server.kb.splitter import split_document  # noqa: E402
 from tests.conftest import minilm_dir  # noqa: E402
+from tests.stub_llm import free_port  # noqa: E402
 
 PARAMS = SplitParams(250, 50, False)
 API_KEY = "bench-key-0123456789"
@@ -343,7 +344,7 @@ def start_bench(work: Path, upload_files: int, uploaders: int) -> tuple[Bench, o
         conn.execute(f"CREATE DATABASE {name}")
     conninfo = pg.get_uri(name)
     params = conninfo_to_dict(conninfo)
-    port = 7861 + random.Random(os.getpid()).randint(100, 900)
+    port = free_port()
     model = minilm_dir()
     env = {
         **os.environ,
@@ -497,6 +498,9 @@ def main() -> None:
                 results[name] = asdict(result)
                 print(json.dumps({name: asdict(result)}), flush=True)
             results["search_idle_after_ms"] = SearchProbe(bench.url, probe_kb, queries).run_for(20)
+        except BaseException:
+            print((Path(tmp) / "api.log").read_text()[-6000:], file=sys.stderr)
+            raise
         finally:
             bench.proc.terminate()
             bench.proc.wait(timeout=60)
