@@ -488,7 +488,7 @@ def main() -> None:
             bench.create_kb(probe_kb)
             probe_corpus = Corpus(args.seed + 1, args.probe_docs)
             with bench.client() as c:
-                for files in batches(probe_corpus, 100):
+                for files in batches(probe_corpus, args.upload_files):
                     bench.upload(c, probe_kb, files)
             queries = [english_sentence(random.Random(q)) for q in range(20)]
             queries += [chinese_sentence(random.Random(q)) for q in range(20)]
