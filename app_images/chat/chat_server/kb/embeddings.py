@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +46,54 @@ def resolve_device(setting: str, cuda_available: bool) -> str:
     return setting
 
 
+# Niceness of the thread that embeds ingestion batches (and of the torch threads it starts):
+# the kernel then gives the cores to a query's encode first, whatever batch is running.
+BACKGROUND_NICE = 19
+
+
+def length_order(texts: list[str]) -> list[int]:
+    """Indices of `texts`, longest first: batches of like lengths pad (and waste) little."""
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
+class QueryFirst:
+    """Queries' encodes run at once; a background batch starts only while none is running."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queries = 0
+
+    @contextmanager
+    def query(self) -> Iterator[None]:
+        with self._cond:
+            self._queries += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._queries -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._queries == 0)
+
+
+def _lower_priority() -> None:
+    # Linux nice values are per thread; threads this one starts (torch's OpenMP team) inherit it.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except OSError as exc:
+        log.warning("ingestion embedding thread keeps normal priority", extra={"error": str(exc)})
+
+
 class Embedder:
-    """Encodes texts into L2-normalised float32 vectors; counts every text it embeds."""
+    """Encodes texts into L2-normalised float32 vectors; counts every text it embeds.
+
+    `encode` is for queries; `encode_background` for ingestion: in length-sorted batches of
+    `batch_size`, on one low-priority thread, each batch waiting until no query is encoding,
+    so that searches and chats stay fast while a large upload embeds.
+    """
 
     def __init__(
         self, model_dir: Path, batch_size: int = 64, device: DeviceSetting = "auto"
@@ -75,6 +124,10 @@ class Embedder:
         self.dim = int(dim)
         self.texts_embedded = 0
         self._count_lock = threading.Lock()
+        self._query_first = QueryFirst()
+        self._background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="embed-bulk", initializer=_lower_priority
+        )
         log.info(
             "embedding model loaded",
             extra={
@@ -100,9 +153,7 @@ class Embedder:
         window = self.model.max_seq_length or tokenizer.model_max_length
         return TokenWindow(int(window) - specials, count)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def _encode(self, texts: list[str]) -> np.ndarray:
         with self._count_lock:
             self.texts_embedded += len(texts)
         vectors = self.model.encode(
@@ -113,6 +164,26 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._query_first.query():
+            return self._encode(texts)
+
+    def encode_background(self, texts: list[str]) -> np.ndarray:
+        """`encode` for ingestion: yields to queries between batches (see the class doc)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = length_order(texts)
+        for start in range(0, len(order), self.batch_size):
+            part = order[start : start + self.batch_size]
+            batch = [texts[i] for i in part]
+            out[part] = self._background.submit(self._encode_after_queries, batch).result()
+        return out
+
+    def _encode_after_queries(self, texts: list[str]) -> np.ndarray:
+        self._query_first.wait_idle()
+        return self._encode(texts)
 
     @property
     def max_tokens(self) -> int | None:

@@ -110,6 +110,7 @@ class ParsePool:
         kill_grace_s: float = 5.0,
     ) -> None:
         self.limits = limits or ParseLimits()
+        self.workers = workers
         self.memory_bytes = memory_bytes
         self.kill_grace_s = kill_grace_s
         self._slots = threading.BoundedSemaphore(workers)

@@ -8,7 +8,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,14 @@ from chat_server.kb.embeddings import Embedder
 from chat_server.kb.keyword import KeywordIndexes
 from chat_server.kb.loaders import DocumentError, ParseLimits, validate_file_name
 from chat_server.kb.parse_pool import ParsePool
+from chat_server.kb.pipeline import (
+    Embedded,
+    EmbedStage,
+    IngestProgress,
+    IngestTracker,
+    PreparedFile,
+    ordered_map,
+)
 from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
 from chat_server.kb.splitter import split_document
 from chat_server.kb.spool import IncomingFile, remove_stale_spool_files
@@ -58,6 +67,9 @@ VS_TYPES = ("faiss", "adb", "pg")
 # keeps them unless `override_custom_docs`; any re-upload replaces them.
 CUSTOM_FINGERPRINT = "custom:"
 KB_INFO_MAX = 10_000
+# Files parsed ahead of the embedder, per parse worker; chunks embedded (and written) together.
+PARSE_AHEAD_PER_WORKER = 4
+EMBED_WINDOW_CHUNKS = 256
 
 
 @dataclass(frozen=True)
@@ -392,6 +404,31 @@ class KnowledgeService:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def _prepare(
+        self, kb_name: str, meta: MetaStore, params: SplitParams, override: bool, f: IncomingFile
+    ) -> PreparedFile:
+        """Parse (in a worker process), fingerprint and split one file; unchanged ones are
+        marked, not split. Runs on the parse stage's threads."""
+        text = self.parser.parse(f.name, f.path)
+        fp = file_fingerprint(f, params)
+        existing = meta.get_file(kb_name, f.name)
+        if existing is not None and existing.fingerprint == fp:
+            return PreparedFile(f, fp, [], 0, unchanged=True)
+        if existing is not None and not override:
+            raise DocumentError(
+                409, f"file {f.name!r} already exists with other content; set override=true"
+            )
+        split = split_document(
+            text,
+            params.chunk_size,
+            params.chunk_overlap,
+            params.zh_title_enhance,
+            self.token_window,
+        )
+        if not split.chunks:
+            raise DocumentError(400, f"file {f.name!r} produced no text chunks")
+        return PreparedFile(f, fp, split.chunks, split.clamped)
+
     @metrics.counted_ingestion
     def ingest(
         self,
@@ -400,92 +437,114 @@ class KnowledgeService:
         params: SplitParams,
         override: bool = True,
         to_vector_store: bool = True,
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestReport:
-        """Validate every file first (nothing is written if one is bad), then embed in one batch."""
+        """Store files, all or none: a bad file anywhere means nothing of the call is written.
+
+        Pipelined (kb/pipeline.py): files are parsed in worker processes while earlier ones
+        are embedded and their vectors written; `progress` hears of each file once its vectors
+        are ready (or it is found unchanged), on the calling thread; none of it is listed or
+        searchable before the call returns."""
         kb, meta = self.get_kb(kb_name)
         kb_name = kb.name
         params.validate()
-        prepared: list[tuple[IncomingFile, str, list[str]]] = []
-        unchanged: list[str] = []
-        clamped: dict[str, int] = {}
         seen: set[str] = set()
-        for f in files:
+        for f in files:  # names first: a bad one is refused before any parse
             validate_file_name(f.name)
             if f.name in seen:
                 raise DocumentError(400, f"file {f.name!r} is given twice")
             seen.add(f.name)
-            text = self.parser.parse(f.name, f.path)
-            fp = file_fingerprint(f, params)
-            existing = meta.get_file(kb_name, f.name)
-            if existing is not None and existing.fingerprint == fp:
-                unchanged.append(f.name)
-                continue
-            if existing is not None and not override:
-                raise DocumentError(
-                    409, f"file {f.name!r} already exists with other content; set override=true"
-                )
-            split = split_document(
-                text,
-                params.chunk_size,
-                params.chunk_overlap,
-                params.zh_title_enhance,
-                self.token_window,
-            )
-            chunks = split.chunks
-            if split.clamped:
-                clamped[f.name] = split.clamped
-            if not chunks:
-                raise DocumentError(400, f"file {f.name!r} produced no text chunks")
-            prepared.append((f, fp, chunks))
+        tracker = IngestTracker(kb_name, len(files), progress)
+        parsed = ordered_map(
+            lambda f: self._prepare(kb_name, meta, params, override, f),
+            files,
+            workers=self.parser.workers,
+            ahead=self.parser.workers * PARSE_AHEAD_PER_WORKER,
+        )
         if not to_vector_store:
-            for f, _, _ in prepared:
-                self._write_content(kb_name, f)
-            return IngestReport([], unchanged, 0)
-        if not prepared:
-            return IngestReport([], unchanged, 0)
-        all_chunks = [c for _, _, chunks in prepared for c in chunks]
-        vectors = self.embedder.encode(all_chunks)
+            prepared = list(parsed)  # every file validated before any is stored
+            for p in prepared:
+                if not p.unchanged:
+                    self._write_content(kb_name, p.file)
+            return IngestReport([], [p.file.name for p in prepared if p.unchanged], 0)
         index = self._index(kb)
-        total = 0
+        with EmbedStage(
+            parsed, lambda p: p.chunks, self.embedder.encode_background, EMBED_WINDOW_CHUNKS
+        ) as embedded:
+            if kb.vs_type == "faiss":
+                # A faiss writer turn holds the index against searches: embed everything first.
+                windows = list(tracker.track(embedded))
+                report = self._write_windows(kb_name, meta, index, windows)
+            else:
+                report = self._write_windows(kb_name, meta, index, tracker.track(embedded))
+        report.max_tokens = self.token_window.max_tokens
+        log.info(
+            "ingested",
+            extra={
+                "kb": kb_name,
+                "files": len(report.embedded_files),
+                "unchanged": len(report.unchanged_files),
+                "chunks": report.chunks,
+            },
+        )
+        return report
+
+    def _write_windows(
+        self,
+        kb_name: str,
+        meta: MetaStore,
+        index: VectorIndex,
+        embedded: Iterable[Embedded[PreparedFile]],
+    ) -> IngestReport:
+        """Write embedded windows as they come, in one writer turn (PostgreSQL: one transaction,
+        so a failure of any stage, even the last file's parse, rolls every vector back)."""
+        stored: list[tuple[PreparedFile, np.ndarray]] = []
+        unchanged: list[str] = []
         with self._lock_for(kb_name), index.bulk():
             # Crash-consistent order (PostgreSQL: all of it is one transaction):
             # 1. new vectors durable, 2. content, 3. metadata naming them, 4. old vectors out.
             # A crash before 3 leaves vectors no metadata names (removed at recovery) and the
             # file not listed; a crash after 3 leaves old vectors (removed at recovery).
-            all_ids = meta.reserve_ids(kb_name, len(all_chunks))
-            old_ids = [i for f, _, _ in prepared for i in meta.chunk_ids(kb_name, f.name)]
-            index.add(all_ids, vectors)
+            for window in embedded:
+                n = len(window.vectors)
+                # Ids on a connection of their own (no row lock held while later files embed);
+                # ids a rolled-back write took are simply never used.
+                ids = self._reserve_ids(meta, kb_name, n) if n else np.zeros(0, np.int64)
+                index.add(ids, window.vectors)
+                offset = 0
+                for p in window.items:
+                    if p.unchanged:
+                        unchanged.append(p.file.name)
+                        continue
+                    stored.append((p, ids[offset : offset + len(p.chunks)]))
+                    offset += len(p.chunks)
+            if not stored:
+                return IngestReport([], unchanged, 0)
+            old_ids = [i for p, _ in stored for i in meta.chunk_ids(kb_name, p.file.name)]
             index.flush()
             fault_point("ingest.vectors_written")
-            for f, _, _ in prepared:
-                self._write_content(kb_name, f)
+            for p, _ in stored:
+                self._write_content(kb_name, p.file)
             fault_point("ingest.content_written")
-            entries = []
-            offset = 0
-            for f, fp, chunks in prepared:
-                record = FileRecord(f.name, fp, f.size, len(chunks))
-                entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
-                offset += len(chunks)
+            entries = [
+                (FileRecord(p.file.name, p.fingerprint, p.file.size, len(p.chunks)), ids, p.chunks)
+                for p, ids in stored
+            ]
             meta.replace_files(kb_name, entries)
             fault_point("ingest.metadata_written")
             index.delete(old_ids)
-            total = len(all_chunks)
-        log.info(
-            "ingested",
-            extra={
-                "kb": kb_name,
-                "files": len(prepared),
-                "unchanged": len(unchanged),
-                "chunks": total,
-            },
-        )
         return IngestReport(
-            [f.name for f, _, _ in prepared],
+            [p.file.name for p, _ in stored],
             unchanged,
-            total,
-            clamped,
-            self.token_window.max_tokens,
+            sum(len(p.chunks) for p, _ in stored),
+            {p.file.name: p.clamped for p, _ in stored if p.clamped},
         )
+
+    @staticmethod
+    def _reserve_ids(meta: MetaStore, kb_name: str, n: int) -> np.ndarray:
+        with ThreadPoolExecutor(max_workers=1) as own_connection:
+            return own_connection.submit(meta.reserve_ids, kb_name, n).result()
 
     def delete_files(self, kb_name: str, file_names: list[str], delete_content: bool) -> None:
         kb, meta = self.get_kb(kb_name)

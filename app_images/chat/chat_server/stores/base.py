@@ -345,12 +345,25 @@ class MetaStore(SqlStore):
                     ),
                     (kb, record.file_name, record.fingerprint, record.size, record.chunks),
                 )
-                conn.cursor().executemany(
-                    self._sql(
-                        "INSERT INTO chat_chunk (kb, id, file_name, content) VALUES (?, ?, ?, ?)"
-                    ),
+                self.insert_chunks(
+                    conn,
                     [(kb, int(i), record.file_name, c) for i, c in zip(ids, chunks, strict=True)],
                 )
+
+    def insert_chunks(self, conn: Any, rows: list[tuple[str, int, str, str]]) -> None:
+        """(kb, id, file_name, content) rows into chat_chunk: one COPY on PostgreSQL."""
+        if self._dialect == "postgres":
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY chat_chunk (kb, id, file_name, content) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        conn.cursor().executemany(
+            self._sql("INSERT INTO chat_chunk (kb, id, file_name, content) VALUES (?, ?, ?, ?)"),
+            rows,
+        )
 
     def replace_file(self, kb: str, record: FileRecord, ids: np.ndarray, chunks: list[str]) -> None:
         self.replace_files(kb, [(record, ids, chunks)])

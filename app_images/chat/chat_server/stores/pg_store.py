@@ -97,11 +97,12 @@ class PgSql:
             "WITH (dim={}, distancemeasure=L2, hnsw_m=64, pq_enable=0)"
         ).format(index, table, sql.Literal(self.dim))
 
-    def insert(self, kb: str) -> sql.Composed:
-        cast = "vector" if self.dialect == "pgvector" else "real[]"
-        # Ids are reserved fresh for every write, so a plain INSERT never meets an old row.
-        return sql.SQL("INSERT INTO {} (id, embedding) VALUES (%s, %s::{})").format(
-            sql.Identifier(table_name(kb)), sql.SQL(cast)
+    def copy(self, kb: str) -> sql.Composed:
+        """Bulk load (ids are reserved fresh for every write: no row is ever there already).
+        pgvector takes its binary format; ADB's real[] the text one (`vector_copy_text`)."""
+        how = "(FORMAT BINARY)" if self.dialect == "pgvector" else ""
+        return sql.SQL("COPY {} (id, embedding) FROM STDIN {}").format(
+            sql.Identifier(table_name(kb)), sql.SQL(how)
         )
 
     def search(self, kb: str) -> sql.Composed:
@@ -130,6 +131,41 @@ class PgSql:
 def vector_literal(dialect: Dialect, vector: np.ndarray) -> str:
     body = ",".join(f"{x:.7g}" for x in vector.tolist())
     return f"[{body}]" if dialect == "pgvector" else f"{{{body}}}"
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
+
+
+def vector_copy_binary(ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """A whole `COPY ... (FORMAT BINARY)` stream of (id bigint, embedding vector) rows, built
+    at once by numpy: per row 2 fields, an 8-byte id, then pgvector's binary form of a vector
+    (dim and a zero as int16, the floats as float4, all big-endian)."""
+    n, dim = vectors.shape
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("id_len", ">i4"),
+            ("id", ">i8"),
+            ("vec_len", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("values", ">f4", (dim,)),
+        ]
+    )
+    rows = np.zeros(n, dtype=row)
+    rows["fields"] = 2
+    rows["id_len"] = 8
+    rows["id"] = ids
+    rows["vec_len"] = 4 + 4 * dim
+    rows["dim"] = dim
+    rows["values"] = vectors
+    return _COPY_SIGNATURE + rows.tobytes() + b"\xff\xff"
+
+
+def vector_copy_text(dialect: Dialect, ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """The same rows in COPY's text format (tab-separated), for ADB's real[] column."""
+    lines = (f"{int(i)}\t{vector_literal(dialect, v)}\n" for i, v in zip(ids, vectors, strict=True))
+    return "".join(lines).encode()
 
 
 class PgDatabase:
@@ -263,11 +299,21 @@ class PgIndex:
                 conn.execute(db.sql.create_index(kb))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        rows = [
-            (int(i), vector_literal(self.db.dialect, v)) for i, v in zip(ids, vectors, strict=True)
-        ]
-        with self.db.connect() as conn, conn.cursor() as cur:
-            cur.executemany(self.db.sql.insert(self.kb), rows)
+        """One COPY of all the rows (also for a bulk import's precomputed vectors)."""
+        if len(ids) == 0:
+            return
+        dialect = self.db.dialect
+        data = (
+            vector_copy_binary(ids, vectors)
+            if dialect == "pgvector"
+            else vector_copy_text(dialect, ids, vectors)
+        )
+        with (
+            self.db.connect() as conn,
+            conn.cursor() as cur,
+            cur.copy(self.db.sql.copy(self.kb)) as copy,
+        ):
+            copy.write(data)
 
     def delete(self, ids: list[int]) -> None:
         if ids:

@@ -1,0 +1,530 @@
+"""Ingestion at scale: a generated corpus of small Chinese and English documents, stored in
+PostgreSQL+pgvector through a real `python -m chat_server.api` process, against bare batched
+`encode` of the same chunks in the same run.
+
+Reports chunks/s, the ratio to bare encode, the speed of the first vs the last 10% of files
+(a store that slows as it grows shows here), the service's peak RSS, and search p50/p95 on
+another knowledge base idle vs while the ingestion runs.
+
+An ingestion path is a function `(Bench, Corpus) -> PathResult` in PATHS; another one (the
+bulk-import worker) is added by writing such a function and listing it there.
+
+Run: app_images/chat/.venv/bin/python app_images/chat/bench/ingest_scale.py --docs 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+CHAT_DIR = HERE.parent
+sys.path.insert(0, str(CHAT_DIR))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from chat_server.kb.embeddings import Embedder  # noqa: E402
+from chat_server.kb.service import SplitParams  # noqa: E402
+from chat_server.kb.splitter import split_document  # noqa: E402
+from tests.conftest import minilm_dir  # noqa: E402
+from tests.stub_llm import free_port  # noqa: E402
+
+PARAMS = SplitParams(250, 50, False)
+API_KEY = "bench-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+EN_WORDS = [
+    "cluster",
+    "node",
+    "pod",
+    "volume",
+    "index",
+    "vector",
+    "query",
+    "latency",
+    "replica",
+    "backup",
+    "network",
+    "gateway",
+    "policy",
+    "quota",
+    "budget",
+    "invoice",
+    "customer",
+    "order",
+    "shipment",
+    "warehouse",
+    "contract",
+    "release",
+    "incident",
+    "report",
+    "sensor",
+    "firmware",
+    "battery",
+    "voltage",
+    "schedule",
+    "meeting",
+    "project",
+    "review",
+    "design",
+    "storage",
+    "bucket",
+    "region",
+    "zone",
+    "account",
+    "token",
+    "permission",
+    "audit",
+    "metric",
+    "alert",
+]
+EN_VERBS = [
+    "keeps",
+    "checks",
+    "moves",
+    "stores",
+    "sends",
+    "builds",
+    "reports",
+    "limits",
+    "restores",
+    "measures",
+]
+ZH_WORDS = [
+    "集群",
+    "节点",
+    "存储",
+    "索引",
+    "向量",
+    "查询",
+    "延迟",
+    "副本",
+    "备份",
+    "网络",
+    "网关",
+    "策略",
+    "配额",
+    "预算",
+    "发票",
+    "客户",
+    "订单",
+    "物流",
+    "仓库",
+    "合同",
+    "发布",
+    "事故",
+    "报告",
+    "传感器",
+    "固件",
+    "电池",
+    "电压",
+    "排班",
+    "会议",
+    "项目",
+    "评审",
+    "设计",
+    "区域",
+    "账号",
+    "权限",
+    "审计",
+    "指标",
+    "告警",
+    "产品",
+    "手册",
+    "服务",
+    "用户",
+    "数据",
+    "模型",
+    "知识库",
+    "文档",
+]
+ZH_LINKS = ["的", "和", "在", "对", "将", "需要", "可以", "负责", "根据", "通过"]
+
+
+def english_sentence(rng: random.Random) -> str:
+    words = [rng.choice(EN_WORDS) for _ in range(rng.randint(6, 16))]
+    words.insert(rng.randint(1, len(words) - 1), rng.choice(EN_VERBS))
+    return " ".join(words).capitalize() + f" {rng.randint(1, 9999)}."
+
+
+def chinese_sentence(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(4, 10)):
+        parts.append(rng.choice(ZH_WORDS))
+        parts.append(rng.choice(ZH_LINKS))
+    return "".join(parts[:-1]) + f"{rng.randint(1, 9999)}。"
+
+
+def document(seed: int, i: int) -> tuple[str, bytes]:
+    """Document i of the corpus: its own generator, so any document is made alone, the same
+    every time. 60% English (300-2,000 characters), 40% Chinese (150-1,000), a title line
+    and paragraphs: the lengths of FAQ entries, tickets and manual sections."""
+    rng = random.Random(seed * 1_000_003 + i)
+    zh = rng.random() < 0.4
+    target = rng.randint(150, 1000) if zh else rng.randint(300, 2000)
+    sentence = chinese_sentence if zh else english_sentence
+    lines = [f"# {'文档' if zh else 'Document'} {i}"]
+    size = 0
+    while size < target:
+        paragraph = ("" if zh else " ").join(sentence(rng) for _ in range(rng.randint(2, 5)))
+        lines.append(paragraph)
+        size += len(paragraph)
+    return f"doc{i:06d}.md", "\n\n".join(lines).encode()
+
+
+@dataclass(frozen=True)
+class Corpus:
+    seed: int
+    docs: int
+
+    def files(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[str, bytes]]:
+        for i in range(start, self.docs if stop is None else stop):
+            yield document(self.seed, i)
+
+
+@dataclass
+class PathResult:
+    name: str
+    files: int
+    chunks: int
+    seconds: float
+    chunks_per_s: float
+    first_10pct_files_per_s: float
+    last_10pct_files_per_s: float
+    peak_rss_mib: dict[str, float]
+    search_during_ms: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class RssSampler:
+    """Peak resident memory of a process and of its children (the parse workers)."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak_main = 0
+        self.peak_children = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                self.peak_main = max(self.peak_main, self.proc.memory_info().rss)
+                kids = sum(c.memory_info().rss for c in self.proc.children(recursive=True))
+                self.peak_children = max(self.peak_children, kids)
+            except psutil.Error:
+                return
+
+    def reset(self) -> None:
+        self.peak_main = self.peak_children = 0
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks()
+
+    def peaks(self) -> dict[str, float]:
+        return {
+            "service": round(self.peak_main / 2**20, 1),
+            "parse_workers": round(self.peak_children / 2**20, 1),
+        }
+
+
+class SearchProbe:
+    """Searches another knowledge base one after another (as a user would, a pause between),
+    recording each answer's latency, until stopped."""
+
+    def __init__(self, url: str, kb: str, queries: list[str], pause_s: float = 0.1) -> None:
+        self.url, self.kb, self.queries, self.pause_s = url, kb, queries, pause_s
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers=AUTH, timeout=60) as client:
+            i = 0
+            while not self._stop.is_set():
+                body = {
+                    "knowledge_base_name": self.kb,
+                    "query": self.queries[i % len(self.queries)],
+                }
+                started = time.perf_counter()
+                r = client.post("/knowledge_base/search_docs", json=body)
+                self.latencies.append(time.perf_counter() - started)
+                r.raise_for_status()
+                i += 1
+                self._stop.wait(self.pause_s)
+
+    def run_for(self, seconds: float) -> dict[str, float]:
+        self._thread.start()
+        time.sleep(seconds)
+        return self.stop()
+
+    def start(self) -> SearchProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        ms = [x * 1000 for x in self.latencies]
+        return {
+            "n": len(ms),
+            "p50": round(percentile(ms, 0.5), 2),
+            "p95": round(percentile(ms, 0.95), 2),
+        }
+
+
+@dataclass
+class Bench:
+    """A PostgreSQL+pgvector server and a chat API process on it."""
+
+    work: Path
+    url: str
+    proc: subprocess.Popen[bytes]
+    conninfo: str
+    upload_files: int
+    uploaders: int
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=AUTH, timeout=600)
+
+    def create_kb(self, name: str) -> None:
+        with self.client() as c:
+            r = c.post(
+                "/knowledge_base/create_knowledge_base",
+                json={"knowledge_base_name": name, "vector_store_type": "pg"},
+            )
+            r.raise_for_status()
+            assert r.json()["code"] == 200, r.text
+
+    def upload(self, client: httpx.Client, kb: str, files: list[tuple[str, bytes]]) -> int:
+        r = client.post(
+            "/knowledge_base/upload_docs",
+            data={"knowledge_base_name": kb, "chunk_size": "250", "chunk_overlap": "50"},
+            files=[("files", (name, data, "text/markdown")) for name, data in files],
+        )
+        r.raise_for_status()
+        body = r.json()
+        assert body["code"] == 200 and not body["data"]["failed_files"], r.text[:500]
+        return int(body["data"]["chunks"])
+
+
+def start_bench(work: Path, upload_files: int, uploaders: int) -> tuple[Bench, object]:
+    import pgserver
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    pg = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    conninfo = pg.get_uri(name)
+    params = conninfo_to_dict(conninfo)
+    port = free_port()
+    model = minilm_dir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(CHAT_DIR),
+        "MODEL_ROOT": str(model.parent),
+        "EMBEDDING_MODEL": model.name,
+        "EMBEDDING_DEVICE": "cpu",
+        "KB_ROOT": str(work / "kb"),
+        "LLM_HOST": "http://127.0.0.1:9",
+        "LLM_MODEL": "bench",
+        "DEFAULT_VS_TYPE": "adb",
+        "CHAT_API_KEY": API_KEY,
+        "API_PORT": str(port),
+        "MAX_UPLOAD_FILES": str(upload_files),
+        "MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+        "PG_HOST": str(params["host"]),
+        "PG_PORT": str(params.get("port", 5432)),
+        "PG_DATABASE": str(params["dbname"]),
+        "PG_USER": str(params["user"]),
+        "PG_PASSWORD": str(params.get("password", "")),
+    }
+    log = (work / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chat_server.api"], cwd=CHAT_DIR, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"chat api exited {proc.returncode}: see {work / 'api.log'}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code in (200, 503):
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    else:
+        raise RuntimeError("chat api did not start")
+    return Bench(work, url, proc, conninfo, upload_files, uploaders), pg
+
+
+def batches(corpus: Corpus, size: int) -> Iterator[list[tuple[str, bytes]]]:
+    for start in range(0, corpus.docs, size):
+        yield list(corpus.files(start, min(corpus.docs, start + size)))
+
+
+def ingest_http(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str]) -> PathResult:
+    """Uploads of `upload_files` files each, `uploaders` requests at once (the way a client
+    fills a knowledge base over HTTP); each request's files/s is recorded for the 10% figures."""
+    kb = "scale_http"
+    bench.create_kb(kb)
+    done: list[tuple[int, float, int, int]] = []  # (first file index, seconds, files, chunks)
+    lock = threading.Lock()
+    rss = RssSampler(bench.proc.pid)
+    probe = SearchProbe(bench.url, probe_kb, queries).start()
+    started = time.perf_counter()
+
+    def send(job: tuple[int, list[tuple[str, bytes]]]) -> None:
+        first, files = job
+        with bench.client() as client:
+            t = time.perf_counter()
+            chunks = bench.upload(client, kb, files)
+            with lock:
+                done.append((first, time.perf_counter() - t, len(files), chunks))
+
+    jobs = ((i * bench.upload_files, b) for i, b in enumerate(batches(corpus, bench.upload_files)))
+    with ThreadPoolExecutor(max_workers=bench.uploaders) as pool:
+        for _ in pool.map(send, jobs):
+            pass
+    seconds = time.perf_counter() - started
+    during = probe.stop()
+    peaks = rss.stop()
+    done.sort()
+    tenth = max(1, len(done) // 10)
+
+    def files_per_s(part: list[tuple[int, float, int, int]]) -> float:
+        # Uploads overlap `uploaders` at a time: files per request-second times the overlap.
+        return round(sum(p[2] for p in part) / sum(p[1] for p in part) * bench.uploaders, 2)
+
+    chunks = sum(p[3] for p in done)
+    return PathResult(
+        "http",
+        corpus.docs,
+        chunks,
+        round(seconds, 1),
+        round(chunks / seconds, 1),
+        files_per_s(done[:tenth]),
+        files_per_s(done[-tenth:]),
+        peaks,
+        during,
+    )
+
+
+# name -> function(bench, corpus, probe kb, probe queries) -> PathResult
+PATHS: dict[str, Callable[[Bench, Corpus, str, list[str]], PathResult]] = {"http": ingest_http}
+
+
+def bare_encode(corpus: Corpus, sample_every: int) -> dict[str, float]:
+    """The same split, then `model.encode` of every `sample_every`-th file's chunks in batches
+    (sentence-transformers sorts them by length itself): the ceiling of any path."""
+    embedder = Embedder(minilm_dir(), device="cpu")
+    window = embedder.token_window()
+    chunks = []
+    for i, (_, data) in enumerate(corpus.files()):
+        if i % sample_every == 0:
+            split = split_document(
+                data.decode(), PARAMS.chunk_size, PARAMS.chunk_overlap, False, window
+            )
+            chunks += split.chunks
+    embedder.model.encode(chunks[:64], batch_size=64)  # warm-up
+    started = time.perf_counter()
+    embedder.model.encode(chunks, batch_size=embedder.batch_size, normalize_embeddings=True)
+    seconds = time.perf_counter() - started
+    return {
+        "chunks": len(chunks),
+        "seconds": round(seconds, 1),
+        "chunks_per_s": round(len(chunks) / seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--paths", nargs="+", default=["http"], choices=sorted(PATHS))
+    parser.add_argument("--upload-files", type=int, default=100, help="files per upload request")
+    parser.add_argument("--uploaders", type=int, default=2, help="upload requests at once")
+    parser.add_argument(
+        "--bare-sample", type=int, default=1, help="bare encode of every n-th file's chunks"
+    )
+    parser.add_argument("--probe-docs", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args()
+
+    corpus = Corpus(args.seed, args.docs)
+    load_before = os.getloadavg()
+    results: dict[str, object] = {"docs": args.docs, "seed": args.seed}
+    with tempfile.TemporaryDirectory(prefix="ingest-scale-") as tmp:
+        bench, pg = start_bench(Path(tmp), args.upload_files, args.uploaders)
+        try:
+            probe_kb = "probe"
+            bench.create_kb(probe_kb)
+            probe_corpus = Corpus(args.seed + 1, args.probe_docs)
+            with bench.client() as c:
+                for files in batches(probe_corpus, args.upload_files):
+                    bench.upload(c, probe_kb, files)
+            queries = [english_sentence(random.Random(q)) for q in range(20)]
+            queries += [chinese_sentence(random.Random(q)) for q in range(20)]
+            results["search_idle_before_ms"] = SearchProbe(bench.url, probe_kb, queries).run_for(20)
+            for name in args.paths:
+                result = PATHS[name](bench, corpus, probe_kb, queries)
+                results[name] = asdict(result)
+                print(json.dumps({name: asdict(result)}), flush=True)
+            results["search_idle_after_ms"] = SearchProbe(bench.url, probe_kb, queries).run_for(20)
+        except BaseException:
+            print((Path(tmp) / "api.log").read_text()[-6000:], file=sys.stderr)
+            raise
+        finally:
+            bench.proc.terminate()
+            bench.proc.wait(timeout=60)
+            pg.cleanup()  # type: ignore[attr-defined]
+    results["bare_encode"] = bare_encode(corpus, args.bare_sample)
+    bare = results["bare_encode"]["chunks_per_s"]  # type: ignore[index]
+    for name in args.paths:
+        entry = results[name]
+        entry["ratio_to_bare"] = round(entry["chunks_per_s"] / bare, 3)  # type: ignore[index]
+    idle = results["search_idle_before_ms"]["p95"]  # type: ignore[index]
+    for name in args.paths:
+        entry = results[name]
+        entry["search_p95_vs_idle"] = round(  # type: ignore[index]
+            entry["search_during_ms"]["p95"] / idle,  # type: ignore[index]
+            2,
+        )
+    results["loadavg_before"] = [round(x, 2) for x in load_before]
+    results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["cpus"] = os.cpu_count()
+    text = json.dumps(results, indent=2, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
