@@ -242,7 +242,7 @@ def test_two_shards_in_parallel_fill_a_pg_kb_with_each_file_once(
     "fault", ["import.vectors_written#3", "import.metadata_written#3", "import.batch_stored#2"]
 )
 def test_a_worker_killed_mid_import_then_rerun_stores_each_file_once_embedding_nothing_twice(
-    tmp_path, pg_conninfo, model_dir, fault
+    tmp_path, pg_conninfo, model_dir, embedder, fault
 ):
     source = tmp_path / "src"
     expected = make_corpus(source, 24)
@@ -264,6 +264,39 @@ def test_a_worker_killed_mid_import_then_rerun_stores_each_file_once_embedding_n
     assert unchanged == set(before)
     assert summary(lines)["attempt"] == 2
     assert_each_file_once(pg_conninfo, "manuals", expected)
+    service = KnowledgeService(embedder, tmp_path / "kb", pg_conninfo, "adb")
+    try:
+        (status,) = service.import_store("manuals").status("manuals")
+    finally:
+        service.close()
+    # What the killed attempt stored is still counted as stored, not as unchanged.
+    assert status["totals"]["stored"] == len(expected) and status["totals"]["unchanged"] == 0
+    assert status["shards"][0]["attempt"] == 2 and status["done"]
+
+
+def test_sigterm_stops_after_the_stored_batch_and_a_rerun_completes(
+    tmp_path, pg_conninfo, model_dir
+):
+    source = tmp_path / "src"
+    expected = make_corpus(source, 24)
+    env = {**pg_env(pg_conninfo), "DEFAULT_VS_TYPE": "adb", "IMPORT_BATCH_CHUNKS": "8"}
+    pause = {FAULT_PAUSE_ENV: "import.batch_embedded#2"}
+    first = Worker(tmp_path, model_dir, "terminated", source, "t", **env, **pause)
+    first.wait_paused()
+    first.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    first.marker.unlink()  # let it go on: it stores the batch in hand, then stops
+    code, lines = first.finish()
+    assert code == 143
+    assert lines[-1]["msg"] == "import shard stopped by SIGTERM"
+    before, _, missing, _ = pg_rows(pg_conninfo, "terminated")
+    assert sorted(before) == sorted(
+        e["file_name"] for e in file_lines(lines).values() if e["status"] == "stored"
+    )
+    assert 0 < len(before) < len(expected) and missing == []
+    code, lines = Worker(tmp_path, model_dir, "terminated", source, "t", **env).finish()
+    assert code == 0 and summary(lines)["unchanged"] == len(before)
+    assert_each_file_once(pg_conninfo, "terminated", expected)
 
 
 def test_a_worker_whose_database_is_down_exits_non_zero(tmp_path, model_dir):

@@ -63,10 +63,17 @@ class DatabaseSink:
         self.attempt = 0
 
     def _call(self, fn: Any, *args: Any) -> Any:
+        from psycopg import IntegrityError
+
         try:
             return fn(*args)
         except DatabaseUnavailable as exc:
             raise Unavailable(exc.message) from exc
+        except IntegrityError as exc:
+            # Pods that start together race to make the same tables (CREATE TABLE IF NOT
+            # EXISTS is not atomic in PostgreSQL); the loser's transaction is rolled back and
+            # its retry finds the tables made.
+            raise Unavailable(f"concurrent schema change: {exc}") from exc
 
     def start(self, listed: int) -> int:
         self.attempt = self._call(

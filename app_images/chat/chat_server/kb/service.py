@@ -557,10 +557,11 @@ class KnowledgeService:
         """The fingerprints of those files the KB holds (the others are left out)."""
         kb, meta = self.get_kb(kb_name)
         found = {}
-        for name in file_names:
-            record = meta.get_file(kb.name, name)
-            if record is not None:
-                found[name] = record.fingerprint
+        with meta.transaction():  # PostgreSQL: one connection for all the look-ups
+            for name in file_names:
+                record = meta.get_file(kb.name, name)
+                if record is not None:
+                    found[name] = record.fingerprint
         return found
 
     def store_embedded(
