@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     use_reranker: bool = False
     reranker_max_length: int = Field(default=512, ge=16)
     api_base_url: str = "http://127.0.0.1:7861"
+    # Bulk imports (README "Bulk import"): the largest import_shard body the API takes (and the
+    # worker sends), chunks embedded per batch, and where a worker finds the chat API.
+    import_shard_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    import_batch_chunks: int = Field(default=256, ge=1)
+    chat_api_url: str = "http://127.0.0.1:7861"
+    # Tries of a store call while the database or the chat API is down (waits 1, 2, 4... s).
+    import_retries: int = Field(default=6, ge=1)
 
     @property
     def oidc_api_audience(self) -> str:

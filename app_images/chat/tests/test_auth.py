@@ -155,6 +155,13 @@ def sample(
         "/knowledge_base/delete_docs": {"knowledge_base_name": kb, "file_names": ["a.txt"]},
         "/knowledge_base/update_docs": {"knowledge_base_name": kb, "file_names": ["a.txt"]},
         "/knowledge_base/recreate_vector_store": {"knowledge_base_name": kb},
+        "/knowledge_base/import_shard": {
+            "knowledge_base_name": kb,
+            "import_id": "auth-test",
+            "shard": 0,
+            "shard_count": 1,
+            "phase": "start",
+        },
         "/knowledge_base/grant_permission": {
             "knowledge_base_name": kb,
             "kind": "group",

@@ -19,6 +19,7 @@ from chat_server.api import (
     chat_extras,
     file_chat,
     health,
+    imports,
     knowledge_base,
     llm_models,
     openai_compat,
@@ -97,6 +98,7 @@ def create_app(
         BodyLimit,
         multipart_limit=settings.max_request_bytes,
         other_limit=settings.max_json_body_bytes,
+        path_limits={"/knowledge_base/import_shard": settings.import_shard_max_bytes},
     )
 
     @app.get("/", include_in_schema=False, openapi_extra=declare("public"))
@@ -113,6 +115,7 @@ def create_app(
         llm_models,
         openai_compat,
         access,
+        imports,
     ):
         app.include_router(area.router)
     # outermost: every request counted once, with the route template the router matched

@@ -48,6 +48,7 @@ from chat_server.stores.base import (
     validate_kb_name,
 )
 from chat_server.stores.faiss_store import FaissIndex, WriterLease, sqlite_connection, sqlite_meta
+from chat_server.stores.imports import ImportStore
 
 if TYPE_CHECKING:
     from chat_server.settings import Settings
@@ -124,6 +125,15 @@ def file_fingerprint(f: IncomingFile, params: SplitParams) -> str:
     digest = f.hasher.copy()
     digest.update(_params_suffix(params))
     return str(digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A file parsed, split and embedded elsewhere (a bulk-import worker): stored as it is."""
+
+    record: FileRecord
+    chunks: list[str]
+    vectors: np.ndarray  # (len(chunks), dim) float32, L2-normalised
 
 
 class KnowledgeService:
@@ -594,6 +604,71 @@ class KnowledgeService:
                 index.drop()
             self._indexes.pop(kb_name, None)
         self._index(kb)
+
+    # -- bulk imports (chat_server.bulk_import) ---------------------------------------------
+    def import_store(self, kb_name: str) -> ImportStore:
+        """The import-progress tables beside the KB's metadata (SQLite or PostgreSQL)."""
+        kb, _ = self.get_kb(kb_name)
+        if kb.vs_type == "faiss":
+            return ImportStore(sqlite_connection(self.kb_root / "info.sqlite"), "?")
+        assert self._pg is not None
+        return ImportStore(self._pg.connect, "%s")
+
+    def stored_fingerprints(self, kb_name: str, file_names: list[str]) -> dict[str, str]:
+        """The fingerprints of those files the KB holds (the others are left out)."""
+        kb, meta = self.get_kb(kb_name)
+        found = {}
+        with meta.transaction():  # PostgreSQL: one connection for all the look-ups
+            for name in file_names:
+                record = meta.get_file(kb.name, name)
+                if record is not None:
+                    found[name] = record.fingerprint
+        return found
+
+    def store_embedded(
+        self,
+        kb_name: str,
+        files: list[EmbeddedFile],
+        within: Callable[[], None] | None = None,
+    ) -> int:
+        """Store precomputed chunks and vectors in ingest's crash-consistent order; `within`
+        runs after the metadata is written, in the same transaction on PostgreSQL. The
+        originals are not copied to the KB volume (the import source keeps them)."""
+        kb, meta = self.get_kb(kb_name)
+        if kb.embed_model != self.embedder.name:
+            raise KnowledgeBaseError(
+                409,
+                f"knowledge base {kb.name!r} holds vectors of {kb.embed_model!r}, this service "
+                f"embeds with {self.embedder.name!r}",
+            )
+        for f in files:
+            validate_file_name(f.record.file_name)
+            if f.vectors.shape != (len(f.chunks), self.embedder.dim) or not f.chunks:
+                raise KnowledgeBaseError(
+                    400,
+                    f"file {f.record.file_name!r}: {len(f.chunks)} chunks need vectors of shape "
+                    f"({len(f.chunks)}, {self.embedder.dim}), got {f.vectors.shape}",
+                )
+        index = self._index(kb)
+        all_chunks = [c for f in files for c in f.chunks]
+        with self._lock_for(kb.name), index.bulk():
+            all_ids = meta.reserve_ids(kb.name, len(all_chunks))
+            old_ids = [i for f in files for i in meta.chunk_ids(kb.name, f.record.file_name)]
+            if all_chunks:
+                index.add(all_ids, np.concatenate([f.vectors for f in files]))
+                index.flush()
+            fault_point("import.vectors_written")
+            entries = []
+            offset = 0
+            for f in files:
+                entries.append((f.record, all_ids[offset : offset + len(f.chunks)], f.chunks))
+                offset += len(f.chunks)
+            meta.replace_files(kb.name, entries)
+            if within is not None:
+                within()
+            fault_point("import.metadata_written")
+            index.delete(old_ids)
+        return len(all_chunks)
 
     # -- search ----------------------------------------------------------------------------
     def search_options_for(self, mode: str | None, rerank: bool | None) -> SearchOptions:
