@@ -6,10 +6,14 @@ Reports chunks/s, the ratio to bare encode, the speed of the first vs the last 1
 (a store that slows as it grows shows here), the service's peak RSS, and search p50/p95 on
 another knowledge base idle vs while the ingestion runs.
 
-An ingestion path is a function `(Bench, Corpus) -> PathResult` in PATHS; another one (the
-bulk-import worker) is added by writing such a function and listing it there.
+Paths (`--paths`, functions `(Bench, Corpus, probe kb, queries) -> PathResult` in PATHS):
+`http` (upload_docs requests), `bulk1` and `bulk2` (the bulk-import worker,
+`python -m chat_server.bulk_import run`, as 1 or 2 processes each taking a shard of the same
+files written to a directory, writing to the same PostgreSQL as the service, as an Indexed Job
+does; its throughput is over the shards' own time, the model load left out, as bare encode's).
 
-Run: app_images/chat/.venv/bin/python app_images/chat/bench/ingest_scale.py --docs 5000
+Run: app_images/chat/.venv/bin/python app_images/chat/bench/ingest_scale.py --docs 5000 \
+         --paths http bulk1 bulk2
 """
 
 from __future__ import annotations
@@ -308,6 +312,7 @@ class Bench:
     conninfo: str
     upload_files: int
     uploaders: int
+    env: dict[str, str] = field(default_factory=dict)  # the service's settings
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=AUTH, timeout=600)
@@ -382,7 +387,7 @@ def start_bench(work: Path, upload_files: int, uploaders: int) -> tuple[Bench, o
             time.sleep(0.5)
     else:
         raise RuntimeError("chat api did not start")
-    return Bench(work, url, proc, conninfo, upload_files, uploaders), pg
+    return Bench(work, url, proc, conninfo, upload_files, uploaders, env), pg
 
 
 def batches(corpus: Corpus, size: int) -> Iterator[list[tuple[str, bytes]]]:
@@ -437,8 +442,127 @@ def ingest_http(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str])
     )
 
 
+def write_source(bench: Bench, corpus: Corpus) -> Path:
+    """The corpus as files in a directory: what an import mounts at /import."""
+    source = bench.work / f"source-{corpus.seed}-{corpus.docs}"
+    if not source.exists():
+        part = source.with_suffix(".part")
+        for i, (name, data) in enumerate(corpus.files()):
+            folder = part / f"d{i // 1000:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        part.rename(source)
+    return source
+
+
+def ingest_bulk(processes: int) -> Callable[[Bench, Corpus, str, list[str]], PathResult]:
+    def run(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str]) -> PathResult:
+        kb = f"scale_bulk{processes}"
+        bench.create_kb(kb)
+        source = write_source(bench, corpus)
+        env = {
+            **bench.env,
+            "CHAT_API_URL": bench.url,
+            "CHUNK_SIZE": str(PARAMS.chunk_size),
+            "CHUNK_OVERLAP": str(PARAMS.chunk_overlap),
+        }
+        events: list[tuple[float, int]] = []  # (when a file's outcome was logged, chunks)
+        summaries: list[dict] = []
+        starts: list[float] = []
+        lock = threading.Lock()
+
+        def read(proc: subprocess.Popen[str]) -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                entry = json.loads(line)
+                with lock:
+                    if entry.get("msg") == "import file":
+                        events.append((time.perf_counter(), int(entry.get("chunks") or 0)))
+                    elif entry.get("msg") == "import shard started":
+                        starts.append(time.perf_counter())  # after the model load
+                    elif entry.get("msg") == "import shard finished":
+                        summaries.append(entry)
+
+        probe = SearchProbe(bench.url, probe_kb, queries).start()
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chat_server.bulk_import",
+                    "run",
+                    "--knowledge-base",
+                    kb,
+                    "--source",
+                    str(source),
+                    "--import-id",
+                    f"bench-{processes}",
+                    "--shard",
+                    str(shard),
+                    "--shard-count",
+                    str(processes),
+                ],
+                cwd=CHAT_DIR,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            for shard in range(processes)
+        ]
+        samplers = [RssSampler(p.pid) for p in procs]
+        readers = [threading.Thread(target=read, args=(p,), daemon=True) for p in procs]
+        for t in readers:
+            t.start()
+        codes = [p.wait() for p in procs]
+        for t in readers:
+            t.join()
+        during = probe.stop()
+        peaks = [s.stop() for s in samplers]
+        if codes != [0] * processes or len(summaries) != processes:
+            raise RuntimeError(f"bulk workers exited {codes}; summaries {summaries}")
+        chunks = sum(int(s["chunks"]) for s in summaries)
+        stored = sum(int(s["stored"]) for s in summaries)
+        seconds = max(float(s["seconds"]) for s in summaries)
+        events.sort()
+        tenth = max(1, len(events) // 10)
+        times = [t for t, _ in events]
+
+        def files_per_s(first: int, stop: int) -> float:
+            # Files are logged a batch at a time: a tenth's span runs from the last outcome
+            # logged before it (or the shards' start) to its own last one.
+            before = [t for t in times if t < times[first] - 0.05]  # an earlier batch
+            begin = before[-1] if before else min(starts)
+            span = times[stop - 1] - begin
+            return round((stop - first) / span, 2) if span > 0 else float("nan")
+
+        return PathResult(
+            f"bulk{processes}",
+            stored,
+            chunks,
+            round(seconds, 1),
+            round(chunks / seconds, 1),
+            files_per_s(0, tenth),
+            files_per_s(len(events) - tenth, len(events)),
+            {
+                "worker_max": max(p["service"] for p in peaks),
+                "parse_workers_max": max(p["parse_workers"] for p in peaks),
+            },
+            during,
+            [f"{processes} worker process(es); 10% rates from per-batch log lines"],
+        )
+
+    return run
+
+
 # name -> function(bench, corpus, probe kb, probe queries) -> PathResult
-PATHS: dict[str, Callable[[Bench, Corpus, str, list[str]], PathResult]] = {"http": ingest_http}
+PATHS: dict[str, Callable[[Bench, Corpus, str, list[str]], PathResult]] = {
+    "http": ingest_http,
+    "bulk1": ingest_bulk(1),
+    "bulk2": ingest_bulk(2),
+}
 
 
 def bare_encode(corpus: Corpus, sample_every: int) -> dict[str, float]:
