@@ -49,7 +49,7 @@ def make_corpus(root: Path, files: int) -> dict[str, str]:
         (sub / name).write_text(body, encoding="utf-8")
         expected[kb_file_name((sub / name).relative_to(root).as_posix())] = phrase(n)
     (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
-    (root / "picture.png").write_bytes(b"\x89PNG\r\n")
+    (root / "drawing.vsdx").write_bytes(b"PK\x03\x04")  # Visio: a type 0.2 and we do not load
     (root / ".hidden.txt").write_text("never listed")
     return expected
 
@@ -182,7 +182,7 @@ def test_listing_is_sorted_flat_named_and_reports_what_it_cannot_import(tmp_path
     assert "outside" in by_path["link-out.txt"].problem
     assert by_path["link-in.md"].problem == ""
     assert "not followed" in by_path["loop"].problem
-    assert "unsupported type" in by_path["picture.png"].problem
+    assert "unsupported type" in by_path["drawing.vsdx"].problem
     assert by_path["broken.pdf"].problem == ""  # found when it is parsed
 
 
@@ -220,7 +220,7 @@ def test_two_shards_in_parallel_fill_a_pg_kb_with_each_file_once(
     assert sum(s["stored"] for s in sums) == len(expected)
     logged = {**file_lines(results[0][1]), **file_lines(results[1][1])}
     assert logged["broken.pdf"]["status"] == "failed" and logged["broken.pdf"]["reason"]
-    assert logged["picture.png"]["status"] == "failed"
+    assert logged["drawing.vsdx"]["status"] == "failed"
     assert_each_file_once(pg_conninfo, KB_ZH, expected)
 
     service = KnowledgeService(embedder, tmp_path / "kb", pg_conninfo, "adb")
@@ -347,7 +347,7 @@ def test_a_faiss_kb_is_filled_through_the_running_chat_api(tmp_path, api, model_
     ).json()["data"]
     (entry,) = status["imports"]
     assert entry["done"] and entry["totals"]["stored"] == len(expected)
-    assert {f["path"] for f in entry["failed_files"]} == {"broken.pdf", "picture.png"}
+    assert {f["path"] for f in entry["failed_files"]} == {"broken.pdf", "drawing.vsdx"}
     assert "pdf" in next(f for f in entry["failed_files"] if f["path"] == "broken.pdf")["reason"]
 
     code, lines = Worker(tmp_path, model_dir, KB_ZH, source, "nas-1", 0, 1, **env).finish()
