@@ -141,12 +141,12 @@ def test_a_02_volume_arrives_with_names_descriptions_and_reasons(api, tmp_path):
     kbs = api.http.get("/knowledge_base/list_knowledge_bases").json()["data"]
     assert KB in kbs and "samples" in kbs
     files = api.http.get("/knowledge_base/list_files", params={"knowledge_base_name": KB})
-    assert sorted(files.json()["data"]) == ["overview.md", "安装__步骤.txt"]
+    assert sorted(files.json()["data"]) == ["overview.md", "安装∕步骤.txt"]
     hits = api.http.post(
         "/knowledge_base/search_docs",
         json={"knowledge_base_name": KB, "query": "copper hinge bolts", "top_k": 1},
     ).json()
-    assert hits and hits[0]["metadata"]["source"] == "安装__步骤.txt"
+    assert hits and hits[0]["metadata"]["source"] == "安装∕步骤.txt"
     # No route reads kb_info back: the service's own metadata store has it.
     with sqlite3.connect(tmp_path / "api" / "kb" / "info.sqlite") as meta:
         assert meta.execute(
@@ -155,7 +155,7 @@ def test_a_02_volume_arrives_with_names_descriptions_and_reasons(api, tmp_path):
 
     mine = kb_report(tmp_path, KB)
     assert mine["kb"] == "created" and mine["kb_info"] == "set"
-    assert sorted(mine["embedded"]) == ["overview.md", "安装__步骤.txt"]
+    assert sorted(mine["embedded"]) == ["overview.md", "安装∕步骤.txt"]
     skipped = {s["file"]: s for s in mine["skipped"]}
     assert skipped["diagram.vsdx"]["status"] == 415
     assert "unsupported type" in skipped["diagram.vsdx"]["detail"]
@@ -254,8 +254,8 @@ def test_batches_are_bounded_by_bytes_and_count():
 
 
 def test_a_subdirectory_path_becomes_a_plain_name(tmp_path):
-    assert service_file_name("安装/步骤.txt") == "安装__步骤.txt"
-    assert service_file_name("a/b/c.md") == "a__b__c.md"
+    assert service_file_name("安装/步骤.txt") == "安装∕步骤.txt"
+    assert service_file_name("a/b/c.md") == "a∕b∕c.md"
     (tmp_path / "knowledge_base").mkdir()
     assert find_root(tmp_path) == tmp_path / "knowledge_base"
     assert find_root(tmp_path / "knowledge_base") == tmp_path / "knowledge_base"
@@ -265,10 +265,10 @@ def test_two_paths_with_one_name_are_reported_not_merged(tmp_path):
     content = tmp_path / "kb" / "content"
     (content / "a").mkdir(parents=True)
     (content / "a" / "b.md").write_text("one")
-    (content / "a__b.md").write_text("two")
+    (content / "a∕b.md").write_text("two")
     (kb,) = read_volume(tmp_path).kbs
     assert [f.source for f in kb.files] == ["a/b.md"]
-    assert [(s.file, s.kind) for s in kb.skipped] == [("a__b.md", "name_collision")]
+    assert [(s.file, s.kind) for s in kb.skipped] == [("a∕b.md", "name_collision")]
     assert not read_volume(tmp_path).has_info_db
 
 

@@ -22,10 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chat_server.bulk_import.source import PATH_JOINER, kb_file_name
+
 # 0.2's `list_files_from_folder` skips entries whose lower-cased name starts with one of these.
 IGNORED_PREFIXES = ("temp", "tmp", ".", "~$")
 # A file in a subdirectory keeps its path in 0.2 (`a/b.md`); this service takes plain names.
-SUBDIR_JOIN = "__"
+# The same rule as the bulk import's (one KB filled both ways names a file once): `/` -> `∕`.
+SUBDIR_JOIN = PATH_JOINER
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,8 @@ class Volume:
 
 
 def service_file_name(source: str) -> str:
-    """`a/b.md` -> `a__b.md`: the service refuses path separators in file names."""
-    return SUBDIR_JOIN.join(source.split("/"))
+    """`a/b.md` -> `a∕b.md` (U+2215): the service refuses path separators in file names."""
+    return kb_file_name(source)
 
 
 def find_root(path: Path) -> Path:
@@ -154,7 +157,7 @@ def _read_kb(root: Path, name: str, info: InfoDb | None) -> VolumeKb:
         for source, path, st in _walk(content, "", kb):
             found.add(source)
             target = service_file_name(source)
-            # Two names that differ only in case, or `a/b.md` beside `a__b.md`, would collide.
+            # Two names that differ only in case, or `a/b.md` beside `a∕b.md`, would collide.
             key = unicodedata.normalize("NFC", target)
             if key in by_name:
                 kb.skipped.append(
