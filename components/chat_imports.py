@@ -27,8 +27,7 @@ import pulumi_kubernetes as k8s
 
 from components import cloud_facts, storage
 from components import workload_pod as wp
-from components.catalog import MODEL_ROOT
-from components.chat_workload import PG_KEYS
+from components.chat_workload import store_env
 from components.config import BulkImport, StackConfig
 from components.contract import IMPORT_COMPONENT
 from components.registry import image_reference
@@ -102,11 +101,7 @@ class ChatImports(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("chatchat:chat_imports:ChatImports", name, None, opts)
-        if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
-            raise ValueError(
-                f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
-                "when the vectors live in ADB"
-            )
+        store = store_env(cfg, db_secret_name)
         self._name, self._cfg, self._namespace = name, cfg, namespace
         self._rrsa = pulumi.Output.from_input(rrsa)
         self._k8s = pulumi.ResourceOptions(
@@ -124,15 +119,12 @@ class ChatImports(pulumi.ComponentResource):
             opts=self._k8s,
         )
         env: list[dict[str, Any]] = [
-            {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
-            {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
-            {"name": "MODEL_ROOT", "value": MODEL_ROOT},
+            *store.embedding,
             {"name": "CHAT_API_URL", "value": chat_api_url},
             wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
             wp.HOME_ENV,
+            *store.database,
         ]
-        if db_secret_name is not None:
-            env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
         self.job_names = []
         for item in cfg.chat.imports:
             volume, mount = self._source(item)

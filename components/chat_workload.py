@@ -7,6 +7,7 @@ base (faiss files on the KB volume, or vectors in ADB) survives restarts and rol
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -47,11 +48,6 @@ class ChatWorkload(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("chatchat:chat_workload:ChatWorkload", name, None, opts)
-        if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
-            raise ValueError(
-                f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
-                "when the vectors live in ADB"
-            )
         placement = wp.placement(cfg, "chat")
         # Children do not inherit the component's depends_on (the node pools): pass it on.
         child = pulumi.ResourceOptions(
@@ -60,20 +56,18 @@ class ChatWorkload(pulumi.ComponentResource):
         release_name = wp.workload_name(cfg, "chat")
         account = wp.service_account(f"{name}-account", cfg, "chat", namespace, child)
 
+        store = store_env(cfg, db_secret_name)
         env = [
             {"name": "LLM_MODEL", "value": cfg.llm.model},
             {"name": "LLM_HOST", "value": llm_service_name},
             {"name": "LLM_PORT", "value": str(LLM_PORT)},
             wp.secret_env("LLM_API_KEY", api_key_secret_name, "llm-api-key"),
             wp.secret_env("CHAT_API_KEY", api_key_secret_name, "chat-api-key"),
-            {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
-            {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
-            {"name": "MODEL_ROOT", "value": MODEL_ROOT},
+            *store.embedding,
             {"name": "KB_ROOT", "value": KB_ROOT},
             wp.HOME_ENV,
+            *store.database,
         ]
-        if db_secret_name is not None:
-            env += [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS]
         env += sign_in_env(cfg, release_name, namespace, child, name)
         # The old pod must go before the new one starts when they cannot overlap: a ReadWriteOnce
         # KB disk attaches to one node, and a faiss index has a single writer.
@@ -144,6 +138,34 @@ class ChatWorkload(pulumi.ComponentResource):
                 "apiUrl": self.api_url,
             }
         )
+
+
+@dataclass(frozen=True)
+class StoreEnv:
+    """The settings every process of the chat image that embeds and stores needs (the chat pod,
+    a bulk-import pod): which model and store, and the ADB credentials when the vectors live
+    there."""
+
+    embedding: list[dict[str, Any]]
+    database: list[dict[str, Any]]
+
+
+def store_env(cfg: StackConfig, db_secret_name: pulumi.Input[str] | None) -> StoreEnv:
+    if (db_secret_name is None) != (cfg.db.db_type == "faiss"):
+        raise ValueError(
+            f"db.dbType={cfg.db.db_type}: db_secret_name must be given exactly "
+            "when the vectors live in ADB"
+        )
+    return StoreEnv(
+        [
+            {"name": "EMBEDDING_MODEL", "value": cfg.db.embedding_model},
+            {"name": "DEFAULT_VS_TYPE", "value": cfg.db.db_type},
+            {"name": "MODEL_ROOT", "value": MODEL_ROOT},
+        ],
+        []
+        if db_secret_name is None
+        else [wp.secret_env(key, db_secret_name, key) for key in PG_KEYS],
+    )
 
 
 def sign_in_env(
