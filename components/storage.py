@@ -172,6 +172,7 @@ class ModelStorage(pulumi.ComponentResource):
 
     store_id: pulumi.Output[str]
     bucket_name: pulumi.Output[str] | None
+    bucket_endpoint: pulumi.Output[str] | None  # the bucket's internal endpoint (OSS only)
     model_pvc_name: pulumi.Output[str]
     model_writer_pvc_name: pulumi.Output[str]
     kb_pvc_name: pulumi.Output[str]
@@ -194,7 +195,7 @@ class ModelStorage(pulumi.ComponentResource):
         self._namespace = namespace
         self._k8s = pulumi.ResourceOptions(parent=self, provider=provider)
         self._tags = cfg.resource_tags()
-        self.bucket_name = None
+        self.bucket_name = self.bucket_endpoint = None
         self._nas: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
 
         if (store.type == "nas" and not cfg.llm.model_pvc) or (
@@ -262,6 +263,7 @@ class ModelStorage(pulumi.ComponentResource):
             f"{name}-bucket-acl", bucket=bucket.bucket, acl="private", opts=child
         )
         self.bucket_name = bucket.bucket
+        self.bucket_endpoint = bucket.intranet_endpoint
         self.store_id = bucket.bucket
         self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
         self.model_writer_pvc_name = self._oss_pvc("model-writer", bucket, write=True)
