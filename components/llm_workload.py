@@ -114,7 +114,7 @@ class LlmWorkload(pulumi.ComponentResource):
         cache_waits: list[pulumi.Resource] = []
         if model_cache is not None:
             model_pvc_name = model_cache.pvc_name
-            warm_up = model_cache.warm_up(after=[job] if job else [])
+            warm_up = model_cache.warm_up(f"{name}-warm-up", [job] if job else [], child)
             cache_waits = [model_cache.runtime, *([warm_up] if warm_up else [])]
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
         scaling = cfg.llm.autoscaling

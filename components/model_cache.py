@@ -151,16 +151,19 @@ class ModelCache(pulumi.ComponentResource):
         self.pvc_name = pulumi.Output.from_input(dataset_name(cfg))
         self.register_outputs({"pvcName": self.pvc_name})
 
-    def warm_up(self, after: list[pulumi.Resource]) -> pulumi.Resource | None:
-        """A DataLoad of the llm's model directory, declared after `after` (the conversion Job
-        that writes it); `pulumi up` waits until Fluid reports it Complete. None when
+    def warm_up(
+        self, name: str, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
+    ) -> pulumi.Resource | None:
+        """A DataLoad of the llm's model directory, declared by the llm workload (`opts`: its
+        child options; the warm-up follows its model) after `after` (the conversion Job that
+        writes the directory); `pulumi up` waits until Fluid reports it Complete. None when
         `warmUp` is off."""
         cfg = self._cfg
         if not _settings(cfg).warm_up:
             return None
         model = cfg.llm.catalog_entry
         return k8s.apiextensions.CustomResource(
-            f"{self._name}-warm-up-{model.name}",
+            f"{name}-{model.name}",
             api_version=API_VERSION,
             kind="DataLoad",
             metadata={
@@ -175,7 +178,7 @@ class ModelCache(pulumi.ComponentResource):
             },
             spec=pulumi.Output.from_input(self._namespace).apply(lambda ns: dataload_spec(cfg, ns)),
             opts=pulumi.ResourceOptions.merge(
-                self._child,
+                opts,
                 pulumi.ResourceOptions(
                     depends_on=[self._runtime, *after],
                     custom_timeouts=pulumi.CustomTimeouts(
