@@ -99,6 +99,8 @@ pulumi.export("llmModel", cfg.llm.model)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # secret
 pulumi.export("clusterId", cluster.cluster_id)
 pulumi.export("modelStoreId", storage.store_id)
+if storage.cache_reader is not None:  # make its AccessKey for the Fluid cache's Secret (README)
+    pulumi.export("modelCacheReader", storage.cache_reader)
 if database is not None:
     pulumi.export("adbHost", database.host)
 pulumi.export("chatImage", registry.chat_image)

@@ -6,6 +6,7 @@ rules, and what `tools model-change` says about the cold start."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import jsonschema
@@ -114,6 +115,26 @@ def test_the_stack_makes_no_secret_holding_an_access_key():
     secrets = [r.plain_inputs() for r in _fluid().by_type("kubernetes:core/v1:Secret")]
     assert not any(SECRET == s["metadata"]["name"] for s in secrets)
     assert not any("fs.oss.accessKeyId" in (s.get("stringData") or {}) for s in secrets)
+
+
+def test_the_cache_reader_user_may_only_read_the_model_prefix_and_gets_no_key():
+    rendering = _fluid()
+    user = _one(rendering, "alicloud:ram/user:User")
+    assert rendering.outputs["modelCacheReader"] == user.inputs["name"]
+    policy = next(
+        r
+        for r in rendering.by_type("alicloud:ram/policy:Policy")
+        if r.name == "storage-cache-reader-policy"
+    )
+    statements = json.loads(policy.inputs["policyDocument"])["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions and not actions & {"oss:PutObject", "oss:DeleteObject"}
+    bucket = rendering.by_type("alicloud:oss/bucket:Bucket")[0].outputs["bucket"]
+    assert f"acs:oss:*:*:{bucket}/llm-model/*" in statements[1]["Resource"]
+    attachment = _one(rendering, "alicloud:ram/userPolicyAttachment:UserPolicyAttachment")
+    assert attachment.inputs["userName"] == user.inputs["name"]
+    assert not rendering.by_type("alicloud:ram/accessKey:AccessKey")
+    assert "modelCacheReader" not in variant("dev").outputs
 
 
 def test_runtime_is_named_after_the_dataset_and_places_workers_fuse_and_master():
