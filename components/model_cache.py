@@ -173,6 +173,7 @@ class ModelCache(pulumi.ComponentResource):
                 "labels": component_labels(cfg, "model-cache"),
                 "annotations": {
                     contract.MODEL_ANNOTATION: model.name,
+                    # pulumi-kubernetes' await annotation (4.18+): wait for Fluid's phase.
                     "pulumi.com/waitFor": f"jsonpath={{.status.phase}}={DATALOAD_DONE}",
                 },
             },

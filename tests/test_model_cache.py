@@ -348,3 +348,31 @@ def test_model_change_to_a_model_the_cache_cannot_hold_names_the_quota(fluid_sta
     out = capsys.readouterr().out
     assert code == 1, out
     assert f"{KEY}.fluid.quota" in out and "26.4 GiB" in out
+
+
+# --- preflight ------------------------------------------------------------------------------
+
+
+class _Catalogue:
+    """ListAddons' answer for the cluster (the only call check_addons makes)."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+
+    def addons(self, region: str, spec: str, version: str) -> dict:
+        return {"addons": [{"name": n, "version": "v1.33.3-aliyun"} for n in self.names]}
+
+
+def test_preflight_asks_ack_for_the_fluid_addon():
+    from components.cluster import stack_addons
+    from components.config import parse_config
+    from tools.preflight.checks import check_addons
+
+    cfg = parse_config(_raw(credentialsSecret=SECRET), "dev")
+    others = [n for n in stack_addons(cfg) if n != "ack-fluid"]
+    assert "ack-fluid" in stack_addons(cfg) and "ack-fluid" not in stack_addons(
+        parse_config(ours("dev"), "dev")
+    )
+    missing = [f for f in check_addons(cfg, _Catalogue(others)) if not f.ok]
+    assert len(missing) == 1 and "ACK offers no add-on ack-fluid" in missing[0].message
+    assert all(f.ok for f in check_addons(cfg, _Catalogue([*others, "ack-fluid"])))
