@@ -9,6 +9,7 @@ from components.config import load_config
 from components.contract import CHAT_WEB_PORT, workload_name
 from components.database import VectorDatabase
 from components.llm_workload import LlmWorkload
+from components.model_cache import ModelCache
 from components.monitoring import LlmMonitoring
 from components.namespace import ReleaseNamespace
 from components.network import Network
@@ -37,6 +38,20 @@ security = NetworkSecurity("security", cfg, provider=k8s, namespace=namespace.na
 # would spend Pulumi's readiness timeout waiting for a node; the autoscaler and monitoring objects
 # wait for the addons that bring their CRDs.
 on_nodes = pulumi.ResourceOptions(depends_on=[*cluster.node_pools.values(), *cluster.crd_addons])
+# Optional: the llm reads the model through a Fluid (JindoRuntime) cache of the OSS bucket.
+model_cache = (
+    ModelCache(
+        "model-cache",
+        cfg,
+        provider=k8s,
+        namespace=namespace.name,
+        bucket=storage.bucket_name,
+        endpoint=storage.bucket_endpoint,
+        opts=on_nodes,
+    )
+    if cfg.model_store.fluid and storage.bucket_name and storage.bucket_endpoint
+    else None
+)
 llm = LlmWorkload(
     "llm",
     cfg,
@@ -46,6 +61,7 @@ llm = LlmWorkload(
     model_pvc_name=storage.model_pvc_name,
     model_writer_pvc_name=storage.model_writer_pvc_name,
     api_key_secret_name=security.api_key_secret_name,
+    model_cache=model_cache,
     opts=on_nodes,
 )
 chat = ChatWorkload(
@@ -83,6 +99,8 @@ pulumi.export("llmModel", cfg.llm.model)
 pulumi.export("kubeconfig", cluster.kubeconfig)  # secret
 pulumi.export("clusterId", cluster.cluster_id)
 pulumi.export("modelStoreId", storage.store_id)
+if storage.cache_reader is not None:  # make its AccessKey for the Fluid cache's Secret (README)
+    pulumi.export("modelCacheReader", storage.cache_reader)
 if database is not None:
     pulumi.export("adbHost", database.host)
 pulumi.export("chatImage", registry.chat_image)

@@ -52,6 +52,8 @@ VIRTUAL_NODE = "ack-virtual-node"  # ECI pods: only when llm or chat runs on ECI
 # The CRDs of the llm's autoscaler (KEDA ScaledObject) and monitoring (ServiceMonitor, ...).
 KEDA: str = cloud_facts.value("serving", "kedaAddon")
 MANAGED_PROMETHEUS: str = cloud_facts.value("serving", "prometheusAddon")
+# The Dataset / JindoRuntime / DataLoad CRDs and the Fluid CSI plugin: only with a model cache.
+FLUID: str = cloud_facts.value("storage", "fluidAddon")
 
 
 def day2_addons(cfg: StackConfig) -> list[str]:
@@ -61,6 +63,7 @@ def day2_addons(cfg: StackConfig) -> list[str]:
     addons += [VIRTUAL_NODE] if cfg.uses_eci else []
     addons += [MANAGED_PROMETHEUS] if cfg.monitoring.enabled else []
     addons += [KEDA] if cfg.llm.autoscaling.enabled else []
+    addons += [FLUID] if cfg.model_store.fluid else []
     return addons
 
 
@@ -152,7 +155,7 @@ class AckGpuCluster(pulumi.ComponentResource):
         }
         self._repair_addon = addons[NODE_PROBLEM_DETECTOR]
         # What objects of those CRDs must wait for.
-        self.crd_addons = [addons[a] for a in (MANAGED_PROMETHEUS, KEDA) if a in addons]
+        self.crd_addons = [addons[a] for a in (MANAGED_PROMETHEUS, KEDA, FLUID) if a in addons]
         # Auto-scaling node pools scale only with cluster node scaling on (and the
         # AliyunCSManagedAutoScalerRole authorised: `python -m tools preflight` checks it).
         self.autoscaling = (

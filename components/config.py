@@ -496,6 +496,30 @@ class Network(_Model):
     service_cidr: str = "172.21.0.0/20"
 
 
+class FluidCache(_Model):
+    """A JindoRuntime cache (ACK's ack-fluid) in front of the OSS model store; see README,
+    "Faster model loads with Fluid". JindoRuntime reads OSS with an AccessKey only (no RRSA,
+    cloud facts storage.fluidOssCredentials): `credentialsSecret` names an existing Secret in
+    the release namespace with keys fs.oss.accessKeyId and fs.oss.accessKeySecret."""
+
+    # MEM: emptyDir in memory (/dev/shm), fastest, counts against the worker node's memory;
+    # SSD: a hostPath directory on the worker node's system disk (ESSD).
+    medium: Literal["MEM", "SSD"] = "SSD"
+    # Cache per worker; all workers together must hold the model's files.
+    quota: Quantity = "40Gi"
+    workers: int = Field(1, ge=1, le=16)
+    # The node pool the workers run on (one per node): the system pool or a GPU pool's name.
+    worker_pool: str = SYSTEM_POOL
+    # A DataLoad fills the cache with the model directory before the llm starts.
+    warm_up: bool = True
+    credentials_secret: str | None = Field(None, pattern=_DNS_SUBDOMAIN_PATTERN, max_length=253)
+
+
+class ModelAcceleration(_Model):
+    type: Literal["none", "fluid"] = "none"
+    fluid: FluidCache = FluidCache()
+
+
 class ModelStore(_Model):
     type: Literal["oss", "nas"] = "oss"
     # OSS: bucket name prefix (a suffix makes it globally unique); directory holding the models.
@@ -508,6 +532,13 @@ class ModelStore(_Model):
     # NAS: file system type.
     nas_storage_type: Literal["Performance", "Capacity"] = "Performance"
     size: Quantity = "200Gi"
+    # OSS: a Fluid (JindoRuntime) cache the llm reads the model through.
+    acceleration: ModelAcceleration = ModelAcceleration()
+
+    @property
+    def fluid(self) -> FluidCache | None:
+        """The Fluid cache settings when acceleration is on, else None."""
+        return self.acceleration.fluid if self.acceleration.type == "fluid" else None
 
 
 class Tags(_Model):
@@ -903,6 +934,112 @@ def _autoscaling_rules(cfg: StackConfig) -> Problems:
                     f"{cfg.llm.model} allow {nodes} (sum of maxSize)",
                 )
             )
+    return problems
+
+
+_QUANTITY_GIB = {
+    "": 1 / 1024**3,
+    "k": 1e3 / 1024**3,
+    "M": 1e6 / 1024**3,
+    "G": 1e9 / 1024**3,
+    "T": 1e12 / 1024**3,
+    "Ki": 1 / 1024**2,
+    "Mi": 1 / 1024,
+    "Gi": 1.0,
+    "Ti": 1024.0,
+    "m": 1e-3 / 1024**3,
+}
+# What a worker node's system disk keeps apart from an SSD cache: the OS, the container images
+# (the llm image is the largest) and logs. A planning figure, not a measured one.
+SYSTEM_DISK_RESERVE_GIB = 60
+
+
+def quantity_gib(quantity: str) -> float:
+    """A Kubernetes quantity (`40Gi`, `50G`, `512Mi`) in GiB."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a quantity")
+    number, unit = quantity[: len(quantity) - len(match.group(2) or "")], match.group(2) or ""
+    return float(number) * _QUANTITY_GIB[unit]
+
+
+def _acceleration_rules(cfg: StackConfig) -> Problems:
+    """A Fluid cache sits in front of the stack's own OSS store, holds the model, and its
+    workers fit the nodes of the pool they run on (one worker per node)."""
+    store, fluid = cfg.model_store, cfg.model_store.fluid
+    if fluid is None:
+        return []
+    key = "modelStore.acceleration"
+    if store.type != "oss":
+        return [(f"{key}.type", f"fluid caches an OSS store; modelStore.type is {store.type}")]
+    if cfg.llm.model_pvc:
+        return [
+            (
+                f"{key}.type",
+                "fluid caches the stack's own OSS bucket; llm.modelPVC brings a volume of its "
+                "own: unset one of them",
+            )
+        ]
+    problems: Problems = []
+    if cfg.llm.pod.instance_type == "eci":
+        problems.append(
+            (
+                f"{key}.type",
+                "fluid mounts through its CSI plugin on ECS nodes; llm.pod.instanceType eci "
+                "would need Fluid's sidecar injection, which the stack does not set up",
+            )
+        )
+    if fluid.credentials_secret is None:
+        problems.append(
+            (
+                f"{key}.fluid.credentialsSecret",
+                "required with acceleration fluid: JindoRuntime reads OSS with an AccessKey "
+                "only (no RRSA), so name an existing Secret in the release namespace with keys "
+                "fs.oss.accessKeyId and fs.oss.accessKeySecret (README, Faster model loads "
+                "with Fluid)",
+            )
+        )
+    model = cfg.llm.catalog_entry
+    quota, needed = quantity_gib(fluid.quota), model.weights_fp16_gib
+    if quota * fluid.workers < needed:
+        problems.append(
+            (
+                f"{key}.fluid.quota",
+                f"{fluid.quota} x {fluid.workers} worker(s) cannot hold {model.name} "
+                f"({needed:g} GiB of files in {model.directory}); raise quota or workers",
+            )
+        )
+    pools = {p.name: p for p in cfg.cluster.gpu_pools}
+    if fluid.worker_pool == SYSTEM_POOL:
+        nodes, disk = cfg.cluster.system_pool.size, cfg.cluster.system_pool.system_disk_gib
+        what = f"the system pool has {nodes} node(s) (cluster.systemPool.size)"
+    elif fluid.worker_pool in pools:
+        pool = pools[fluid.worker_pool]
+        # A worker must not hold a GPU node up that the autoscaler would otherwise release.
+        nodes, disk = pool.min_size, pool.system_disk_gib
+        what = f"GPU pool {pool.name} keeps {nodes} node(s) up (minSize)"
+    else:
+        allowed = ", ".join([SYSTEM_POOL, *pools])
+        problems.append(
+            (f"{key}.fluid.workerPool", f"unknown pool {fluid.worker_pool!r}; allowed: {allowed}")
+        )
+        return problems
+    if fluid.workers > nodes:
+        problems.append(
+            (
+                f"{key}.fluid.workers",
+                f"{fluid.workers} worker(s) run one per node and {what}",
+            )
+        )
+    if fluid.medium == "SSD" and quota > disk - SYSTEM_DISK_RESERVE_GIB:
+        problems.append(
+            (
+                f"{key}.fluid.quota",
+                f"{fluid.quota} of SSD cache does not fit a {disk} GiB system disk of pool "
+                f"{fluid.worker_pool} beside the {SYSTEM_DISK_RESERVE_GIB} GiB the node keeps "
+                "for its OS and images; raise the pool's systemDiskGib or add workers",
+            )
+        )
     return problems
 
 
@@ -1412,6 +1549,7 @@ _RULES = [
     (_check_sign_in, {"chat", "oidcClientSecret"}),
     (_check_monitoring_auth, {"monitoring", "prometheusPassword"}),
     (_check_bucket_name, {"modelStore", "llm"}),
+    (_acceleration_rules, {"modelStore", "llm", "cluster"}),
 ]
 
 

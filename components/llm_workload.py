@@ -13,6 +13,9 @@ converted directory removed by hand) never loads half-written weights.
 The Job's pods run at a higher PriorityClass than the llm: on a pool with no free GPU (dev has one
 node) the scheduler evicts an llm pod of the old model for the conversion instead of leaving the
 Job pending until Pulumi times out; the Deployment rolls to the new model once the Job is done.
+
+With a Fluid cache (`modelStore.acceleration.type: fluid`) the llm mounts the cache's PVC; its
+warm-up DataLoad runs after the Job (the files exist) and before the Deployment.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from components import workload_pod as wp
 from components.catalog import MODEL_ROOT
 from components.config import StackConfig
 from components.contract import LLM_PORT
+from components.model_cache import ModelCache
 
 # Written last by `python -m llm_server.convert` (app_images/llm/llm_server/convert.py: MARKER).
 CONVERSION_MARKER = ".aiacc-conversion-complete.json"
@@ -54,8 +58,11 @@ class LlmWorkload(pulumi.ComponentResource):
         model_pvc_name: pulumi.Input[str],
         model_writer_pvc_name: pulumi.Input[str],
         api_key_secret_name: pulumi.Input[str],
+        model_cache: ModelCache | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`model_cache`: the Fluid cache the llm reads the model through (its PVC replaces
+        `model_pvc_name`; the conversion Job keeps writing through `model_writer_pvc_name`)."""
         super().__init__("chatchat:llm_workload:LlmWorkload", name, None, opts)
         model = cfg.llm.catalog_entry
         # Children do not inherit the component's depends_on (the node pools): pass it on.
@@ -104,6 +111,11 @@ class LlmWorkload(pulumi.ComponentResource):
             "securityContext": wp.container_security(),
             "volumeMounts": [wp.model_mount(), wp.TMP_MOUNT],
         }
+        cache_waits: list[pulumi.Resource] = []
+        if model_cache is not None:
+            model_pvc_name = model_cache.pvc_name
+            warm_up = model_cache.warm_up(f"{name}-warm-up", [job] if job else [], child)
+            cache_waits = [model_cache.runtime, *([warm_up] if warm_up else [])]
         init = [self._wait_for_conversion(model.directory, image)] if model.is_aiacc else None
         scaling = cfg.llm.autoscaling
         # KEDA owns the replica count once it exists: Pulumi sets it only at create.
@@ -127,7 +139,7 @@ class LlmWorkload(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions.merge(
                 pulumi.ResourceOptions.merge(child, owned),
-                pulumi.ResourceOptions(depends_on=[account, *([job] if job else [])]),
+                pulumi.ResourceOptions(depends_on=[account, *([job] if job else []), *cache_waits]),
             ),
         )
         least = scaling.min_replicas if scaling.enabled else None

@@ -172,6 +172,8 @@ class ModelStorage(pulumi.ComponentResource):
 
     store_id: pulumi.Output[str]
     bucket_name: pulumi.Output[str] | None
+    bucket_endpoint: pulumi.Output[str] | None  # the bucket's internal endpoint (OSS only)
+    cache_reader: pulumi.Output[str] | None  # the RAM user the Fluid cache's AccessKey is for
     model_pvc_name: pulumi.Output[str]
     model_writer_pvc_name: pulumi.Output[str]
     kb_pvc_name: pulumi.Output[str]
@@ -194,7 +196,7 @@ class ModelStorage(pulumi.ComponentResource):
         self._namespace = namespace
         self._k8s = pulumi.ResourceOptions(parent=self, provider=provider)
         self._tags = cfg.resource_tags()
-        self.bucket_name = None
+        self.bucket_name = self.bucket_endpoint = self.cache_reader = None
         self._nas: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
 
         if (store.type == "nas" and not cfg.llm.model_pvc) or (
@@ -262,9 +264,45 @@ class ModelStorage(pulumi.ComponentResource):
             f"{name}-bucket-acl", bucket=bucket.bucket, acl="private", opts=child
         )
         self.bucket_name = bucket.bucket
+        self.bucket_endpoint = bucket.intranet_endpoint
         self.store_id = bucket.bucket
         self.model_pvc_name = self._oss_pvc("model", bucket, write=False)
         self.model_writer_pvc_name = self._oss_pvc("model-writer", bucket, write=True)
+        if store.fluid:
+            self.cache_reader = self._cache_reader(bucket)
+
+    def _cache_reader(self, bucket: alicloud.oss.Bucket) -> pulumi.Output[str]:
+        """A RAM user that may only read the model prefix: JindoRuntime reads OSS with an
+        AccessKey only (cloud facts storage.fluidOssCredentials). The stack makes no key: whoever
+        deploys makes one for this user and puts it in `credentialsSecret` (README)."""
+        name, cfg = self._name, self._cfg
+        prefix = cfg.model_store.prefix.strip("/")
+        child = pulumi.ResourceOptions(parent=self)
+        user = alicloud.ram.User(
+            f"{name}-cache-reader",
+            name=f"{cfg.release}-{cfg.stack}-model-cache",
+            comments="Fluid model cache (JindoRuntime): reads the model prefix only",
+            tags=self._tags,
+            force=True,
+            opts=child,
+        )
+        policy = alicloud.ram.Policy(
+            f"{name}-cache-reader-policy",
+            policy_name=f"{cfg.release}-{cfg.stack}-model-cache-oss",
+            policy_document=bucket.bucket.apply(lambda b: oss_policy(b, prefix, write=False)),
+            description="read-only on the model prefix, for the Fluid cache's AccessKey",
+            force=True,
+            tags=self._tags,
+            opts=child,
+        )
+        alicloud.ram.UserPolicyAttachment(
+            f"{name}-cache-reader-attachment",
+            policy_name=policy.policy_name,
+            policy_type="Custom",
+            user_name=user.name,
+            opts=child,
+        )
+        return user.name
 
     def _oss_pvc(self, role: str, bucket: alicloud.oss.Bucket, write: bool) -> pulumi.Output[str]:
         """A static ossfs PV that authenticates through RRSA: a RAM role only the OSS CSI

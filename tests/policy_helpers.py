@@ -29,6 +29,7 @@ from tools.offline.stack_files import read_stack_file
 
 POLICIES = load_policies()
 NAMESPACE = "chatchat"
+MODEL_CACHE = "chatchat-model-cache"  # a Fluid Dataset; Fluid names its PVC the same
 IMAGE = "registry-vpc.cn-hangzhou.aliyuncs.com/chatchat/{}:0.1.0"
 
 
@@ -94,6 +95,11 @@ class Shape:
         ("oidc:iss", "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c0ffee"),
         ("oidc:sub", "system:serviceaccount:ack-csi-fuse:csi-fuse-ossfs"),
     )
+    # the Fluid model cache (a Dataset) and how the llm mounts the PVC Fluid makes for it
+    fluid_access_modes: tuple[str, ...] = ("ReadOnlyMany",)
+    fluid_mount_read_only: bool = True
+    fluid_inline_key: bool = False
+    llm_cache_mount_read_only: bool = True
     nas_cidr: str = "10.30.0.0/16"
     sg_cidr: str = "10.30.0.0/16"
     # ADB
@@ -305,6 +311,37 @@ def _oss_volume(shape: Shape, bucket: alicloud.oss.Bucket) -> None:
     }
     if shape.oss_volume_secret:
         csi["nodePublishSecretRef"] = {"name": "oss-keys", "namespace": NAMESPACE}
+    key_options = (
+        {"fs.oss.accessKeyId": "LTAI0000", "fs.oss.accessKeySecret": "s3cret"}
+        if shape.fluid_inline_key
+        else {}
+    )
+    k8s.apiextensions.CustomResource(
+        "models-cache",
+        api_version="data.fluid.io/v1alpha1",
+        kind="Dataset",
+        metadata={"name": MODEL_CACHE, "namespace": NAMESPACE},
+        spec={
+            "accessModes": list(shape.fluid_access_modes),
+            "mounts": [
+                {
+                    "name": "models",
+                    "mountPoint": "oss://chatchat-models/llm-model/",
+                    "path": "/",
+                    "readOnly": shape.fluid_mount_read_only,
+                    "options": {
+                        "fs.oss.endpoint": "oss-cn-hangzhou-internal.aliyuncs.com",
+                        **key_options,
+                    },
+                    "encryptOptions": [
+                        {"name": k, "valueFrom": {"secretKeyRef": {"name": "oss-reader", "key": k}}}
+                        for k in ("fs.oss.accessKeyId", "fs.oss.accessKeySecret")
+                        if not key_options
+                    ],
+                }
+            ],
+        },
+    )
     k8s.core.v1.PersistentVolume(
         "models-pv",
         metadata={"name": "chatchat-models"},
@@ -372,12 +409,30 @@ def _workloads(shape: Shape) -> None:
         privileged=shape.llm_privileged,
         env=[{"name": "LLM_MODEL", "value": annotations.get("chatchat.io/model", "")}, api_key],
     )
+    llm["volumeMounts"] = [
+        {
+            "name": "llm-model",
+            "mountPath": "/llm-model",
+            "readOnly": shape.llm_cache_mount_read_only,
+        }
+    ]
     _deployment(
         "llm",
         shape.llm_replicas,
         pod_labels,
         annotations,
-        {"containers": [llm], "nodeSelector": dict(shape.llm_selector), "tolerations": tolerations},
+        {
+            "containers": [llm],
+            "nodeSelector": dict(shape.llm_selector),
+            "tolerations": tolerations,
+            # the Fluid cache's PVC (named after its Dataset)
+            "volumes": [
+                {
+                    "name": "llm-model",
+                    "persistentVolumeClaim": {"claimName": MODEL_CACHE, "readOnly": True},
+                }
+            ],
+        },
     )
     if shape.llm_scaled_min is not None:
         k8s.apiextensions.CustomResource(

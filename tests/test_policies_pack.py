@@ -47,6 +47,7 @@ MANDATORY = {
     "oss-volume-rrsa",
     "ram-role-oidc-scoped",
     "nas-access-not-open",
+    "fluid-model-cache-read-only",
     "security-group-no-public-ingress",
     "k8s-no-privileged",
     "k8s-gpu-request",

@@ -62,6 +62,20 @@ NOTES = {
     "db.embeddingModel": "chart value; directory under `/llm-model`",
     "db.adb.instanceSpec": "per segment, at least `4C16G`",
     "modelStore.type": "where models live: OSS bucket or NAS file system",
+    "modelStore.acceleration.type": "`fluid`: the llm reads the model through a Fluid "
+    "JindoRuntime cache (addon ack-fluid; OSS only; README, Faster model loads with Fluid)",
+    "modelStore.acceleration.fluid.medium": "`MEM`: in memory (/dev/shm) on the worker node; "
+    "`SSD`: a directory on its system disk",
+    "modelStore.acceleration.fluid.quota": "cache per worker; quota x workers must hold the "
+    "model's files (catalog fp16 size)",
+    "modelStore.acceleration.fluid.workers": "cache workers, one per node of `workerPool`",
+    "modelStore.acceleration.fluid.workerPool": "`system` or a GPU pool's name (workers at "
+    "most its `minSize`)",
+    "modelStore.acceleration.fluid.warmUp": "a DataLoad fills the cache with the model "
+    "directory before the llm starts",
+    "modelStore.acceleration.fluid.credentialsSecret": "required with `fluid`: existing Secret "
+    "in the release namespace with keys `fs.oss.accessKeyId`, `fs.oss.accessKeySecret` "
+    "(JindoRuntime has no RRSA)",
     "llm.autoscaling.enabled": "KEDA ScaledObject (addon `ack-keda`) on requests waiting + "
     "running; needs `monitoring.prometheusUrl`",
     "llm.autoscaling.maxReplicas": "times GPUs per pod must fit the fitting GPU pools' `maxSize`",

@@ -1,5 +1,5 @@
 """Storage and access policies: private encrypted OSS, scoped RAM, OSS volumes through RRSA,
-NAS not open to the world."""
+NAS not open to the world, a Fluid model cache that only reads."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from .common import (
     Report,
     describe,
     items,
+    k8s_name,
     known,
     mapping,
+    namespace_of,
+    pod_template,
     resource_policy,
     stack_policy,
 )
@@ -34,6 +37,9 @@ RAM_ATTACHMENTS = (
 NAS_ACCESS_RULE = "alicloud:nas/accessRule:AccessRule"
 RAM_ROLE = "alicloud:ram/role:Role"
 PERSISTENT_VOLUME = "kubernetes:core/v1:PersistentVolume"
+FLUID_DATASET = "kubernetes:data.fluid.io/v1alpha1:Dataset"
+# Dataset mount options that would carry the OSS AccessKey in the object itself.
+_FLUID_KEY_OPTIONS = {"fs.oss.accesskeyid", "fs.oss.accesskeysecret", "fs.oss.securitytoken"}
 OSS_DRIVER = "ossplugin.csi.alibabacloud.com"
 # Volume attributes that carry a long-lived AccessKey (the driver still reads them, deprecated).
 _KEY_ATTRIBUTES = {"akid", "aksecret"}
@@ -227,6 +233,76 @@ def ram_role_oidc_scoped(args: ResourceValidationArgs, report: Report) -> None:
             )
 
 
+def _claims(pod_spec: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Volume name -> (claimName, readOnly) of a pod's PVC volumes."""
+    found = {}
+    for volume in map(mapping, items(pod_spec.get("volumes"))):
+        claim = mapping(volume.get("persistentVolumeClaim"))
+        if isinstance(claim.get("claimName"), str):
+            found[str(volume.get("name"))] = (claim["claimName"], claim.get("readOnly") is True)
+    return found
+
+
+@stack_policy(
+    "fluid-model-cache-read-only",
+    EnforcementLevel.MANDATORY,
+    "A Fluid Dataset (the model cache) mounts its store read-only, ReadOnlyMany, with no "
+    "AccessKey in its options (encryptOptions from a Secret only); every pod mounts the PVC "
+    "Fluid makes for it read-only.",
+)
+def fluid_model_cache_read_only(args: StackValidationArgs, report: Report) -> None:
+    datasets = {}
+    for r in args.resources:
+        if r.resource_type != FLUID_DATASET:
+            continue
+        what = k8s_name(r.resource_type, r.props, r.name)
+        spec = mapping(r.props.get("spec"))
+        datasets[(namespace_of(r.props), known(r.props, "metadata", "name"))] = what
+        if any(mode != "ReadOnlyMany" for mode in items(spec.get("accessModes"))):
+            report(
+                f"{what}: accessModes {items(spec.get('accessModes'))} let pods write through "
+                "the cache. Fix: accessModes [ReadOnlyMany]; writers use the store's own volume.",
+                r.urn,
+            )
+        for mount in map(mapping, items(spec.get("mounts"))):
+            point = mount.get("mountPoint")
+            if mount.get("readOnly") is not True:
+                report(f"{what}: mount {point} is not readOnly. Fix: readOnly: true.", r.urn)
+            inline = _FLUID_KEY_OPTIONS & {str(k).lower() for k in mapping(mount.get("options"))}
+            if inline:
+                report(
+                    f"{what}: mount {point} carries {', '.join(sorted(inline))} in its options, "
+                    "in the object and the stack's state. Fix: encryptOptions with "
+                    "valueFrom.secretKeyRef naming an existing Secret.",
+                    r.urn,
+                )
+    for r in args.resources:
+        template = pod_template(r.resource_type, r.props)
+        if template is None:
+            continue
+        pod_spec, namespace = template[1], namespace_of(r.props)
+        claims = _claims(pod_spec)
+        mounts = [
+            mapping(m)
+            for c in [*items(pod_spec.get("containers")), *items(pod_spec.get("initContainers"))]
+            for m in items(mapping(c).get("volumeMounts"))
+        ]
+        for volume, (claim, read_only) in claims.items():
+            dataset = datasets.get((namespace, claim))
+            if dataset is None:
+                continue
+            writable = not read_only or any(
+                m.get("name") == volume and m.get("readOnly") is not True for m in mounts
+            )
+            if writable:
+                report(
+                    f"{k8s_name(r.resource_type, r.props, r.name)} mounts {claim}, the PVC of "
+                    f"{dataset}, writable. Fix: persistentVolumeClaim.readOnly and every "
+                    "volumeMount readOnly: true.",
+                    r.urn,
+                )
+
+
 POLICIES = [
     oss_bucket_private,
     oss_bucket_encrypted,
@@ -234,4 +310,5 @@ POLICIES = [
     oss_volume_rrsa,
     ram_role_oidc_scoped,
     nas_access_not_open,
+    fluid_model_cache_read_only,
 ]
