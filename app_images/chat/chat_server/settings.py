@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     embedding_model: str = "text2vec-bge-large-chinese"
     model_root: Path = Path("/llm-model")
     embedding_batch_size: int = Field(default=64, ge=1)
+    # Padded tokens per embedding batch (texts sorted by tokens); unset: 4096 on CPU, 32768 on
+    # a GPU (kb/embeddings.py DEFAULT_BATCH_TOKENS).
+    embedding_batch_tokens: int | None = Field(default=None, ge=64)
     # auto: the GPU when torch sees one (fp16), else the CPU; cuda without a GPU fails start-up.
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chat_server.kb.embeddings import BACKGROUND_NICE, QueryFirst, length_order
+from chat_server.kb.embeddings import BACKGROUND_NICE, QueryFirst, token_batches
 from chat_server.kb.loaders import DocumentError
 from chat_server.kb.pipeline import EmbedStage, IngestProgress, ordered_map, windows
 from chat_server.kb.service import EMBED_WINDOW_CHUNKS, KnowledgeService
@@ -187,9 +187,45 @@ def test_windows_close_on_whole_items():
     assert groups == [[3, 1], [5], [2, 2], [9], [1]]
 
 
-def test_length_order_puts_like_lengths_together():
-    texts = ["aa", "a", "aaaa", "aaa"]
-    assert [texts[i] for i in length_order(texts)] == ["aaaa", "aaa", "aa", "a"]
+def test_token_batches_group_like_token_counts_within_both_bounds():
+    lengths = [40, 230, 38, 200, 41, 900, 39, 220, 42]
+    batches = token_batches(lengths, max_batch=3, max_tokens=480)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # each text once
+    assert batches[0] == [5]  # longer than the budget: alone
+    for batch in batches:
+        assert len(batch) <= 3
+        longest = max(lengths[i] for i in batch)
+        assert [lengths[i] for i in batch] == sorted((lengths[i] for i in batch), reverse=True)
+        assert len(batch) == 1 or len(batch) * longest <= 480
+    assert [[lengths[i] for i in b] for b in batches] == [
+        [900],
+        [230, 220],
+        [200, 42],
+        [41, 40, 39],
+        [38],
+    ]
+
+
+def test_token_batches_pad_a_mixed_language_corpus_far_less_than_character_order(embedder):
+    # English chunks of 180-255 characters are ~40-60 tokens, Chinese ones of 100-250 about one
+    # token a character: sorted by characters they interleave, and a batch pads to its longest.
+    english = [(paragraph(c) * 3)[: 180 + 5 * i] for i, c in enumerate("abcdefghijklmnop")]
+    chinese = [("知识库检索增强生成" * 40)[: 100 + 10 * i] for i in range(16)]
+    texts = english + chinese
+    lengths = [len(i) for i in embedder.model.tokenizer(texts)["input_ids"]]
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    by_chars = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    char_batches = [by_chars[i : i + 8] for i in range(0, len(texts), 8)]
+    by_tokens = token_batches(lengths, max_batch=8, max_tokens=10**9)
+    assert padded(by_tokens) < 0.8 * padded(char_batches)
+    ours = embedder.batches(texts)  # the embedder's own cut: every text once, within its bounds
+    assert sorted(i for b in ours for i in b) == list(range(len(texts)))
+    assert all(
+        len(b) == 1 or len(b) * max(lengths[i] for i in b) <= embedder.batch_tokens for b in ours
+    )
 
 
 def test_background_embedding_runs_at_low_priority_and_matches_query_encoding(embedder):
@@ -199,6 +235,8 @@ def test_background_embedding_runs_at_low_priority_and_matches_query_encoding(em
     texts = [paragraph(t)[: 40 * (i + 1)] for i, t in enumerate("abcdefghij")]
     background = embedder.encode_background(texts)
     assert np.allclose(background, embedder.encode(texts), atol=1e-5)
+    one_by_one = np.stack([embedder.model.encode(t, normalize_embeddings=True) for t in texts])
+    assert np.allclose(background, one_by_one, atol=1e-5)  # batching changes no vector
 
 
 def test_a_background_batch_waits_for_a_query_in_progress():

@@ -45,6 +45,7 @@ def build_service(settings: Settings) -> KnowledgeService:
         settings.embedding_model_path,
         settings.embedding_batch_size,
         device=settings.embedding_device,
+        batch_tokens=settings.embedding_batch_tokens,
     )
     return KnowledgeService.from_settings(settings, embedder)
 

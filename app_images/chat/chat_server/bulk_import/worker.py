@@ -156,7 +156,10 @@ def run_shard(
         )
     params = (params or SplitParams(settings.chunk_size, settings.chunk_overlap)).validate()
     embedder = embedder or Embedder(
-        settings.embedding_model_path, settings.embedding_batch_size, settings.embedding_device
+        settings.embedding_model_path,
+        settings.embedding_batch_size,
+        settings.embedding_device,
+        settings.embedding_batch_tokens,
     )
     stop = _Stop()
     previous = signal.signal(signal.SIGTERM, stop) if handle_sigterm else None

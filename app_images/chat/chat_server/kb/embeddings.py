@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,9 +51,31 @@ def resolve_device(setting: str, cuda_available: bool) -> str:
 BACKGROUND_NICE = 19
 
 
-def length_order(texts: list[str]) -> list[int]:
-    """Indices of `texts`, longest first: batches of like lengths pad (and waste) little."""
-    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+# Padded tokens per batch (a batch's size times its longest text, in the model's tokens) when
+# EMBEDDING_BATCH_TOKENS is unset: measured best on CPU (bench/ingest_scale.py's `batching`
+# table in the README); a GPU takes bigger batches.
+DEFAULT_BATCH_TOKENS = {"cpu": 4096, "cuda": 32768}
+
+
+def token_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches, longest first by token count: a batch holds at most
+    `max_batch` texts and at most `max_tokens` padded tokens (its size times its longest text;
+    a text longer than that goes alone). Sorting by tokens, not characters, matters: a Chinese
+    chunk of 250 characters is about 230 tokens, an English one about 55, so character order
+    mixes them and every text is padded to the longest of its batch."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (
+            len(current) >= max_batch or (len(current) + 1) * lengths[current[0]] > max_tokens
+        ):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class QueryFirst:
@@ -90,13 +112,18 @@ def _lower_priority() -> None:
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors; counts every text it embeds.
 
-    `encode` is for queries; `encode_background` for ingestion: in length-sorted batches of
-    `batch_size`, on one low-priority thread, each batch waiting until no query is encoding,
-    so that searches and chats stay fast while a large upload embeds.
+    Both cut their texts into `token_batches` (at most `batch_size` texts and `batch_tokens`
+    padded tokens each). `encode` is for queries and small edits; `encode_background` for
+    ingestion: on one low-priority thread, each batch waiting until no query is encoding, so
+    that searches and chats stay fast while a large upload embeds.
     """
 
     def __init__(
-        self, model_dir: Path, batch_size: int = 64, device: DeviceSetting = "auto"
+        self,
+        model_dir: Path,
+        batch_size: int = 64,
+        device: DeviceSetting = "auto",
+        batch_tokens: int | None = None,
     ) -> None:
         if not (model_dir / "config.json").exists() and not (model_dir / "modules.json").exists():
             raise EmbeddingModelMissing(
@@ -118,6 +145,8 @@ class Embedder:
         self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         self.name = model_dir.name
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS[self.device]
+        self._max_length = int(self.model.max_seq_length or self.model.tokenizer.model_max_length)
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"embedding model {model_dir} does not state its dimension")
@@ -135,6 +164,8 @@ class Embedder:
                 "dim": self.dim,
                 "device": self.device,
                 "dtype": self.dtype,
+                "batch_size": self.batch_size,
+                "batch_tokens": self.batch_tokens,
             },
         )
 
@@ -154,32 +185,46 @@ class Embedder:
         return TokenWindow(int(window) - specials, count)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        """One batch, as it is (the caller cut it)."""
         with self._count_lock:
             self.texts_embedded += len(texts)
         vectors = self.model.encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=len(texts),
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def batches(self, texts: list[str]) -> list[list[int]]:
+        """`token_batches` of the texts, counted by the model's tokenizer as it will cut them."""
+        if len(texts) == 1:
+            return [[0]]
+        ids = self.model.tokenizer(
+            texts, truncation=True, max_length=self._max_length, verbose=False
+        )["input_ids"]
+        return token_batches([len(i) for i in ids], self.batch_size, self.batch_tokens)
+
+    def _encode_all(self, texts: list[str], run: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for part in self.batches(texts):
+            out[part] = run([texts[i] for i in part])
+        return out
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._query_first.query():
-            return self._encode(texts)
+            return self._encode_all(texts, self._encode)
 
     def encode_background(self, texts: list[str]) -> np.ndarray:
         """`encode` for ingestion: yields to queries between batches (see the class doc)."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = length_order(texts)
-        for start in range(0, len(order), self.batch_size):
-            part = order[start : start + self.batch_size]
-            batch = [texts[i] for i in part]
-            out[part] = self._background.submit(self._encode_after_queries, batch).result()
-        return out
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._encode_all(
+            texts, lambda batch: self._background.submit(self._encode_after_queries, batch).result()
+        )
 
     def _encode_after_queries(self, texts: list[str]) -> np.ndarray:
         self._query_first.wait_idle()

@@ -1,11 +1,12 @@
 """The stages of a pipelined ingestion: parse (worker processes) -> embed -> write, overlapping.
 
 Parsing runs in the parse pool's worker processes, several files at once, in order, a bounded
-number ahead; embedding takes whole files in windows of about `window_chunks` chunks (sorted by
-length inside `Embedder.encode_background`, so batches pad little) on a thread of its own; the
-caller writes each embedded window while the next is parsed and embedded. Every queue between
-the stages is bounded, so the memory an upload holds in flight does not grow with its size.
-A failure in any stage stops the others and is raised to the caller, which writes nothing of it.
+number ahead; embedding takes whole files in windows of about `window_chunks` chunks (cut into
+batches of like token counts inside `Embedder.encode_background`, so batches pad little) on a
+thread of its own; the caller writes each embedded window while the next is parsed and
+embedded. Every queue between the stages is bounded, so the memory an upload holds in flight
+does not grow with its size. A failure in any stage stops the others and is raised to the
+caller, which writes nothing of it.
 """
 
 from __future__ import annotations
