@@ -23,7 +23,8 @@ from chat_server.bulk_import.source import (
     shard_files,
     shard_of,
 )
-from chat_server.kb.service import KnowledgeService
+from chat_server.kb.service import KnowledgeBaseError, KnowledgeService, SplitParams
+from chat_server.kb.spool import IncomingFile
 from chat_server.stores.base import FAULT_MARKER_ENV, FAULT_PAUSE_ENV
 from chat_server.stores.pg_store import table_name
 from tests.conftest import API_KEY, new_kb_name
@@ -317,6 +318,44 @@ def test_a_worker_whose_database_is_down_exits_non_zero(tmp_path, model_dir):
     assert lines[-1]["msg"] == "import stopped: store unavailable"
 
 
+def test_a_rebuild_of_a_pg_kb_keeps_imported_files_and_embeds_their_chunks_anew(
+    tmp_path, pg_conninfo, model_dir, embedder
+):
+    kb = new_kb_name()
+    source = tmp_path / "src"
+    expected = make_corpus(source, 8)
+    env = {**pg_env(pg_conninfo), "DEFAULT_VS_TYPE": "adb"}
+    code, _ = Worker(tmp_path, model_dir, kb, source, "oss-rebuild", **env).finish()
+    assert code == 0
+    service = KnowledgeService(embedder, tmp_path / "kb", pg_conninfo, "adb")
+    try:
+        upload = tmp_path / "uploaded.txt"
+        upload.write_text("The observatory dome opens at dusk for the comet survey.")
+        service.ingest(kb, [IncomingFile.from_path("uploaded.txt", upload)], SplitParams())
+        imported = service.imported_files(kb)
+        assert sorted(imported) == sorted(expected)  # the uploaded file has its original here
+        assert {iid for iid, _ in imported.values()} == {"oss-rebuild"}
+        before = {r.file_name: r for r in service.list_files(kb)}
+        old_ids = {n: service._meta_for("adb").chunk_ids(kb, n) for n in imported}  # noqa: SLF001
+        service.reset_vectors(kb, imported)
+        assert sorted(r.file_name for r in service.list_files(kb)) == sorted(imported)
+        assert service.reembed_stored(kb, sorted(imported)) == sum(
+            before[n].chunks for n in imported
+        )
+        after = {r.file_name: r for r in service.list_files(kb)}
+        assert {n: after[n] for n in imported} == {n: before[n] for n in imported}  # records kept
+        meta = service._meta_for("adb")  # noqa: SLF001
+        for name in imported:
+            assert not set(meta.chunk_ids(kb, name)) & set(old_ids[name])  # new vectors
+        assert_each_file_once(pg_conninfo, kb, imported)  # the old vectors are gone
+        name = sorted(expected)[3]
+        assert service.search(kb, expected[name], 1, 2.0)[0].file_name == name
+        with pytest.raises(KnowledgeBaseError, match="bulk-imported .*oss-rebuild"):
+            service.file_path(kb, name)
+    finally:
+        service.close()
+
+
 # -- faiss: the chat service is the single writer ------------------------------------------------
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, model_dir, stub_llm):
@@ -354,6 +393,92 @@ def test_a_faiss_kb_is_filled_through_the_running_chat_api(tmp_path, api, model_
     assert code == 0
     again = summary(lines)
     assert again["stored"] == 0 and again["unchanged"] == len(expected)
+
+
+def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_with_the_kb(
+    tmp_path, api, model_dir
+):
+    kb = "手册 rebuild"
+    http = api.http
+    assert (
+        http.post(
+            "/knowledge_base/create_knowledge_base",
+            json={"knowledge_base_name": kb, "vector_store_type": "faiss"},
+        ).json()["code"]
+        == 200
+    )
+    uploaded = "Uploaded notes: the observatory dome opens at dusk for the comet survey."
+    r = http.post(
+        "/knowledge_base/upload_docs",
+        data={"knowledge_base_name": kb},
+        files=[("files", ("uploaded.txt", uploaded.encode(), "text/plain"))],
+    )
+    assert r.json()["code"] == 200, r.text
+    source = tmp_path / "src"
+    expected = make_corpus(source, 6)
+    env = {"CHAT_API_URL": api.url, "DEFAULT_VS_TYPE": "faiss"}
+    code, _ = Worker(tmp_path, model_dir, kb, source, "nas-rebuild", **env).finish()
+    assert code == 0
+    imported = sorted(expected)
+
+    # The original of an imported file is in the import source, and the 404 says so.
+    r = http.get(
+        "/knowledge_base/download_doc",
+        params={"knowledge_base_name": kb, "file_name": imported[0]},
+    )
+    assert r.status_code == 404
+    assert "bulk-imported" in r.json()["msg"] and "nas-rebuild" in r.json()["msg"]
+    r = http.get(
+        "/knowledge_base/download_doc",
+        params={"knowledge_base_name": kb, "file_name": "uploaded.txt"},
+    )
+    assert r.status_code == 200 and r.content == uploaded.encode()
+
+    # A rebuild re-splits what is on the volume and embeds the imported files' stored chunks.
+    events = []
+    with http.stream(
+        "POST",
+        "/knowledge_base/recreate_vector_store",
+        json={"knowledge_base_name": kb, "chunk_size": 60, "chunk_overlap": 0},
+    ) as r:
+        for chunk in r.iter_text(None):
+            if chunk.startswith("data: "):
+                events.append(json.loads(chunk[6:-2]))
+    total = 1 + len(imported)
+    assert [(e["finished"], e["total"], e["code"]) for e in events] == [
+        (i, total, 200) for i in range(1, total + 1)
+    ]
+    assert [e["doc"] for e in events] == ["uploaded.txt", *imported]
+    assert all("bulk-imported" in e["msg"] and "not re-split" in e["msg"] for e in events[1:])
+    listed = http.get("/knowledge_base/list_files", params={"knowledge_base_name": kb}).json()
+    assert sorted(listed["data"]) == sorted(["uploaded.txt", *imported])
+    for name in (imported[0], imported[-1]):
+        found = http.post(
+            "/knowledge_base/search_docs",
+            json={"query": expected[name], "knowledge_base_name": kb, "top_k": 1},
+        ).json()
+        assert found[0]["metadata"]["source"] == name
+    docs = http.post(
+        "/knowledge_base/search_docs",
+        json={"knowledge_base_name": kb, "file_name": "uploaded.txt", "query": ""},
+    ).json()
+    assert len(docs) > 1 and all(len(d["page_content"]) <= 60 for d in docs)  # re-split
+
+    # A re-run of the import after the rebuild embeds nothing: the records were kept.
+    code, lines = Worker(tmp_path, model_dir, kb, source, "nas-rebuild", **env).finish()
+    assert code == 0 and summary(lines)["stored"] == 0
+
+    # Deleting the KB forgets its imports: a KB made again under the name starts with none.
+    assert http.post("/knowledge_base/delete_knowledge_base", json=kb).json()["code"] == 200
+    assert (
+        http.post(
+            "/knowledge_base/create_knowledge_base",
+            json={"knowledge_base_name": kb, "vector_store_type": "faiss"},
+        ).json()["code"]
+        == 200
+    )
+    status = http.get("/knowledge_base/import_status", params={"knowledge_base_name": kb})
+    assert status.json()["data"]["imports"] == []
 
 
 def test_import_shard_refuses_vectors_of_another_model_or_dimension(api):

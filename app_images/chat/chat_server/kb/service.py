@@ -127,6 +127,13 @@ def file_fingerprint(f: IncomingFile, params: SplitParams) -> str:
     return str(digest.hexdigest())
 
 
+def _custom_record(meta: MetaStore, kb: str, name: str, chunks: list[str]) -> FileRecord:
+    """The record of a file whose chunks a client gave: fingerprinted by them, its size kept."""
+    old = meta.get_file(kb, name)
+    digest = hashlib.sha256("\0".join(chunks).encode()).hexdigest()
+    return FileRecord(name, CUSTOM_FINGERPRINT + digest, old.size if old else 0, len(chunks))
+
+
 @dataclass(frozen=True)
 class EmbeddedFile:
     """A file parsed, split and embedded elsewhere (a bulk-import worker): stored as it is."""
@@ -336,8 +343,9 @@ class KnowledgeService:
         meta = self._meta_for(vs_type)
         if vs_type == "faiss":
             self._faiss_lease.ensure()
-        # What a crash during an earlier delete of this name left on disk is not this KB's.
+        # What a crash during an earlier delete of this name left is not this KB's.
         shutil.rmtree(self._kb_dir(name), ignore_errors=True)
+        self._import_store_for(vs_type).forget(name)
         kb = KnowledgeBase(name, vs_type, self.embedder.name)
         meta.create_kb(kb)
         self._content_dir(name).mkdir(parents=True, exist_ok=True)
@@ -348,13 +356,16 @@ class KnowledgeService:
     def delete_kb(self, name: str) -> None:
         kb, meta = self.get_kb(name)
         name = kb.name
+        imports = self._import_store_for(kb.vs_type)
         with self._lock_for(name):
             index = self._index(kb)
-            # Metadata first: a crash after it leaves files on disk that no KB names.
+            # Metadata first: a crash after it leaves files on disk that no KB names (and import
+            # records, which create_kb forgets too).
             with index.bulk():
                 meta.delete_kb(name)
                 fault_point("delete_kb.metadata_deleted")
                 index.drop()
+            imports.forget(name)
             self._indexes.pop(name, None)
             self._keywords.forget(name)  # a KB made again under this name starts ids anew
             shutil.rmtree(self._kb_dir(name), ignore_errors=True)
@@ -365,12 +376,35 @@ class KnowledgeService:
         return self._kb_dir(kb) / "content"
 
     def file_path(self, kb: str, file_name: str) -> Path:
+        """The stored original of a file; a 404 that says where it is when a bulk import stored
+        the file (its original stays in the import source, never on the KB volume)."""
         validate_file_name(file_name)
         kb = self.get_kb(kb)[0].name
         path = self._content_dir(kb) / file_name
         if not path.is_file():
+            origin = self.imported_files(kb, [file_name]).get(file_name)
+            if origin is not None:
+                raise KnowledgeBaseError(
+                    404,
+                    f"file {file_name!r} of knowledge base {kb!r} was bulk-imported (import "
+                    f"{origin[0]!r}, {origin[1]!r} in its source): its original stays in the "
+                    "import source, not on the knowledge-base volume",
+                )
             raise KnowledgeBaseError(404, f"file {file_name!r} not found in knowledge base {kb!r}")
         return path
+
+    def imported_files(
+        self, kb_name: str, file_names: list[str] | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """Files of the KB (of `file_names`, or all) that a bulk import stored and whose
+        original is not on the KB volume: name -> (import id, path in the import's source)."""
+        kb, meta = self.get_kb(kb_name)
+        listed = {r.file_name for r in meta.list_files(kb.name)}
+        names = [n for n in (listed if file_names is None else file_names) if n in listed]
+        names = [n for n in names if not (self._content_dir(kb.name) / n).is_file()]
+        if not names:
+            return {}
+        return self._import_store_for(kb.vs_type).origins(kb.name, sorted(names))
 
     def list_files(self, kb: str) -> list[FileRecord]:
         found, meta = self.get_kb(kb)
@@ -592,25 +626,60 @@ class KnowledgeService:
             path = self.file_path(kb_name, name)
             yield name, self.ingest(kb_name, [IncomingFile.from_path(name, path)], params)
 
-    def reset_vectors(self, kb_name: str) -> None:
-        """Drop every vector and chunk of a KB but keep its files (for recreate_vector_store)."""
+    def reset_vectors(self, kb_name: str, keep: Iterable[str] = ()) -> None:
+        """Drop every vector and chunk of a KB but keep its files (for recreate_vector_store);
+        the files in `keep` (bulk imports, whose originals are not here to re-split) keep their
+        chunks and vectors, for `reembed_stored`."""
         kb, meta = self.get_kb(kb_name)
         kb_name = kb.name
+        kept = set(keep)
         with self._lock_for(kb_name):
             index = self._index(kb)
             with index.bulk():
-                meta.delete_files(kb_name, [r.file_name for r in meta.list_files(kb_name)])
+                dropped = [r.file_name for r in meta.list_files(kb_name) if r.file_name not in kept]
+                ids = [] if not kept else [i for n in dropped for i in meta.chunk_ids(kb_name, n)]
+                meta.delete_files(kb_name, dropped)
                 fault_point("rebuild.metadata_deleted")
-                index.drop()
-            self._indexes.pop(kb_name, None)
+                if kept:
+                    index.delete(ids)
+                else:
+                    index.drop()
+            if not kept:
+                self._indexes.pop(kb_name, None)
         self._index(kb)
+
+    def reembed_stored(self, kb_name: str, file_names: list[str]) -> int:
+        """Embed the files' stored chunks anew with this service's model, as they are (not
+        re-split), keeping their records (fingerprint, size): a rebuild does this for files a
+        bulk import stored, whose originals it cannot read. Returns the chunk count."""
+        kb, meta = self.get_kb(kb_name)
+        records = {}
+        for name in file_names:
+            validate_file_name(name)
+            record = meta.get_file(kb.name, name)
+            if record is None:
+                raise KnowledgeBaseError(
+                    404, f"file {name!r} not found in knowledge base {kb.name!r}"
+                )
+            records[name] = record
+        return self._rewrite_chunks(
+            kb,
+            meta,
+            lambda: {n: [c.content for c in meta.file_chunks(kb.name, n)] for n in file_names},
+            lambda name, chunks: FileRecord(
+                name, records[name].fingerprint, records[name].size, len(chunks)
+            ),
+        )
 
     # -- bulk imports (chat_server.bulk_import) ---------------------------------------------
     def import_store(self, kb_name: str) -> ImportStore:
         """The import-progress tables beside the KB's metadata (SQLite or PostgreSQL)."""
-        kb, _ = self.get_kb(kb_name)
-        if kb.vs_type == "faiss":
+        return self._import_store_for(self.get_kb(kb_name)[0].vs_type)
+
+    def _import_store_for(self, vs_type: str) -> ImportStore:
+        if vs_type == "faiss":
             return ImportStore(sqlite_connection(self.kb_root / "info.sqlite"), "?")
+        self._meta_for(vs_type)  # a 400 naming PG_HOST where there is no database
         assert self._pg is not None
         return ImportStore(self._pg.connect, "%s")
 
@@ -828,7 +897,9 @@ class KnowledgeService:
                 raise KnowledgeBaseError(
                     404, f"file {name!r} not found in knowledge base {kb.name!r}"
                 )
-        return self._rewrite_chunks(kb, meta, lambda: chunks_by_file)
+        return self._rewrite_chunks(
+            kb, meta, lambda: chunks_by_file, lambda n, c: _custom_record(meta, kb.name, n, c)
+        )
 
     def update_chunks_by_id(self, kb_name: str, docs: dict[int, str | None]) -> list[str]:
         """Replace chunks by id (None or blank text deletes one); returns the files changed."""
@@ -852,21 +923,26 @@ class KnowledgeService:
                 out[name] = texts
             return out
 
-        self._rewrite_chunks(kb, meta, edited)
+        self._rewrite_chunks(kb, meta, edited, lambda n, c: _custom_record(meta, kb.name, n, c))
         return files
 
     def _rewrite_chunks(
-        self, kb: KnowledgeBase, meta: MetaStore, texts_of: Callable[[], dict[str, list[str]]]
+        self,
+        kb: KnowledgeBase,
+        meta: MetaStore,
+        texts_of: Callable[[], dict[str, list[str]]],
+        record_of: Callable[[str, list[str]], FileRecord],
     ) -> int:
         """Swap in new chunks for files, in ingest's crash-consistent order, under the KB lock
-        (`texts_of` reads the current chunks there, so an edit never undoes a concurrent one)."""
+        (`texts_of` reads the current chunks there, so an edit never undoes a concurrent one);
+        `record_of(name, chunks)` is each file's new record."""
         index = self._index(kb)
         with self._lock_for(kb.name):
             chunks_by_file = {
                 name: [t for t in texts if t.strip()] for name, texts in texts_of().items()
             }
             all_chunks = [c for chunks in chunks_by_file.values() for c in chunks]
-            vectors = self.embedder.encode(all_chunks)
+            vectors = self.embedder.encode_background(all_chunks)
             with index.bulk():
                 all_ids = meta.reserve_ids(kb.name, len(all_chunks))
                 old_ids = [i for name in chunks_by_file for i in meta.chunk_ids(kb.name, name)]
@@ -876,10 +952,7 @@ class KnowledgeService:
                 entries = []
                 offset = 0
                 for name, chunks in chunks_by_file.items():
-                    old = meta.get_file(kb.name, name)
-                    size = old.size if old is not None else 0
-                    digest = hashlib.sha256("\0".join(chunks).encode()).hexdigest()
-                    record = FileRecord(name, CUSTOM_FINGERPRINT + digest, size, len(chunks))
+                    record = record_of(name, chunks)
                     entries.append((record, all_ids[offset : offset + len(chunks)], chunks))
                     offset += len(chunks)
                 meta.replace_files(kb.name, entries)

@@ -151,6 +151,32 @@ class ImportStore(SqlStore):
             found.update(r[0] for r in rows)
         return found
 
+    def origins(self, kb: str, file_names: list[str]) -> dict[str, tuple[str, str]]:
+        """Where imported files came from: file name -> (import id, path in the source), the
+        latest import that stored each (names no import stored are left out)."""
+        found: dict[str, tuple[str, str, str]] = {}
+        with self._connect() as conn:
+            for start in range(0, len(file_names), 500):  # SQLite caps a query's parameters
+                part = file_names[start : start + 500]
+                marks = ", ".join("?" for _ in part)
+                rows = conn.execute(
+                    self._sql(
+                        "SELECT file_name, import_id, path, updated_at FROM chat_import_file "
+                        f"WHERE kb = ? AND status = 'stored' AND file_name IN ({marks})"
+                    ),
+                    (kb, *part),
+                ).fetchall()
+                for name, import_id, path, updated in rows:
+                    if name not in found or updated > found[name][2]:
+                        found[name] = (import_id, path, updated)
+        return {name: (iid, path) for name, (iid, path, _) in found.items()}
+
+    def forget(self, kb: str) -> None:
+        """Drop every import record of a KB (it is deleted, or made anew under its name)."""
+        with self._connect() as conn:
+            for table in ("chat_import_file", "chat_import_shard"):
+                conn.execute(self._sql(f"DELETE FROM {table} WHERE kb = ?"), (kb,))
+
     def status(self, kb: str, import_id: str | None = None) -> list[dict[str, Any]]:
         """Every import of a KB (or the one asked for), newest first: totals, shards, failures."""
         where, params = "WHERE kb = ?", [kb]
