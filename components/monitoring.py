@@ -137,6 +137,45 @@ def alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
+def import_alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
+    """Bulk imports (`chat.imports`), which `pulumi up` does not wait for: a pod that failed (the
+    shard is retried) and a Job that gave up. kube-state-metrics' job metrics carry `job_name`
+    and `namespace`; `kube_job_failed` also `condition` (kubernetes/kube-state-metrics
+    docs/job-metrics.md, internal/store/job.go). Files that fail inside a pod that succeeds are
+    in `import_status`, not here."""
+    if not cfg.chat.imports:
+        return []
+    match = f'namespace="{cfg.release}",job_name=~"import-.*"'
+    rules = [
+        (
+            "ChatImportPodsFailed",
+            f"sum by (job_name) (kube_job_status_failed{{{match}}}) > 0",
+            "0m",
+            "warning",
+            "pods of bulk import {{ $labels.job_name }} failed; the shard is retried up to "
+            "retriesPerShard times (kubectl logs, and import_status for failed files)",
+        ),
+        (
+            "ChatImportFailed",
+            f'max by (job_name) (kube_job_failed{{{match},condition="true"}}) == 1',
+            "0m",
+            "critical",
+            "bulk import {{ $labels.job_name }} failed: a shard ran out of retries or "
+            "maxFailedShards was reached; fix the cause and raise `rerun`",
+        ),
+    ]
+    return [
+        {
+            "alert": name,
+            "expr": expr,
+            "for": duration,
+            "labels": {"severity": severity},
+            "annotations": {"summary": summary},
+        }
+        for name, expr, duration, severity, summary in rules
+    ]
+
+
 def service_monitor_spec(cfg: StackConfig, side: Side) -> dict[str, Any]:
     """Scrape `/metrics` on the side's `api` port (llm 8888, chat 7861)."""
     return {
@@ -206,7 +245,16 @@ class LlmMonitoring(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
             metadata={"name": target, "namespace": namespace, "labels": labels},
-            spec={"groups": [{"name": "llm-serving", "rules": alert_rules(cfg)}]},
+            spec={
+                "groups": [
+                    {"name": "llm-serving", "rules": alert_rules(cfg)},
+                    *(
+                        [{"name": "chat-imports", "rules": import_alert_rules(cfg)}]
+                        if cfg.chat.imports
+                        else []
+                    ),
+                ]
+            },
             opts=child,
         )
         k8s.core.v1.ConfigMap(

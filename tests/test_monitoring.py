@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -103,12 +104,19 @@ def test_every_alert_and_autoscaler_query_names_exposed_metrics(case):
     rendering = render_workloads(stack, overrides)
     (rules,) = objects_of(rendering, "PrometheusRule")
     alerts = {r["alert"]: r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]}
+    imports = objects_of(rendering, "Job")
+    imports = [j for j in imports if j["metadata"]["name"].startswith("import-")]
     assert set(alerts) == {
         "LlmQueueGrowing",
         "LlmTimeToFirstTokenHigh",
         "LlmErrorRatioHigh",
         "LlmModelNotLoaded",
+        *(("ChatImportPodsFailed", "ChatImportFailed") if imports else ()),
     }
+    assert bool(imports) == (case == "staging")  # staging ships an import, the others none
+    for job in imports:  # the import rules' job_name pattern matches the Jobs the stack makes
+        assert re.fullmatch("import-.*", job["metadata"]["name"])
+        assert f'namespace="{job["metadata"]["namespace"]}"' in alerts["ChatImportFailed"]
     queries = list(alerts.values())
     for scaled in objects_of(rendering, "ScaledObject"):
         queries += [
