@@ -428,8 +428,9 @@ async def recreate_vector_store(
                     if error is not None
                     else {
                         "code": 200,
-                        "msg": f"{head}: bulk-imported ({import_id!r}, {source_path!r}): its stored "
-                        "chunks embedded anew, not re-split (re-run the import to re-split it)",
+                        "msg": f"{head}: bulk-imported ({import_id!r}, {source_path!r}): its "
+                        "stored chunks embedded anew, not re-split (re-run the import to re-split "
+                        "it)",
                     }
                 )
                 yield {**event, "total": total, "finished": done, "doc": file_name}

@@ -101,7 +101,8 @@ class QueryFirst:
             self._cond.wait_for(lambda: self._queries == 0)
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
+    """Run the calling thread (and the threads it starts) at BACKGROUND_NICE."""
     # Linux nice values are per thread; threads this one starts (torch's OpenMP team) inherit it.
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
@@ -155,7 +156,7 @@ class Embedder:
         self._count_lock = threading.Lock()
         self._query_first = QueryFirst()
         self._background = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="embed-bulk", initializer=_lower_priority
+            max_workers=1, thread_name_prefix="embed-bulk", initializer=lower_priority
         )
         log.info(
             "embedding model loaded",

@@ -30,10 +30,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[R]:
-    """`map(fn, items)` on `workers` threads, in order, at most `ahead` results in flight;
-    the first exception is raised where its item would have been yielded."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-parse")
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    ahead: int,
+    initializer: Callable[[], None] | None = None,
+) -> Iterator[R]:
+    """`map(fn, items)` on `workers` threads (each first running `initializer`), in order, at
+    most `ahead` results in flight; the first exception is raised where its item would have
+    been yielded."""
+    pool = ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="ingest-parse", initializer=initializer
+    )
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
@@ -91,11 +100,14 @@ class EmbedStage(Generic[T]):
         encode: Callable[[list[str]], np.ndarray],
         window_chunks: int,
         queue_size: int = 2,
+        initializer: Callable[[], None] | None = None,
     ) -> None:
+        """`initializer` runs first on the stage's thread (e.g. to lower its priority)."""
         self._items = items
         self._texts = texts
         self._encode = encode
         self._window = window_chunks
+        self._initializer = initializer
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-embed", daemon=True)
@@ -112,6 +124,8 @@ class EmbedStage(Generic[T]):
 
     def _run(self) -> None:
         try:
+            if self._initializer is not None:
+                self._initializer()
             for group in windows(self._items, lambda i: len(self._texts(i)), self._window):
                 if self._stop.is_set():
                     return

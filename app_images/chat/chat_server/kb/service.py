@@ -19,7 +19,7 @@ import numpy as np
 
 from chat_server import metrics
 from chat_server.access.store import AccessStore
-from chat_server.kb.embeddings import Embedder
+from chat_server.kb.embeddings import Embedder, lower_priority
 from chat_server.kb.keyword import KeywordIndexes
 from chat_server.kb.loaders import DocumentError, ParseLimits, validate_file_name
 from chat_server.kb.parse_pool import ParsePool
@@ -505,6 +505,8 @@ class KnowledgeService:
             files,
             workers=self.parser.workers,
             ahead=self.parser.workers * PARSE_AHEAD_PER_WORKER,
+            # Splitting (the tokenizer) yields the cores to searches, as embedding does.
+            initializer=lower_priority,
         )
         if not to_vector_store:
             prepared = list(parsed)  # every file validated before any is stored
@@ -514,7 +516,11 @@ class KnowledgeService:
             return IngestReport([], [p.file.name for p in prepared if p.unchanged], 0)
         index = self._index(kb)
         with EmbedStage(
-            parsed, lambda p: p.chunks, self.embedder.encode_background, EMBED_WINDOW_CHUNKS
+            parsed,
+            lambda p: p.chunks,
+            self.embedder.encode_background,
+            EMBED_WINDOW_CHUNKS,
+            initializer=lower_priority,
         ) as embedded:
             if kb.vs_type == "faiss":
                 # A faiss writer turn holds the index against searches: embed everything first.
