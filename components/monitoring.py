@@ -76,6 +76,20 @@ def queue_query(cfg: StackConfig) -> str:
     return f"sum({names['waiting']}{{{match}}}) + sum({names['running']}{{{match}}})"
 
 
+def _rules(rules: list[tuple[str, str, str, str, str]]) -> list[dict[str, Any]]:
+    """(alert, expr, for, severity, summary) tuples as PrometheusRule rules."""
+    return [
+        {
+            "alert": name,
+            "expr": expr,
+            "for": duration,
+            "labels": {"severity": severity},
+            "annotations": {"summary": summary},
+        }
+        for name, expr, duration, severity, summary in rules
+    ]
+
+
 def alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
     """Queue growing, TTFT p95 over target, error ratio, model not loaded."""
     mon, server, match = cfg.monitoring, llm_server(cfg), llm_selector(cfg)
@@ -125,16 +139,7 @@ def alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
             "an llm pod has not loaded its model for 15 minutes",
         ),
     ]
-    return [
-        {
-            "alert": name,
-            "expr": expr,
-            "for": duration,
-            "labels": {"severity": severity},
-            "annotations": {"summary": summary},
-        }
-        for name, expr, duration, severity, summary in rules
-    ]
+    return _rules(rules)
 
 
 def import_alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
@@ -164,16 +169,7 @@ def import_alert_rules(cfg: StackConfig) -> list[dict[str, Any]]:
             "maxFailedShards was reached; fix the cause and raise `rerun`",
         ),
     ]
-    return [
-        {
-            "alert": name,
-            "expr": expr,
-            "for": duration,
-            "labels": {"severity": severity},
-            "annotations": {"summary": summary},
-        }
-        for name, expr, duration, severity, summary in rules
-    ]
+    return _rules(rules)
 
 
 def service_monitor_spec(cfg: StackConfig, side: Side) -> dict[str, Any]:
