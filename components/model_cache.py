@@ -117,7 +117,7 @@ class ModelCache(pulumi.ComponentResource):
     ) -> None:
         """`opts.depends_on`: the ack-fluid addon that brings the CRDs (passed to children)."""
         super().__init__("chatchat:model_cache:ModelCache", name, None, opts)
-        self._name, self._cfg, self._namespace = name, cfg, namespace
+        self._cfg, self._namespace = cfg, namespace
         _settings(cfg)  # refuses a config without fluid before any child
         self._child = pulumi.ResourceOptions(
             parent=self, provider=provider, depends_on=opts.depends_on if opts else None
@@ -135,7 +135,7 @@ class ModelCache(pulumi.ComponentResource):
             spec=pulumi.Output.all(bucket, endpoint).apply(lambda a: dataset_spec(cfg, a[0], a[1])),
             opts=self._child,
         )
-        self._runtime = k8s.apiextensions.CustomResource(
+        self.runtime = k8s.apiextensions.CustomResource(
             f"{name}-runtime",
             api_version=API_VERSION,
             kind="JindoRuntime",
@@ -145,7 +145,6 @@ class ModelCache(pulumi.ComponentResource):
                 self._child, pulumi.ResourceOptions(depends_on=[dataset])
             ),
         )
-        self.runtime = self._runtime
         # Fluid makes the PVC once the runtime is bound: the name is known, the object is not
         # ours; a pod mounting it depends on `runtime`.
         self.pvc_name = pulumi.Output.from_input(dataset_name(cfg))
@@ -181,7 +180,7 @@ class ModelCache(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self._runtime, *after],
+                    depends_on=[self.runtime, *after],
                     custom_timeouts=pulumi.CustomTimeouts(
                         create=WARM_UP_TIMEOUT, update=WARM_UP_TIMEOUT
                     ),

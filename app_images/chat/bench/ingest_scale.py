@@ -571,7 +571,8 @@ def bare_encode(corpus: Corpus, sample_every: int) -> dict[str, dict[str, float]
     process, two ways: `model.encode` in batches of 64 as sentence-transformers does it (it sorts
     by characters), the issue's baseline; and `Embedder.encode`, the service's own batches (sorted
     by tokens, bounded in padded tokens), which isolates what the service adds around them."""
-    embedder = Embedder(minilm_dir(), device="cpu")
+    tokens = os.environ.get("EMBEDDING_BATCH_TOKENS")  # as the service reads it
+    embedder = Embedder(minilm_dir(), device="cpu", batch_tokens=int(tokens) if tokens else None)
     window = embedder.token_window()
     chunks = []
     for i, (_, data) in enumerate(corpus.files()):

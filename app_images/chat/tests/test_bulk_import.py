@@ -395,18 +395,20 @@ def test_a_faiss_kb_is_filled_through_the_running_chat_api(tmp_path, api, model_
     assert again["stored"] == 0 and again["unchanged"] == len(expected)
 
 
+def create_faiss_kb(http: httpx.Client, kb: str) -> None:
+    r = http.post(
+        "/knowledge_base/create_knowledge_base",
+        json={"knowledge_base_name": kb, "vector_store_type": "faiss"},
+    )
+    assert r.json()["code"] == 200, r.text
+
+
 def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_with_the_kb(
     tmp_path, api, model_dir
 ):
     kb = "手册 rebuild"
     http = api.http
-    assert (
-        http.post(
-            "/knowledge_base/create_knowledge_base",
-            json={"knowledge_base_name": kb, "vector_store_type": "faiss"},
-        ).json()["code"]
-        == 200
-    )
+    create_faiss_kb(http, kb)
     uploaded = "Uploaded notes: the observatory dome opens at dusk for the comet survey."
     r = http.post(
         "/knowledge_base/upload_docs",
@@ -470,13 +472,7 @@ def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_wit
 
     # Deleting the KB forgets its imports: a KB made again under the name starts with none.
     assert http.post("/knowledge_base/delete_knowledge_base", json=kb).json()["code"] == 200
-    assert (
-        http.post(
-            "/knowledge_base/create_knowledge_base",
-            json={"knowledge_base_name": kb, "vector_store_type": "faiss"},
-        ).json()["code"]
-        == 200
-    )
+    create_faiss_kb(http, kb)
     status = http.get("/knowledge_base/import_status", params={"knowledge_base_name": kb})
     assert status.json()["data"]["imports"] == []
 

@@ -52,8 +52,8 @@ BACKGROUND_NICE = 19
 
 
 # Padded tokens per batch (a batch's size times its longest text, in the model's tokens) when
-# EMBEDDING_BATCH_TOKENS is unset: measured best on CPU (bench/ingest_scale.py's `batching`
-# table in the README); a GPU takes bigger batches.
+# EMBEDDING_BATCH_TOKENS is unset: best of those tried on CPU (README "Ingestion at scale",
+# batching); a GPU takes bigger batches.
 DEFAULT_BATCH_TOKENS = {"cpu": 4096, "cuda": 32768}
 
 

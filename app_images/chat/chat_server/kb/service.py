@@ -399,8 +399,10 @@ class KnowledgeService:
         """Files of the KB (of `file_names`, or all) that a bulk import stored and whose
         original is not on the KB volume: name -> (import id, path in the import's source)."""
         kb, meta = self.get_kb(kb_name)
-        listed = {r.file_name for r in meta.list_files(kb.name)}
-        names = [n for n in (listed if file_names is None else file_names) if n in listed]
+        if file_names is None:
+            names = [r.file_name for r in meta.list_files(kb.name)]
+        else:  # one look-up each, not the whole listing (file_path asks for one name)
+            names = [n for n in file_names if meta.get_file(kb.name, n) is not None]
         names = [n for n in names if not (self._content_dir(kb.name) / n).is_file()]
         if not names:
             return {}
@@ -599,12 +601,7 @@ class KnowledgeService:
     def delete_files(self, kb_name: str, file_names: list[str], delete_content: bool) -> None:
         kb, meta = self.get_kb(kb_name)
         kb_name = kb.name
-        for name in file_names:
-            validate_file_name(name)
-            if meta.get_file(kb_name, name) is None:
-                raise KnowledgeBaseError(
-                    404, f"file {name!r} not found in knowledge base {kb_name!r}"
-                )
+        self._records(kb, meta, file_names)
         index = self._index(kb)
         with self._lock_for(kb_name):
             with index.bulk():
@@ -643,22 +640,22 @@ class KnowledgeService:
             index = self._index(kb)
             with index.bulk():
                 dropped = [r.file_name for r in meta.list_files(kb_name) if r.file_name not in kept]
-                ids = [] if not kept else [i for n in dropped for i in meta.chunk_ids(kb_name, n)]
+                ids = [i for n in dropped for i in meta.chunk_ids(kb_name, n)] if kept else []
                 meta.delete_files(kb_name, dropped)
                 fault_point("rebuild.metadata_deleted")
-                if kept:
+                if kept:  # the kept files' vectors stay in the index
                     index.delete(ids)
                 else:
                     index.drop()
             if not kept:
-                self._indexes.pop(kb_name, None)
+                self._indexes.pop(kb_name, None)  # a dropped index is opened anew
         self._index(kb)
 
-    def reembed_stored(self, kb_name: str, file_names: list[str]) -> int:
-        """Embed the files' stored chunks anew with this service's model, as they are (not
-        re-split), keeping their records (fingerprint, size): a rebuild does this for files a
-        bulk import stored, whose originals it cannot read. Returns the chunk count."""
-        kb, meta = self.get_kb(kb_name)
+    @staticmethod
+    def _records(
+        kb: KnowledgeBase, meta: MetaStore, file_names: list[str]
+    ) -> dict[str, FileRecord]:
+        """The files' records, or a 400/404 naming the first bad or unknown name."""
         records = {}
         for name in file_names:
             validate_file_name(name)
@@ -668,6 +665,14 @@ class KnowledgeService:
                     404, f"file {name!r} not found in knowledge base {kb.name!r}"
                 )
             records[name] = record
+        return records
+
+    def reembed_stored(self, kb_name: str, file_names: list[str]) -> int:
+        """Embed the files' stored chunks anew with this service's model, as they are (not
+        re-split), keeping their records (fingerprint, size): a rebuild does this for files a
+        bulk import stored, whose originals it cannot read. Returns the chunk count."""
+        kb, meta = self.get_kb(kb_name)
+        records = self._records(kb, meta, file_names)
         return self._rewrite_chunks(
             kb,
             meta,
@@ -897,12 +902,7 @@ class KnowledgeService:
         """Store the given chunk texts as the files' chunks (0.2's custom docs), embedded as they
         are, never re-split; the files must be in the knowledge base. Returns the chunk count."""
         kb, meta = self.get_kb(kb_name)
-        for name in chunks_by_file:
-            validate_file_name(name)
-            if meta.get_file(kb.name, name) is None:
-                raise KnowledgeBaseError(
-                    404, f"file {name!r} not found in knowledge base {kb.name!r}"
-                )
+        self._records(kb, meta, list(chunks_by_file))
         return self._rewrite_chunks(
             kb, meta, lambda: chunks_by_file, lambda n, c: _custom_record(meta, kb.name, n, c)
         )

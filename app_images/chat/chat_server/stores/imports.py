@@ -8,7 +8,7 @@ that is. Rows are replaced by DELETE + INSERT (ADB 6.0 is PostgreSQL 9.4: no ON 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -136,39 +136,35 @@ class ImportStore(SqlStore):
                 ],
             )
 
-    def _stored_paths(self, conn: Any, kb: str, import_id: str, paths: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(paths), 500):  # SQLite caps the parameters of one query
-            part = paths[start : start + 500]
+    def _rows_in(
+        self, conn: Any, sql: str, params: tuple[Any, ...], values: list[str]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` (ending in `IN ({marks})`) for `values`, 500 at a time: SQLite caps the
+        parameters of one query."""
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
             marks = ", ".join("?" for _ in part)
-            rows = conn.execute(
-                self._sql(
-                    "SELECT path FROM chat_import_file WHERE kb = ? AND import_id = ? "
-                    f"AND status = 'stored' AND path IN ({marks})"
-                ),
-                (kb, import_id, *part),
-            ).fetchall()
-            found.update(r[0] for r in rows)
-        return found
+            yield from conn.execute(self._sql(sql.format(marks=marks)), (*params, *part)).fetchall()
+
+    def _stored_paths(self, conn: Any, kb: str, import_id: str, paths: list[str]) -> set[str]:
+        sql = (
+            "SELECT path FROM chat_import_file WHERE kb = ? AND import_id = ? "
+            "AND status = 'stored' AND path IN ({marks})"
+        )
+        return {r[0] for r in self._rows_in(conn, sql, (kb, import_id), paths)}
 
     def origins(self, kb: str, file_names: list[str]) -> dict[str, tuple[str, str]]:
         """Where imported files came from: file name -> (import id, path in the source), the
         latest import that stored each (names no import stored are left out)."""
         found: dict[str, tuple[str, str, str]] = {}
+        sql = (
+            "SELECT file_name, import_id, path, updated_at FROM chat_import_file "
+            "WHERE kb = ? AND status = 'stored' AND file_name IN ({marks})"
+        )
         with self._connect() as conn:
-            for start in range(0, len(file_names), 500):  # SQLite caps a query's parameters
-                part = file_names[start : start + 500]
-                marks = ", ".join("?" for _ in part)
-                rows = conn.execute(
-                    self._sql(
-                        "SELECT file_name, import_id, path, updated_at FROM chat_import_file "
-                        f"WHERE kb = ? AND status = 'stored' AND file_name IN ({marks})"
-                    ),
-                    (kb, *part),
-                ).fetchall()
-                for name, import_id, path, updated in rows:
-                    if name not in found or updated > found[name][2]:
-                        found[name] = (import_id, path, updated)
+            for name, import_id, path, updated in self._rows_in(conn, sql, (kb,), file_names):
+                if name not in found or updated > found[name][2]:
+                    found[name] = (import_id, path, updated)
         return {name: (iid, path) for name, (iid, path, _) in found.items()}
 
     def forget(self, kb: str) -> None:
