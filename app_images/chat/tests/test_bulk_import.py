@@ -435,6 +435,9 @@ def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_wit
         params={"knowledge_base_name": kb, "file_name": "uploaded.txt"},
     )
     assert r.status_code == 200 and r.content == uploaded.encode()
+    listed = http.get("/knowledge_base/imported_files", params={"knowledge_base_name": kb})
+    assert sorted(listed.json()["data"]) == imported  # uploaded.txt has its original here
+    assert {v["import_id"] for v in listed.json()["data"].values()} == {"nas-rebuild"}
 
     # A rebuild re-splits what is on the volume and embeds the imported files' stored chunks.
     events = []
@@ -450,8 +453,10 @@ def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_wit
     assert [(e["finished"], e["total"], e["code"]) for e in events] == [
         (i, total, 200) for i in range(1, total + 1)
     ]
-    assert [e["doc"] for e in events] == ["uploaded.txt", *imported]
-    assert all("bulk-imported" in e["msg"] and "not re-split" in e["msg"] for e in events[1:])
+    # The imported files first: once they are re-embedded the KB is the model's (see
+    # test_model_change), and the originals are re-ingested after.
+    assert [e["doc"] for e in events] == [*imported, "uploaded.txt"]
+    assert all("bulk-imported" in e["msg"] and "not re-split" in e["msg"] for e in events[:-1])
     listed = http.get("/knowledge_base/list_files", params={"knowledge_base_name": kb}).json()
     assert sorted(listed["data"]) == sorted(["uploaded.txt", *imported])
     for name in (imported[0], imported[-1]):

@@ -29,7 +29,7 @@ def ok(data: Any) -> dict[str, Any]:
 
 
 def _check(service: KnowledgeService, kb_name: str, file_names: list[str]) -> dict[str, Any]:
-    kb, _ = service.get_kb(kb_name)
+    kb, _ = service.embedding_kb(kb_name)  # a 409 before any embedding if it needs a rebuild
     return {
         "knowledge_base_name": kb.name,
         "vs_type": kb.vs_type,
@@ -109,3 +109,16 @@ async def import_status(
         }
 
     return ok(await run_in_threadpool(status))
+
+
+@router.get("/imported_files", openapi_extra=declare("kb_read"))
+async def imported_files(
+    service: ServiceDep, access: AccessDep, knowledge_base_name: str = Query(...)
+) -> dict:
+    """The KB's files that a bulk import stored and whose original is not on the KB volume
+    (`download_doc` answers 404 for them): name -> the import and the path in its source."""
+    kb = await access.check(knowledge_base_name, KbRole.reader)
+    found = await run_in_threadpool(service.imported_files, kb)
+    return ok(
+        {name: {"import_id": i, "source_path": path} for name, (i, path) in sorted(found.items())}
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Body, File, Form, Query, UploadFile
@@ -389,7 +390,10 @@ async def recreate_vector_store(
 ) -> EventSourceResponse:
     """0.2's rebuild: every file on the KB volume parsed, split and embedded anew, one event
     each. Files a bulk import stored have no original here: their stored chunks are embedded
-    anew as they are (not re-split with the new chunk settings), one event each after those."""
+    anew as they are (not re-split with the new chunk settings), one event each, first. Once
+    all of those are re-embedded the KB is recorded as this service's embedding model's (see
+    `KnowledgeService.embedding_kb`): a rebuild is how a KB follows a change of model, and one
+    cut short leaves it refused (409) for search and uploads until a rebuild completes."""
     name = await access.check(body.knowledge_base_name, KbRole.editor)
     params = SplitParams(body.chunk_size, body.chunk_overlap, body.zh_title_enhance).validate()
     files = await run_in_threadpool(service.stored_files, name)
@@ -401,17 +405,9 @@ async def recreate_vector_store(
     total = len(files) + len(imported)
 
     async def progress() -> AsyncIterator[dict[str, Any]]:
-        for i, file_name in enumerate(files, start=1):
-            event: dict[str, Any] = {"code": 200, "msg": f"({i} / {total}): {file_name}"}
-            try:
-                path = await run_in_threadpool(service.file_path, name, file_name)
-                stored = await run_in_threadpool(IncomingFile.from_path, file_name, path)
-                await run_in_threadpool(service.ingest, name, [stored], params)
-            except ServiceError as exc:
-                event = {"code": exc.status, "msg": f"({i} / {total}): {file_name}: {exc.message}"}
-            yield {**event, "total": total, "finished": i, "doc": file_name}
-        done = len(files)
+        done = 0
         names = sorted(imported)
+        failed = False
         for start in range(0, len(names), REEMBED_FILES):
             group = names[start : start + REEMBED_FILES]  # embedded together: full batches
             error: ServiceError | None = None
@@ -419,6 +415,7 @@ async def recreate_vector_store(
                 await run_in_threadpool(service.reembed_stored, name, group)
             except ServiceError as exc:
                 error = exc
+                failed = True
             for file_name in group:
                 done += 1
                 import_id, source_path = imported[file_name]
@@ -434,5 +431,21 @@ async def recreate_vector_store(
                     }
                 )
                 yield {**event, "total": total, "finished": done, "doc": file_name}
+        if not failed:
+            # Every chunk left is now this model's; the re-ingest below adds only its own.
+            await run_in_threadpool(service.finish_rebuild, name)
+        for file_name in files:
+            done += 1
+            head = f"({done} / {total}): {file_name}"
+            event = {"code": 200, "msg": head}
+            try:
+                path = await run_in_threadpool(service.file_path, name, file_name)
+                stored = await run_in_threadpool(IncomingFile.from_path, file_name, path)
+                await run_in_threadpool(
+                    partial(service.ingest, name, [stored], params, rebuilding=True)
+                )
+            except ServiceError as exc:
+                event = {"code": exc.status, "msg": f"{head}: {exc.message}"}
+            yield {**event, "total": total, "finished": done, "doc": file_name}
 
     return sse(progress())

@@ -318,6 +318,40 @@ class KnowledgeService:
                 return kb, meta
         raise KnowledgeBaseError(404, f"knowledge base {name!r} not found")
 
+    def embedding_kb(self, name: str) -> tuple[KnowledgeBase, MetaStore]:
+        """`get_kb` for work that compares or adds vectors: a 409 where the KB's vectors were
+        made by another model than this service's (EMBEDDING_MODEL changed since), so that
+        vectors of two models are never mixed nor a query compared with the other model's.
+        A rebuild (`recreate_vector_store`) re-embeds the KB and records the new model; a KB
+        without chunks takes this model at once."""
+        kb, meta = self.get_kb(name)
+        if kb.embed_model == self.embedder.name:
+            return kb, meta
+        if meta.chunk_signature(kb.name)[0] == 0:
+            meta.set_embed_model(kb.name, self.embedder.name)
+            log.info(
+                "empty knowledge base takes the embedding model",
+                extra={"kb": kb.name, "was": kb.embed_model, "now": self.embedder.name},
+            )
+            return KnowledgeBase(kb.name, kb.vs_type, self.embedder.name), meta
+        raise KnowledgeBaseError(
+            409,
+            f"knowledge base {kb.name!r} holds vectors of {kb.embed_model!r}; this service "
+            f"embeds with {self.embedder.name!r}: rebuild it (POST "
+            f"/knowledge_base/recreate_vector_store) to embed its files with "
+            f"{self.embedder.name!r}",
+        )
+
+    def finish_rebuild(self, kb_name: str) -> None:
+        """After a rebuild re-embedded every chunk the KB kept: its vectors are this model's."""
+        kb, meta = self.get_kb(kb_name)
+        if kb.embed_model != self.embedder.name:
+            meta.set_embed_model(kb.name, self.embedder.name)
+            log.info(
+                "knowledge base re-embedded",
+                extra={"kb": kb.name, "was": kb.embed_model, "now": self.embedder.name},
+            )
+
     def create_kb(self, name: str, vs_type: str | None, embed_model: str | None) -> KnowledgeBase:
         name = self._valid_name(name)
         vs_type = (vs_type or self.default_vs_type).lower()
@@ -485,14 +519,16 @@ class KnowledgeService:
         to_vector_store: bool = True,
         *,
         progress: Callable[[IngestProgress], None] | None = None,
+        rebuilding: bool = False,
     ) -> IngestReport:
         """Store files, all or none: a bad file anywhere means nothing of the call is written.
 
         Pipelined (kb/pipeline.py): files are parsed in worker processes while earlier ones
         are embedded and their vectors written; `progress` hears of each file once its vectors
         are ready (or it is found unchanged), on the calling thread; none of it is listed or
-        searchable before the call returns."""
-        kb, meta = self.get_kb(kb_name)
+        searchable before the call returns. `rebuilding`: a rebuild's re-ingest, allowed while
+        the KB is still recorded with another model (see `embedding_kb`)."""
+        kb, meta = self.get_kb(kb_name) if rebuilding else self.embedding_kb(kb_name)
         kb_name = kb.name
         params.validate()
         seen: set[str] = set()
@@ -714,13 +750,7 @@ class KnowledgeService:
         """Store precomputed chunks and vectors in ingest's crash-consistent order; `within`
         runs after the metadata is written, in the same transaction on PostgreSQL. The
         originals are not copied to the KB volume (the import source keeps them)."""
-        kb, meta = self.get_kb(kb_name)
-        if kb.embed_model != self.embedder.name:
-            raise KnowledgeBaseError(
-                409,
-                f"knowledge base {kb.name!r} holds vectors of {kb.embed_model!r}, this service "
-                f"embeds with {self.embedder.name!r}",
-            )
+        kb, meta = self.embedding_kb(kb_name)
         for f in files:
             validate_file_name(f.record.file_name)
             if f.vectors.shape != (len(f.chunks), self.embedder.dim) or not f.chunks:
@@ -777,10 +807,10 @@ class KnowledgeService:
         """`score_threshold` bounds the vector side (L2 distance) as in 0.2; the keyword side
         admits chunks that contain a query word. None: the deployment's mode and reranking."""
         kb, meta = self.get_kb(kb_name)
-        kb_name = kb.name
         options = self.search_options_for(search_mode, rerank)
         if not query.strip():
             return []
+        kb, meta = self.embedding_kb(kb.name)
         vector = self.embedder.encode([query])[0]
         if options.mode == "vector" and not options.rerank:
             return self.search_vector(kb, meta, vector, top_k, score_threshold)
@@ -901,7 +931,7 @@ class KnowledgeService:
     def replace_chunks(self, kb_name: str, chunks_by_file: dict[str, list[str]]) -> int:
         """Store the given chunk texts as the files' chunks (0.2's custom docs), embedded as they
         are, never re-split; the files must be in the knowledge base. Returns the chunk count."""
-        kb, meta = self.get_kb(kb_name)
+        kb, meta = self.embedding_kb(kb_name)
         self._records(kb, meta, list(chunks_by_file))
         return self._rewrite_chunks(
             kb, meta, lambda: chunks_by_file, lambda n, c: _custom_record(meta, kb.name, n, c)
@@ -909,7 +939,7 @@ class KnowledgeService:
 
     def update_chunks_by_id(self, kb_name: str, docs: dict[int, str | None]) -> list[str]:
         """Replace chunks by id (None or blank text deletes one); returns the files changed."""
-        kb, meta = self.get_kb(kb_name)
+        kb, meta = self.embedding_kb(kb_name)
         known = meta.get_chunks(kb.name, list(docs))
         missing = sorted(i for i in docs if i not in known)
         if missing:

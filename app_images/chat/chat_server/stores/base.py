@@ -274,6 +274,13 @@ class MetaStore(SqlStore):
                 (kb.name, kb.vs_type, kb.embed_model),
             )
 
+    def set_embed_model(self, name: str, embed_model: str) -> None:
+        """Record which model made the KB's vectors (a rebuild re-embedded all of them)."""
+        with self._connect() as conn:
+            conn.execute(
+                self._sql("UPDATE chat_kb SET embed_model = ? WHERE name = ?"), (embed_model, name)
+            )
+
     def delete_kb(self, name: str) -> None:
         with self._connect() as conn:
             for table, column in (
