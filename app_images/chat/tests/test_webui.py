@@ -318,6 +318,32 @@ def test_files_are_listed_downloaded_and_deleted_per_knowledge_base(ui, api, bro
     assert page.locator("#file-list tr[data-file]").count() == 1
 
 
+@pytest.mark.parametrize("vs_type", ["faiss"])
+def test_bulk_imported_files_show_their_import_not_a_broken_download(
+    ui, api, browser_page, stack, tmp_path, model_dir
+):
+    from tests.test_bulk_import import Worker
+
+    upload(api, KB, {"a.txt": "alpha text"})
+    source = tmp_path / "nas"
+    (source / "manuals").mkdir(parents=True)
+    (source / "manuals" / "lamp.txt").write_text("The lamp needs a 12 V supply.")
+    env = {"CHAT_API_URL": stack.url, "DEFAULT_VS_TYPE": "faiss"}
+    code, _ = Worker(tmp_path, model_dir, KB, source, "nas-2026", **env).finish()
+    assert code == 0
+    page = browser_page
+    sign_in(page, ui.url)
+    page.click("#nav-kb")
+    page.select_option("#kb-select", KB)
+    page.wait_for_selector("#file-list tr[data-file='a.txt'] a.download")
+    row = page.locator("#file-list tr[data-file]").filter(has_not_text="a.txt")
+    assert row.count() == 1
+    label = row.locator("span.imported")
+    assert label.get_attribute("data-i18n") == "importedFrom"
+    assert "nas-2026" in label.inner_text() and label.get_attribute("title") == "manuals/lamp.txt"
+    assert row.locator("a.download").count() == 0  # its original is not on the KB volume
+
+
 def visible_text(page) -> str:
     return page.evaluate("document.body.innerText")
 

@@ -420,7 +420,10 @@ async function refreshFiles() {
   const list = $("file-list");
   list.replaceChildren();
   if (!kb) return;
-  const { data } = await api("/knowledge_base/list_files?" + kbQuery(kb));
+  const [{ data }, { data: imported }] = await Promise.all([
+    api("/knowledge_base/list_files?" + kbQuery(kb)),
+    api("/knowledge_base/imported_files?" + kbQuery(kb)),
+  ]);
   if (!data.length) {
     const row = node("tr");
     const cell = say(node("td", "empty"), "noFiles");
@@ -432,8 +435,13 @@ async function refreshFiles() {
     const row = node("tr");
     row.dataset.file = file;
     const actions = node("td", "actions");
-    const link = say(node("a", "download"), "download");
-    link.href = downloadUrl(kb, file);
+    // A bulk-imported file has no original on the KB volume: say where it came from instead.
+    const origin = imported[file];
+    const link = origin
+      ? say(node("span", "imported"), "importedFrom", { id: origin.import_id })
+      : say(node("a", "download"), "download");
+    if (origin) link.title = origin.source_path;
+    else link.href = downloadUrl(kb, file);
     const edit = say(node("button", "edit secondary"), "editChunks");
     edit.type = "button";
     edit.onclick = () => openEditor(kb, file);

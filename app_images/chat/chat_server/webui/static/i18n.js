@@ -73,6 +73,7 @@ const MESSAGES = {
   actions: { zh: "操作", en: "Actions" },
   noFiles: { zh: "暂无文件", en: "No files yet" },
   download: { zh: "下载", en: "Download" },
+  importedFrom: { zh: "批量导入（{id}）", en: "Bulk-imported ({id})" },
   editChunks: { zh: "查看/编辑分段", en: "View / edit chunks" },
   deleteFile: { zh: "删除", en: "Delete" },
   deleteFileConfirm: { zh: "确定从知识库删除 {file}？", en: "Delete {file} from the knowledge base?" },
