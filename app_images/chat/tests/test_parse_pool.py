@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from chat_server.kb.embeddings import BACKGROUND_NICE
 from chat_server.kb.loaders import DocumentError, ParseLimits, load_text
 from chat_server.kb.parse_pool import ParsePool
 from tests.slow_docs import one_page_pdf
@@ -73,5 +75,17 @@ def test_a_worker_killed_from_outside_is_replaced(tmp_path, small_files):
         assert parse_all(pool, small_files) == small_files
         (replacement,) = pool._idle
         assert replacement.proc.pid != worker.proc.pid
+    finally:
+        pool.close()
+
+
+def test_workers_run_at_the_background_priority_of_ingestion(small_files):
+    pool = ParsePool(workers=1)
+    try:
+        first = next(iter(small_files))
+        assert pool.parse(first.name, first) == small_files[first]
+        (worker,) = pool._idle
+        stat = Path(f"/proc/{worker.proc.pid}/stat").read_text()
+        assert int(stat.rsplit(")", 1)[1].split()[16]) == BACKGROUND_NICE  # field 19: nice
     finally:
         pool.close()

@@ -18,6 +18,9 @@ from typing import IO, Any
 
 HEADER = struct.Struct("!Q")
 MEMORY_EXIT = 86  # the exit status of a worker that ran out of its address space
+# Parsing is background work, like ingestion's embedding (chat_server.kb.embeddings
+# BACKGROUND_NICE, the same value): the kernel gives the cores to searches and chats first.
+WORKER_NICE = 19
 
 
 def write_frame(out: IO[bytes], value: Any) -> None:
@@ -35,6 +38,10 @@ def read_frame(inp: IO[bytes]) -> Any:
 
 
 def main(memory_bytes: int) -> int:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
+    except OSError as exc:
+        print(f"parse worker keeps normal priority: {exc}", file=sys.stderr)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # what a library prints goes to stderr, never into the answers
     sys.stdout = sys.stderr
