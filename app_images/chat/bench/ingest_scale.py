@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -257,44 +259,51 @@ class RssSampler:
         }
 
 
+def _probe_loop(url: str, kb: str, queries: list[str], pause_s: float, stop: Any, out: Any) -> None:
+    latencies: list[float] = []
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+        i = 0
+        while not stop.is_set():
+            body = {"knowledge_base_name": kb, "query": queries[i % len(queries)]}
+            started = time.perf_counter()
+            r = client.post("/knowledge_base/search_docs", json=body)
+            latencies.append(time.perf_counter() - started)
+            r.raise_for_status()
+            i += 1
+            stop.wait(pause_s)
+    out.put(latencies)
+
+
 class SearchProbe:
     """Searches another knowledge base one after another (as a user would, a pause between),
-    recording each answer's latency, until stopped."""
+    recording each answer's latency, until stopped. It runs in a process of its own, as another
+    user's client would: in the bench's process its timing would include waits for the GIL
+    that the uploading threads hold, which are the bench's, not the service's."""
 
     def __init__(self, url: str, kb: str, queries: list[str], pause_s: float = 0.1) -> None:
-        self.url, self.kb, self.queries, self.pause_s = url, kb, queries, pause_s
-        self.latencies: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, headers=AUTH, timeout=60) as client:
-            i = 0
-            while not self._stop.is_set():
-                body = {
-                    "knowledge_base_name": self.kb,
-                    "query": self.queries[i % len(self.queries)],
-                }
-                started = time.perf_counter()
-                r = client.post("/knowledge_base/search_docs", json=body)
-                self.latencies.append(time.perf_counter() - started)
-                r.raise_for_status()
-                i += 1
-                self._stop.wait(self.pause_s)
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._out = ctx.Queue()
+        self._proc = ctx.Process(
+            target=_probe_loop, args=(url, kb, queries, pause_s, self._stop, self._out)
+        )
 
     def run_for(self, seconds: float) -> dict[str, float]:
-        self._thread.start()
+        self.start()
         time.sleep(seconds)
         return self.stop()
 
     def start(self) -> SearchProbe:
-        self._thread.start()
+        self._proc.start()
         return self
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
-        self._thread.join()
-        ms = [x * 1000 for x in self.latencies]
+        latencies = self._out.get(timeout=120)
+        self._proc.join(timeout=60)
+        if self._proc.exitcode != 0:
+            raise RuntimeError(f"search probe exited with {self._proc.exitcode}")
+        ms = [x * 1000 for x in latencies]
         return {
             "n": len(ms),
             "p50": round(percentile(ms, 0.5), 2),
