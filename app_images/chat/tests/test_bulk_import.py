@@ -27,7 +27,8 @@ from chat_server.kb.service import KnowledgeBaseError, KnowledgeService, SplitPa
 from chat_server.kb.spool import IncomingFile
 from chat_server.stores.base import FAULT_MARKER_ENV, FAULT_PAUSE_ENV
 from chat_server.stores.pg_store import table_name
-from tests.conftest import API_KEY, new_kb_name
+from tests.chatchat_client import ChatchatClient
+from tests.conftest import API_KEY, AUTH, new_kb_name
 from tests.test_uploads import ApiProcess
 
 CHAT_DIR = Path(__file__).resolve().parent.parent
@@ -435,6 +436,13 @@ def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_wit
         params={"knowledge_base_name": kb, "file_name": "uploaded.txt"},
     )
     assert r.status_code == 200 and r.content == uploaded.encode()
+    # A KB chat names an imported source with its origin, not with a download link to a 404.
+    chat = ChatchatClient(api.url, AUTH)
+    (event,) = chat.knowledge_base_chat(expected[imported[0]], kb, stream=False, top_k=1)
+    (doc,) = event["docs"]
+    assert (
+        imported[0] in doc and "bulk-imported: 'nas-rebuild'" in doc and "download_doc" not in doc
+    )
     listed = http.get("/knowledge_base/imported_files", params={"knowledge_base_name": kb})
     assert sorted(listed.json()["data"]) == imported  # uploaded.txt has its original here
     assert {v["import_id"] for v in listed.json()["data"].values()} == {"nas-rebuild"}

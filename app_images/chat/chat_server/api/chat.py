@@ -63,13 +63,26 @@ def fault_event(exc: ServiceError) -> Event:
     return {"code": exc.status, "msg": exc.message}
 
 
-def source_references(request: Request, kb: str, hits: list[SearchHit]) -> list[str]:
+def source_references(
+    request: Request,
+    kb: str,
+    hits: list[SearchHit],
+    imported: dict[str, tuple[str, str]] | None = None,
+) -> list[str]:
+    """0.2's `docs`: `出处 [n] [file](download link)`, then the chunk. A bulk-imported file
+    (`imported`: name -> import id, path in its source) has no original to download: it is
+    named with where its original is, not linked to a 404."""
     refs = []
     for n, hit in enumerate(hits, start=1):
-        url = f"{request.base_url}knowledge_base/download_doc?" + urlencode(
-            {"knowledge_base_name": kb, "file_name": hit.file_name}
-        )
-        refs.append(f"出处 [{n}] [{hit.file_name}]({url}) \n\n{hit.content}\n\n")
+        origin = (imported or {}).get(hit.file_name)
+        if origin is not None:
+            source = f"{hit.file_name} (bulk-imported: {origin[0]!r}, {origin[1]!r})"
+        else:
+            url = f"{request.base_url}knowledge_base/download_doc?" + urlencode(
+                {"knowledge_base_name": kb, "file_name": hit.file_name}
+            )
+            source = f"[{hit.file_name}]({url})"
+        refs.append(f"出处 [{n}] {source} \n\n{hit.content}\n\n")
     return refs
 
 
@@ -102,7 +115,9 @@ async def knowledge_base_chat(
         body.search_mode,
         body.rerank,
     )
-    docs = source_references(request, body.knowledge_base_name, hits)
+    names = sorted({h.file_name for h in hits})
+    imported = await run_in_threadpool(service.imported_files, kb, names) if names else {}
+    docs = source_references(request, body.knowledge_base_name, hits, imported)
     return await answer_from(llm, body, [h.content for h in hits], docs)
 
 
