@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     embedding_batch_tokens: int | None = Field(default=None, ge=64)
     # auto: the GPU when torch sees one (fp16), else the CPU; cuda without a GPU fails start-up.
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch's CPU threads; unset: the CPUs this container may use, its cgroup CPU limit
+    # included (joblib.cpu_count), not the node's cores (kb/embeddings.py cpu_threads).
+    embedding_threads: int | None = Field(default=None, ge=1)
 
     default_vs_type: Literal["faiss", "adb", "pg"] = "faiss"
     kb_root: Path = Path("/kb")

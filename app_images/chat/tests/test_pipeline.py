@@ -4,6 +4,7 @@ while an upload is in flight, and kill -9 of a writer in the middle of a multi-w
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -273,3 +274,22 @@ def test_vector_copy_binary_is_what_pgvector_reads(pg_conninfo):
             c.write(vector_copy_binary(ids, vectors))
         rows = conn.execute("SELECT id, embedding::text FROM v ORDER BY id").fetchall()
     assert rows == [(5, "[0.5,-1.25,3]"), (9, "[0.001,0,2.5]")]
+
+
+def test_torch_threads_follow_embedding_threads_else_the_cpus_this_process_may_use(model_dir):
+    import joblib
+    import torch
+
+    from chat_server.kb.embeddings import Embedder, cpu_threads
+
+    # joblib.cpu_count reads the cgroup CPU quota and the affinity mask, not the node's cores.
+    assert cpu_threads(None) == joblib.cpu_count() <= len(os.sched_getaffinity(0))
+    assert cpu_threads(3) == 3
+    before = torch.get_num_threads()
+    try:
+        one = Embedder(model_dir, device="cpu", threads=1)
+        assert one.threads == 1
+        # The ingestion thread's torch team follows it too (set_num_threads is process-wide).
+        assert one._background.submit(torch.get_num_threads).result() == 1  # noqa: SLF001
+    finally:
+        torch.set_num_threads(before)

@@ -46,6 +46,7 @@ def build_service(settings: Settings) -> KnowledgeService:
         settings.embedding_batch_size,
         device=settings.embedding_device,
         batch_tokens=settings.embedding_batch_tokens,
+        threads=settings.embedding_threads,
     )
     return KnowledgeService.from_settings(settings, embedder)
 

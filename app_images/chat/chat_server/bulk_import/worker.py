@@ -160,6 +160,7 @@ def run_shard(
         settings.embedding_batch_size,
         settings.embedding_device,
         settings.embedding_batch_tokens,
+        threads=settings.embedding_threads,
     )
     stop = _Stop()
     previous = signal.signal(signal.SIGTERM, stop) if handle_sigterm else None

@@ -57,6 +57,18 @@ BACKGROUND_NICE = 19
 DEFAULT_BATCH_TOKENS = {"cpu": 4096, "cuda": 32768}
 
 
+def cpu_threads(setting: int | None) -> int:
+    """torch's intra-op threads: EMBEDDING_THREADS, else the CPUs this process may use. torch's
+    own default is the machine's cores, which in a pod with a CPU limit on a large node means
+    dozens of threads sharing a few CPUs of quota, throttled by the kernel; joblib.cpu_count
+    reads the cgroup's quota (cpu.max) and the affinity mask."""
+    if setting is not None:
+        return setting
+    import joblib
+
+    return max(1, int(joblib.cpu_count()))
+
+
 def token_batches(lengths: list[int], max_batch: int, max_tokens: int) -> list[list[int]]:
     """Indices grouped into batches, longest first by token count: a batch holds at most
     `max_batch` texts and at most `max_tokens` padded tokens (its size times its longest text;
@@ -125,6 +137,7 @@ class Embedder:
         batch_size: int = 64,
         device: DeviceSetting = "auto",
         batch_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         if not (model_dir / "config.json").exists() and not (model_dir / "modules.json").exists():
             raise EmbeddingModelMissing(
@@ -136,6 +149,8 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         self.device = resolve_device(device, torch.cuda.is_available())
+        self.threads = cpu_threads(threads)
+        torch.set_num_threads(self.threads)  # process-wide: queries and ingestion alike
         # fp16 on a GPU halves the weights' memory and runs on the tensor cores; the vectors
         # come back as float32 (encode below), so stores and indexes see no difference. On the
         # CPU the model loads as it always has.
@@ -167,6 +182,7 @@ class Embedder:
                 "dtype": self.dtype,
                 "batch_size": self.batch_size,
                 "batch_tokens": self.batch_tokens,
+                "threads": self.threads,
             },
         )
 
