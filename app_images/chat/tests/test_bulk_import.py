@@ -522,3 +522,32 @@ def test_import_shard_refuses_vectors_of_another_model_or_dimension(api):
         headers={"Authorization": "Bearer wrong"},
     )
     assert r.status_code == 401
+
+
+def test_a_worker_of_another_model_is_refused_by_a_kb_with_vectors_and_fills_an_empty_one(
+    tmp_path, pg_conninfo, model_dir, embedder
+):
+    other = tmp_path / "models" / "other-minilm"  # the same model under another name
+    other.parent.mkdir()
+    other.symlink_to(model_dir, target_is_directory=True)
+    source = tmp_path / "src"
+    expected = make_corpus(source, 3)
+    env = {**pg_env(pg_conninfo), "DEFAULT_VS_TYPE": "adb"}
+    service = KnowledgeService(embedder, tmp_path / "kb", pg_conninfo, "adb")
+    try:
+        service.create_kb("full", "adb", None)
+        (tmp_path / "a.txt").write_text("The lighthouse keepers log the gulls.")
+        one = IncomingFile.from_path("a.txt", tmp_path / "a.txt")
+        service.ingest("full", [one], SplitParams())
+        service.create_kb("empty", "adb", None)
+    finally:
+        service.close()
+
+    code, lines = Worker(tmp_path, other, "full", source, "m1", **env).finish()
+    assert code == 2
+    error = lines[-1]["error"]
+    assert "holds vectors of" in error and "recreate_vector_store" in error
+    assert sorted(pg_rows(pg_conninfo, "full")[0]) == ["a.txt"]  # nothing of the import stored
+
+    code, lines = Worker(tmp_path, other, "empty", source, "m2", **env).finish()
+    assert code == 0 and summary(lines)["stored"] == len(expected)

@@ -254,11 +254,13 @@ def _find_kb(
     if settings.pg_host:
         found = retrying("find the KB", _pg_kb, service, kb, tries=settings.import_retries)
         if found is not None:
-            if found.embed_model != service.embedder.name:
+            try:  # the service's rule: no two models' vectors in one KB; an empty KB takes ours
+                service.embedding_kb(found.name)
+            except KnowledgeBaseError as exc:
                 raise ImportConfigError(
-                    f"knowledge base {kb!r} holds vectors of {found.embed_model!r}; this worker "
-                    f"embeds with {service.embedder.name!r} (EMBEDDING_MODEL)"
-                )
+                    f"{exc.message} (this worker's EMBEDDING_MODEL: give the Job the chat pod's, "
+                    "or rebuild the KB first)"
+                ) from exc
             return DatabaseSink(service, found.name, import_id, shard, shard_count)
     api = _api_sink(service, settings, kb, import_id, shard, shard_count)
     pg_default = bool(settings.pg_host) and settings.default_vs_type in ("adb", "pg")
