@@ -81,8 +81,8 @@ def release_freed_memory() -> None:
     activations keep glibc from shrinking the heap: one process embedding 10,000 chunks grew
     from 855 to 1,267 MiB and kept growing with the corpus. Trimmed after each CPU batch, it
     goes back to ~615 MiB between batches and peaks at one batch's activations (bounded by
-    EMBEDDING_BATCH_TOKENS), with no encode slowdown beyond the machine's noise; a trim
-    takes ~1 ms, ~25 ms when it has pages to return."""
+    EMBEDDING_BATCH_TOKENS), for 2-6% of encode throughput (pages returned are faulted in
+    again by the next batch); a trim itself takes ~1 ms, ~25 ms when it has pages to return."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
