@@ -311,14 +311,14 @@ for _ in range(8):  # batches of many shapes, as token-count batching makes them
     embedder.encode([" ".join(rng.choice(words) for _ in range(rng.randint(3, 120)))
                      for _ in range(48)])
 before = rss_mib()
-ctypes.CDLL(None).malloc_trim(0)
+ctypes.CDLL(None).malloc_trim(0)  # glibc's own, not the embedder's: it must not share a bug
 print(before - rss_mib())
 """
 
 
 def test_bulk_cpu_encodes_hand_freed_heap_back_so_rss_does_not_grow_with_the_corpus(model_dir):
     """CPU torch's batches of ever new shapes fragment glibc's heap: untrimmed, a further
-    malloc_trim after 8 such encodes in a fresh process hands back ~150 MiB, and a worker's RSS
+    malloc_trim after 8 such encodes in a fresh process hands back ~180 MiB, and a worker's RSS
     grew with every file it embedded (README "Ingestion at scale", memory). The embedder trims
     after each batch, so nothing is left to hand back."""
     import subprocess
