@@ -14,7 +14,13 @@ from chat_server.kb.splitter import split_text
 from chat_server.stores import base, pg_store
 from chat_server.stores.base import KnowledgeBaseNameError, kb_storage_id, validate_kb_name
 from chat_server.stores.faiss_store import FaissIndex
-from chat_server.stores.pg_store import PgSql, detect_dialect, table_name, vector_literal
+from chat_server.stores.pg_store import (
+    PgSql,
+    detect_dialect,
+    parse_stored_dim,
+    table_name,
+    vector_literal,
+)
 
 
 def render(statement) -> str:
@@ -38,6 +44,20 @@ def test_pgvector_creates_vector_column_with_hnsw_index():
     assert "embedding vector(8)" in create
     assert "USING hnsw (embedding vector_l2_ops)" in render(PgSql("pgvector", 8).create_index("k"))
     assert vector_literal("pgvector", np.array([0.25, 1.0])) == "[0.25,1]"
+
+
+def test_the_stored_dimension_is_read_from_the_catalog_of_each_dialect():
+    """pgvector: the vector(n) column's type modifier (tested on a real server in
+    test_model_change); ADB: the ann index's WITH options as pg_class.reloptions holds them
+    ('keyword=value' strings, PostgreSQL's catalog documentation), i.e. what create_index wrote."""
+    query, params = PgSql("adb", 384).stored_dim("Docs_1")
+    assert "reloptions" in query and params == ("chat_vec_docs_1_ann",)
+    written = render(PgSql("adb", 384).create_index("Docs_1"))
+    options = written.split("WITH (")[1].rstrip(")").replace(" ", "").split(",")
+    assert parse_stored_dim("adb", options) == 384
+    assert parse_stored_dim("adb", None) is None  # no index (yet): any dimension fits
+    assert parse_stored_dim("pgvector", 1024) == 1024
+    assert parse_stored_dim("pgvector", -1) is None and parse_stored_dim("pgvector", None) is None
 
 
 # PostgreSQL 9.5+ syntax that ADB for PostgreSQL 6.0 (Greenplum 6, PostgreSQL 9.4) refuses.
@@ -137,7 +157,17 @@ def test_faiss_index_persists_atomically_and_reloads(tmp_path):
     assert 11 not in [i for i, _ in reloaded.search(vectors[1], 3)]
 
 
-def test_faiss_refuses_index_of_another_dimension(tmp_path):
-    FaissIndex(tmp_path, 4).add(np.array([1]), np.ones((1, 4), dtype=np.float32))
-    with pytest.raises(ValueError, match="dimension 4"):
-        FaissIndex(tmp_path, 8)
+def test_faiss_opens_an_index_of_another_dimension_and_refuses_it_vectors(tmp_path):
+    """A model change to another dimension must not stop the service opening (and deleting
+    from) the KBs of the model before; it is the vectors of the other size that are refused."""
+    FaissIndex(tmp_path, 4).add(np.array([1, 2]), np.ones((2, 4), dtype=np.float32))
+    index = FaissIndex(tmp_path, 8)
+    assert index.stored_dim() == 4 and index.count() == 2
+    with pytest.raises(ValueError, match="dimension 4, not 8.*recreate_vector_store"):
+        index.add(np.array([3]), np.ones((1, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="dimension 4, not 8"):
+        index.search(np.ones(8, dtype=np.float32), 1)
+    index.delete([1])
+    assert FaissIndex(tmp_path, 8).count() == 1
+    index.drop()
+    assert index.stored_dim() is None and FaissIndex(tmp_path, 8).stored_dim() is None

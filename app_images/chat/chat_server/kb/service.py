@@ -328,12 +328,18 @@ class KnowledgeService:
         if kb.embed_model == self.embedder.name:
             return kb, meta
         if meta.chunk_signature(kb.name)[0] == 0:
-            meta.set_embed_model(kb.name, self.embedder.name)
-            log.info(
-                "empty knowledge base takes the embedding model",
-                extra={"kb": kb.name, "was": kb.embed_model, "now": self.embedder.name},
-            )
-            return KnowledgeBase(kb.name, kb.vs_type, self.embedder.name), meta
+            with self._lock_for(kb.name):
+                kb, meta = self.get_kb(kb.name)  # another request may have done it meanwhile
+                if kb.embed_model == self.embedder.name:
+                    return kb, meta
+                if meta.chunk_signature(kb.name)[0] == 0:
+                    self._fit_dimension(kb)
+                    meta.set_embed_model(kb.name, self.embedder.name)
+                    log.info(
+                        "empty knowledge base takes the embedding model",
+                        extra={"kb": kb.name, "was": kb.embed_model, "now": self.embedder.name},
+                    )
+                    return KnowledgeBase(kb.name, kb.vs_type, self.embedder.name), meta
         raise KnowledgeBaseError(
             409,
             f"knowledge base {kb.name!r} holds vectors of {kb.embed_model!r}; this service "
@@ -341,6 +347,24 @@ class KnowledgeService:
             f"/knowledge_base/recreate_vector_store) to embed its files with "
             f"{self.embedder.name!r}",
         )
+
+    def _fit_dimension(self, kb: KnowledgeBase) -> bool:
+        """With the KB's lock held and no vector of its worth keeping: where its index stores
+        another dimension than this service's model gives (EMBEDDING_MODEL changed to a model
+        of another size), replace it by an empty one of this dimension. True if it did."""
+        index = self._index(kb)
+        stored = index.stored_dim()
+        if stored is None or stored == self.embedder.dim:
+            return False
+        with index.bulk():
+            index.drop()
+        with self._guard:
+            self._indexes.pop(kb.name, None)  # opened anew at this dimension
+        log.info(
+            "vector index dropped for a model of another dimension",
+            extra={"kb": kb.name, "was": stored, "now": self.embedder.dim},
+        )
+        return True
 
     def finish_rebuild(self, kb_name: str) -> None:
         """After a rebuild re-embedded every chunk the KB kept: its vectors are this model's."""
@@ -674,17 +698,33 @@ class KnowledgeService:
         kept = set(keep)
         with self._lock_for(kb_name):
             index = self._index(kb)
+            # A model of another dimension cannot add to the index: it starts empty, and the
+            # kept files' chunks wait in the metadata for `reembed_stored` (the KB refuses
+            # searches meanwhile: it still records the model before).
+            refit = bool(kept) and index.stored_dim() not in (None, self.embedder.dim)
+            if refit and kb.vs_type == "faiss":
+                # A faiss KB's start-up check forgets files whose vectors are missing: their
+                # chunks, the only copy here, would go.
+                raise KnowledgeBaseError(
+                    409,
+                    f"knowledge base {kb_name!r} holds bulk-imported files embedded at "
+                    f"dimension {index.stored_dim()}; {self.embedder.name!r} gives "
+                    f"{self.embedder.dim} and a faiss KB cannot re-embed imported files into "
+                    "an index of another dimension: delete the imported files (delete_docs) "
+                    "and re-run their imports after the rebuild, or keep the model before",
+                )
             with index.bulk():
                 dropped = [r.file_name for r in meta.list_files(kb_name) if r.file_name not in kept]
                 ids = [i for n in dropped for i in meta.chunk_ids(kb_name, n)] if kept else []
                 meta.delete_files(kb_name, dropped)
                 fault_point("rebuild.metadata_deleted")
-                if kept:  # the kept files' vectors stay in the index
+                if kept and not refit:  # the kept files' vectors stay in the index
                     index.delete(ids)
                 else:
                     index.drop()
-            if not kept:
-                self._indexes.pop(kb_name, None)  # a dropped index is opened anew
+            if not kept or refit:
+                with self._guard:
+                    self._indexes.pop(kb_name, None)  # a dropped index is opened anew
         self._index(kb)
 
     @staticmethod

@@ -129,6 +129,10 @@ class VectorIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def stored_dim(self) -> int | None:
+        """The dimension the index stores vectors at; None while nothing fixes one."""
+        ...
+
     def drop(self) -> None: ...
 
     def bulk(self) -> AbstractContextManager[None]:

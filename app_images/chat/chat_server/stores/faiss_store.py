@@ -219,13 +219,10 @@ class FaissIndex:
         if state is None:
             self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         else:
-            index = faiss.read_index(str(self.path))
-            if index.d != self.dim:
-                raise ValueError(
-                    f"faiss index {self.path} has dimension {index.d}, "
-                    f"the embedding model gives {self.dim}"
-                )
-            self.index = index
+            # Loaded whatever its dimension: a KB of a model of another dimension can still
+            # be listed, recovered and deleted from, and is refused vectors (`add`, `search`)
+            # until a rebuild drops it (KnowledgeService.fit_dimension).
+            self.index = faiss.read_index(str(self.path))
         self._loaded = state
         self._reconciled = False
 
@@ -303,10 +300,25 @@ class FaissIndex:
                 os.unlink(tmp)
         self._loaded = self._disk_state()
 
+    def _check_dim(self, got: int) -> None:
+        if got != self.index.d:
+            raise ValueError(
+                f"faiss index {self.path} holds vectors of dimension {self.index.d}, "
+                f"not {got}: rebuild the knowledge base (recreate_vector_store)"
+            )
+
+    def stored_dim(self) -> int | None:
+        """The dimension of the vectors in the index file (None: there is none yet)."""
+        with self._lock:
+            if not self._in_bulk:
+                self._refresh()
+            return None if self._loaded is None and not self._dirty else int(self.index.d)
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
         with self._change():
+            self._check_dim(vectors.shape[1])
             self.index.add_with_ids(vectors, ids.astype(np.int64))
             self._dirty = True
 
@@ -323,6 +335,7 @@ class FaissIndex:
                 self._refresh()
             if self.index.ntotal == 0:
                 return []
+            self._check_dim(vector.shape[-1])
             sims, ids = self.index.search(vector.reshape(1, -1), min(top_k, self.index.ntotal))
         out = []
         for sim, idx in zip(sims[0], ids[0], strict=True):
@@ -336,6 +349,8 @@ class FaissIndex:
         with self._lock:
             if not self._in_bulk:
                 self._refresh()
+            if ids:
+                self._check_dim(vector.shape[-1])
             for i in ids:
                 try:
                     stored = self.index.reconstruct(int(i))

@@ -127,6 +127,37 @@ class PgSql:
     def count(self, kb: str) -> sql.Composed:
         return sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table_name(kb)))
 
+    def stored_dim(self, kb: str) -> tuple[str, tuple[str]]:
+        """The catalog query for the dimension the KB's vectors are stored at, by dialect:
+        pgvector's `vector(n)` column keeps n as the column's type modifier; ADB's `real[]`
+        takes any length and the dimension is the ann index's `dim` option (pg_class
+        reloptions hold an index's WITH options as 'name=value' strings)."""
+        if self.dialect == "pgvector":
+            return (
+                "SELECT a.atttypmod FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = %s AND n.nspname = current_schema() "
+                "AND a.attname = 'embedding' AND NOT a.attisdropped",
+                (table_name(kb),),
+            )
+        return (
+            "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND n.nspname = current_schema()",
+            (self.index_name(kb),),
+        )
+
+
+def parse_stored_dim(dialect: Dialect, value: object) -> int | None:
+    """`PgSql.stored_dim`'s answer as a dimension; None where nothing fixes one yet."""
+    if dialect == "pgvector":
+        return int(value) if isinstance(value, int) and value > 0 else None  # -1: vector
+    for option in value if isinstance(value, list) else []:
+        key, _, number = str(option).partition("=")
+        if key.strip().lower() == "dim" and number.strip().isdigit():
+            return int(number)
+    return None
+
 
 def vector_literal(dialect: Dialect, vector: np.ndarray) -> str:
     body = ",".join(f"{x:.7g}" for x in vector.tolist())
@@ -352,6 +383,12 @@ class PgIndex:
             row = conn.execute(self.db.sql.count(self.kb)).fetchone()
         assert row is not None
         return int(row[0])
+
+    def stored_dim(self) -> int | None:
+        query, params = self.db.sql.stored_dim(self.kb)
+        with self.db.connect() as conn:
+            row = conn.execute(query, params).fetchone()
+        return parse_stored_dim(self.db.dialect, row[0] if row else None)
 
     def drop(self) -> None:
         with self.db.connect() as conn:
