@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from chat_server.kb.keyword import tokenize
+from chat_server.kb.keyword import KeywordIndexes, tokenize
 from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
 from chat_server.kb.service import KnowledgeBaseError, KnowledgeService, SplitParams
 from chat_server.kb.splitter import split_document
@@ -108,6 +110,102 @@ def test_keyword_side_sees_writes_of_another_process(tmp_path, embedder, request
     assert keyword_files(reader, kb, "打印机卡纸") == ["printer.txt"]
     writer.close()
     reader.close()
+
+
+def wait_for(predicate, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def large_kb_service(tmp_path, embedder) -> KnowledgeService:
+    """A service whose keyword indexes treat every KB as large (rebuilt in the background)."""
+    service = KnowledgeService(embedder, tmp_path / "kb")
+    service._keywords = KeywordIndexes(sync_rebuild_chunks=0, rest_factor=0.0)
+    return service
+
+
+def test_a_large_kb_is_searched_by_keywords_while_its_index_rebuilds(tmp_path, embedder):
+    """Above SYNC_REBUILD_CHUNKS a search never waits for a rebuild: it answers from the index
+    it has while one thread rebuilds, and finds the new chunks once that is in."""
+    service = large_kb_service(tmp_path, embedder)
+    kb = new_kb_name()
+    service.create_kb(kb, "faiss", None)
+    upload(service, kb, leave=LEAVE)
+    assert keyword_files(service, kb, "年假怎么审批") == ["leave.txt"]  # first build: waited for
+
+    meta = service.get_kb(kb)[1]
+    gate, reading = threading.Event(), threading.Event()
+
+    def gated_texts(ids: list[int]) -> dict[int, str]:
+        reading.set()
+        assert gate.wait(60)
+        return meta.chunk_texts(kb, ids)
+
+    source = {
+        "signature": lambda: meta.chunk_signature(kb),
+        "chunk_ids": lambda: meta.iter_all_chunk_ids(kb),
+        "chunk_texts": gated_texts,
+    }
+    keywords = service._keywords
+    upload(service, kb, printer=PRINTER)
+    assert keywords.search(kb, "年假", 5, **source)  # returns while the rebuild is held
+    assert reading.wait(60)
+    assert keywords.search(kb, "打印机卡纸", 5, **source) == []  # the old index, not blocked
+    builds = keywords.builds
+    gate.set()
+    wait_for(lambda: keywords.builds > builds)
+    assert keyword_files(service, kb, "打印机卡纸") == ["printer.txt"]
+    service.close()
+
+
+def test_a_stale_keyword_index_never_returns_a_deleted_file(tmp_path, embedder):
+    service = large_kb_service(tmp_path, embedder)
+    service._keywords.rest_factor = 1e9  # after the first build, no rebuild starts
+    kb = new_kb_name()
+    service.create_kb(kb, "faiss", None)
+    upload(service, kb, leave=LEAVE, printer=PRINTER)
+    assert keyword_files(service, kb, "打印机卡纸") == ["printer.txt"]
+    service.delete_files(kb, ["printer.txt"], delete_content=True)
+    builds = service._keywords.builds
+    assert keyword_files(service, kb, "打印机卡纸") == []  # matched by the stale index, dropped
+    assert [h.file_name for h in service.search(kb, "打印机卡纸", 5, 2.0, "hybrid")] == [
+        "leave.txt"
+    ]
+    assert service._keywords.builds == builds  # the rest held the rebuild back
+    service._keywords.rest_factor = 0.0
+    keyword_files(service, kb, "打印机卡纸")
+    wait_for(lambda: service._keywords.builds > builds)
+    assert (
+        service._keywords.search(
+            kb, "打印机卡纸", 5, **service._keyword_source(*service.get_kb(kb))
+        )
+        == []
+    )
+    service.close()
+
+
+def test_hybrid_deployments_build_keyword_indexes_at_start(tmp_path, embedder):
+    first = KnowledgeService(embedder, tmp_path / "kb")
+    kb = new_kb_name()
+    first.create_kb(kb, "faiss", None)
+    upload(first, kb, leave=LEAVE, printer=PRINTER)
+    first.close()
+
+    vector_only = KnowledgeService(embedder, tmp_path / "kb")
+    vector_only.warm_keyword_indexes()  # SEARCH_MODE vector: nothing to warm
+    assert vector_only._keywords.builds == 0
+    vector_only.close()
+
+    hybrid = KnowledgeService(embedder, tmp_path / "kb", search_options=SearchOptions("hybrid"))
+    hybrid.warm_keyword_indexes()
+    wait_for(lambda: hybrid._keywords.builds == 1)
+    tokenized = hybrid._keywords.tokenized_chunks
+    assert tokenized > 0
+    assert keyword_files(hybrid, kb, "打印机卡纸") == ["printer.txt"]
+    assert hybrid._keywords.tokenized_chunks == tokenized  # the first search paid nothing
+    hybrid.close()
 
 
 def docs(server, **body) -> list[dict]:

@@ -67,6 +67,7 @@ def create_app(
         if owned:
             app.state.service = await run_in_threadpool(build_service, settings)
             app.state.authenticator.store = app.state.service.access_store()
+            await run_in_threadpool(app.state.service.warm_keyword_indexes)
         log.info(
             "api ready", extra={"llm": settings.llm_base_url, "kb_root": str(settings.kb_root)}
         )

@@ -5,7 +5,11 @@ chunk texts in its metadata store, and rebuilt whenever the store's chunk signat
 largest id; ids are never reused while a knowledge base lives) differs from the one it was
 built at. So uploads, deletes, rebuilds, writes of other processes, restarts and crashes can
 never leave the keyword side disagreeing with the listing: it is recomputed from the listing.
-Tokens are cached per chunk id, so a change re-tokenizes only the new chunks.
+Tokens are cached per chunk id as ids into the KB's vocabulary (4 bytes a token, not a Python
+string), so a change re-tokenizes only the new chunks. bm25s has no incremental update: the
+matrix is rebuilt whole, in the searching thread on small KBs (every committed write is found)
+and on a low-priority thread of its own on large ones (`SYNC_REBUILD_CHUNKS`): searches go on
+against the previous index meanwhile, near-real-time like a search engine's refresh.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from chat_server.kb.embeddings import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +67,50 @@ def tokenize(text: str) -> list[str]:
 # (count, largest id): changes on every insert (ids are fresh and increasing) and every delete.
 Signature = tuple[int, int]
 
+# Up to this many chunks a search that finds the store changed rebuilds the index itself and
+# sees every committed write (about 0.15 s of BM25 build, plus the tokens of new chunks, on the
+# 2-core dev machine). Above it, a search is answered from the index it has while one
+# low-priority thread rebuilds: a full build of 600,000 chunks takes tens of seconds.
+SYNC_REBUILD_CHUNKS = 5_000
+# A background rebuild waits this many times the previous build's duration after it, so
+# rebuilds take at most a quarter of a core however fast a KB is written.
+REBUILD_REST_FACTOR = 3.0
+
 
 @dataclass
 class _KbKeywords:
-    signature: Signature | None = None
-    tokens: dict[int, list[str]] = field(default_factory=dict)
+    signature: Signature | None = None  # the store's signature the index was built at
+    vocab: dict[str, int] = field(default_factory=dict)  # token -> id, only ever grows
+    tokens: dict[int, np.ndarray] = field(default_factory=dict)  # chunk id -> token ids
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bm25: object | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    build_s: float = 0.0  # the last build's duration
+    built_at: float = float("-inf")  # time.monotonic() when it finished
+    rebuilding: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards the fields above
+    build_lock: threading.Lock = field(default_factory=threading.Lock)  # one build at a time
 
 
 class KeywordIndexes:
     """BM25 indexes of every knowledge base that was searched by keywords, kept in memory."""
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        k1: float = 1.2,
+        b: float = 0.75,
+        *,
+        sync_rebuild_chunks: int = SYNC_REBUILD_CHUNKS,
+        rest_factor: float = REBUILD_REST_FACTOR,
+    ) -> None:
         self.k1 = k1
         self.b = b
+        self.sync_rebuild_chunks = sync_rebuild_chunks
+        self.rest_factor = rest_factor
         self._kbs: dict[str, _KbKeywords] = {}
         self._guard = threading.Lock()
+        self._closed = threading.Event()
         self.tokenized_chunks = 0  # counts work, so tests can see that unchanged KBs cost none
+        self.builds = 0
 
     def _entry(self, kb: str) -> _KbKeywords:
         with self._guard:
@@ -88,6 +120,10 @@ class KeywordIndexes:
         """Drop a KB's index (it was deleted or emptied): the next search rebuilds it."""
         with self._guard:
             self._kbs.pop(kb, None)
+
+    def close(self) -> None:
+        """Background rebuilds still running drop their work instead of storing it."""
+        self._closed.set()
 
     def search(
         self,
@@ -99,10 +135,15 @@ class KeywordIndexes:
         chunk_texts: Callable[[list[int]], dict[int, str]],
     ) -> list[tuple[int, float]]:
         """The `top_k` chunk ids with the highest BM25 score (> 0: a query word occurs), best
-        first. The three callables read the store; they are called only when it changed."""
+        first. The three callables read the store; they are called only when it changed.
+
+        On a KB of more than `sync_rebuild_chunks` chunks whose index exists, a change is
+        picked up by a background rebuild and this search is answered from the index as it
+        was: ids of chunks deleted since may come back (callers read the chunks from the store
+        and drop the missing ones) and chunks written since are found once the rebuild is in."""
         entry = self._entry(kb)
+        self._refresh(kb, entry, signature, chunk_ids, chunk_texts)
         with entry.lock:
-            self._refresh(entry, signature, chunk_ids, chunk_texts)
             bm25 = entry.bm25
             ids = entry.ids
         if bm25 is None or top_k <= 0:
@@ -116,34 +157,115 @@ class KeywordIndexes:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(int(ids[i]), float(scores[i])) for i in best if scores[i] > 0]
 
+    def warm(
+        self,
+        kb: str,
+        signature: Callable[[], Signature],
+        chunk_ids: Callable[[], Iterable[int]],
+        chunk_texts: Callable[[list[int]], dict[int, str]],
+    ) -> None:
+        """Build a KB's index on a background thread now (at start-up: tokenizing a large KB
+        takes minutes), so that its first keyword search does not pay for it."""
+        entry = self._entry(kb)
+        self._start_background(kb, entry, signature, chunk_ids, chunk_texts, rest=False)
+
     def _refresh(
+        self,
+        kb: str,
+        entry: _KbKeywords,
+        signature: Callable[[], Signature],
+        chunk_ids: Callable[[], Iterable[int]],
+        chunk_texts: Callable[[list[int]], dict[int, str]],
+    ) -> None:
+        current = signature()
+        with entry.lock:
+            if current == entry.signature:
+                return
+            stale_allowed = entry.signature is not None
+        if stale_allowed and current[0] > self.sync_rebuild_chunks:
+            self._start_background(kb, entry, signature, chunk_ids, chunk_texts, rest=True)
+            return
+        with entry.build_lock:  # waits for a build in progress, then checks again
+            self._build_entry(entry, signature, chunk_ids, chunk_texts)
+
+    def _start_background(
+        self,
+        kb: str,
+        entry: _KbKeywords,
+        signature: Callable[[], Signature],
+        chunk_ids: Callable[[], Iterable[int]],
+        chunk_texts: Callable[[list[int]], dict[int, str]],
+        *,
+        rest: bool,
+    ) -> None:
+        with entry.lock:
+            if entry.rebuilding:
+                return
+            if rest and time.monotonic() < entry.built_at + self.rest_factor * entry.build_s:
+                return  # the next search after the rest starts it
+            entry.rebuilding = True
+
+        def run() -> None:
+            lower_priority()
+            try:
+                with entry.build_lock:
+                    self._build_entry(entry, signature, chunk_ids, chunk_texts)
+            except Exception:
+                if not self._closed.is_set():
+                    log.exception("keyword index rebuild failed", extra={"kb": kb})
+            finally:
+                with entry.lock:
+                    entry.rebuilding = False
+
+        threading.Thread(target=run, name=f"keyword-index-{kb}", daemon=True).start()
+
+    def _build_entry(
         self,
         entry: _KbKeywords,
         signature: Callable[[], Signature],
         chunk_ids: Callable[[], Iterable[int]],
         chunk_texts: Callable[[list[int]], dict[int, str]],
     ) -> None:
+        """Bring the index up to the store; the caller holds `entry.build_lock`."""
         # Read the signature before the chunks: a write in between makes the next search
         # see a newer signature than the one stored here, and rebuild again.
         current = signature()
-        if current == entry.signature:
-            return
+        with entry.lock:
+            if current == entry.signature:
+                return  # another thread built it while this one waited
+        started = time.monotonic()
         ids = sorted(set(chunk_ids()))
         known = entry.tokens
         fresh = [i for i in ids if i not in known]
         texts = chunk_texts(fresh) if fresh else {}
-        self.tokenized_chunks += len(texts)
+        with self._guard:
+            self.tokenized_chunks += len(texts)
+        vocab = entry.vocab
         tokens = {i: known[i] for i in ids if i in known}
-        tokens.update((i, tokenize(text)) for i, text in texts.items())
+        for i, text in texts.items():
+            words = tokenize(text)
+            tokens[i] = np.fromiter(
+                (vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int32, count=len(words)
+            )
         kept = sorted(tokens)  # a chunk deleted since the id list was read is left out
-        entry.tokens = tokens
-        entry.ids = np.asarray(kept, dtype=np.int64)
-        entry.bm25 = self._build([tokens[i] for i in kept]) if kept else None
-        entry.signature = current
+        # bm25s adds its empty token to the vocabulary it is given: give it a copy.
+        bm25 = self._build([tokens[i] for i in kept], dict(vocab)) if kept else None
+        finished = time.monotonic()
+        if self._closed.is_set():
+            return
+        with entry.lock:
+            entry.tokens = tokens
+            entry.ids = np.asarray(kept, dtype=np.int64)
+            entry.bm25 = bm25
+            entry.signature = current
+            entry.build_s = finished - started
+            entry.built_at = finished
+        with self._guard:
+            self.builds += 1
 
-    def _build(self, corpus: list[list[str]]) -> object:
+    def _build(self, corpus: list[np.ndarray], vocab: dict[str, int]) -> object:
         import bm25s
 
         bm25 = bm25s.BM25(k1=self.k1, b=self.b, csc_backend="auto")
-        bm25.index(corpus, show_progress=False)
+        bm25.index((corpus, vocab), show_progress=False)
         return bm25
