@@ -39,7 +39,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from ingest_scale import document, percentile  # noqa: E402
 
-from chat_server.kb.keyword import KeywordIndexes, tokenize  # noqa: E402
+from chat_server.kb.keyword import ChunkSource, KeywordIndexes, tokenize  # noqa: E402
 from chat_server.stores.base import FileRecord, KnowledgeBase, MetaStore  # noqa: E402
 from chat_server.stores.faiss_store import sqlite_meta  # noqa: E402
 
@@ -61,12 +61,12 @@ def write_doc(meta: MetaStore, seed: int, i: int) -> int:
     return len(chunks)
 
 
-def source(meta: MetaStore) -> dict[str, object]:
-    return {
-        "signature": lambda: meta.chunk_signature(KB),
-        "chunk_ids": lambda: meta.iter_all_chunk_ids(KB),
-        "chunk_texts": lambda ids: meta.chunk_texts(KB, ids),
-    }
+def source(meta: MetaStore) -> ChunkSource:
+    return ChunkSource(
+        signature=lambda: meta.chunk_signature(KB),
+        chunk_ids=lambda: meta.iter_all_chunk_ids(KB),
+        chunk_texts=lambda ids: meta.chunk_texts(KB, ids),
+    )
 
 
 def timed_searches(keywords: KeywordIndexes, meta: MetaStore, seconds: float) -> list[float]:
@@ -75,7 +75,7 @@ def timed_searches(keywords: KeywordIndexes, meta: MetaStore, seconds: float) ->
     n = 0
     while time.monotonic() < deadline:
         started = time.perf_counter()
-        keywords.search(KB, QUERIES[n % len(QUERIES)], 20, **source(meta))  # type: ignore[arg-type]
+        keywords.search(KB, QUERIES[n % len(QUERIES)], 20, source(meta))
         out.append(time.perf_counter() - started)
         n += 1
     return out
@@ -132,7 +132,7 @@ def run_policy(
 ) -> tuple[dict[str, object], int]:
     """Writes and searches under one policy; `keywords` holds the KB's tokens already."""
     keywords.sync_rebuild_chunks = 10**12 if name == "sync" else 0
-    keywords.search(KB, QUERIES[0], 20, **source(meta))  # type: ignore[arg-type]
+    keywords.search(KB, QUERIES[0], 20, source(meta))
     wait_idle(keywords)
     builds = keywords.builds
     idle = timed_searches(keywords, meta, args.idle_seconds)
@@ -153,7 +153,7 @@ def run_policy(
     n = 0
     while time.monotonic() < deadline:
         started = time.perf_counter()
-        keywords.search(KB, QUERIES[n % len(QUERIES)], 20, **source(meta))  # type: ignore[arg-type]
+        keywords.search(KB, QUERIES[n % len(QUERIES)], 20, source(meta))
         latencies.append(time.perf_counter() - started)
         entry = keywords._entry(KB)
         with entry.lock:
@@ -209,12 +209,12 @@ def main() -> None:
 
         keywords = KeywordIndexes()
         started = time.perf_counter()
-        keywords.search(KB, QUERIES[0], 20, **source(meta))  # type: ignore[arg-type]
+        keywords.search(KB, QUERIES[0], 20, source(meta))
         results["first_build_s"] = round(time.perf_counter() - started, 2)
         write_doc(meta, args.seed, args.docs)
         with keywords._entry(KB).build_lock:
             started = time.perf_counter()
-            keywords._build_entry(keywords._entry(KB), **source(meta))  # type: ignore[arg-type]
+            keywords._build_entry(keywords._entry(KB), source(meta))
         results["rebuild_s"] = round(time.perf_counter() - started, 2)
         next_doc = args.docs + 1
         for name in args.policies:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chat_server.kb.keyword import KeywordIndexes, tokenize
+from chat_server.kb.keyword import ChunkSource, KeywordIndexes, tokenize
 from chat_server.kb.retrieval import Reranker, SearchOptions, fuse_rrf
 from chat_server.kb.service import KnowledgeBaseError, KnowledgeService, SplitParams
 from chat_server.kb.splitter import split_document
@@ -143,16 +143,16 @@ def test_a_large_kb_is_searched_by_keywords_while_its_index_rebuilds(tmp_path, e
         assert gate.wait(60)
         return meta.chunk_texts(kb, ids)
 
-    source = {
-        "signature": lambda: meta.chunk_signature(kb),
-        "chunk_ids": lambda: meta.iter_all_chunk_ids(kb),
-        "chunk_texts": gated_texts,
-    }
+    source = ChunkSource(
+        signature=lambda: meta.chunk_signature(kb),
+        chunk_ids=lambda: meta.iter_all_chunk_ids(kb),
+        chunk_texts=gated_texts,
+    )
     keywords = service._keywords
     upload(service, kb, printer=PRINTER)
-    assert keywords.search(kb, "年假", 5, **source)  # returns while the rebuild is held
+    assert keywords.search(kb, "年假", 5, source)  # returns while the rebuild is held
     assert reading.wait(60)
-    assert keywords.search(kb, "打印机卡纸", 5, **source) == []  # the old index, not blocked
+    assert keywords.search(kb, "打印机卡纸", 5, source) == []  # the old index, not blocked
     builds = keywords.builds
     gate.set()
     wait_for(lambda: keywords.builds > builds)
@@ -178,9 +178,7 @@ def test_a_stale_keyword_index_never_returns_a_deleted_file(tmp_path, embedder):
     keyword_files(service, kb, "打印机卡纸")
     wait_for(lambda: service._keywords.builds > builds)
     assert (
-        service._keywords.search(
-            kb, "打印机卡纸", 5, **service._keyword_source(*service.get_kb(kb))
-        )
+        service._keywords.search(kb, "打印机卡纸", 5, service._keyword_source(*service.get_kb(kb)))
         == []
     )
     service.close()

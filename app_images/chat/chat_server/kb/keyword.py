@@ -72,9 +72,19 @@ Signature = tuple[int, int]
 # 2-core dev machine). Above it, a search is answered from the index it has while one
 # low-priority thread rebuilds: a full build of 600,000 chunks takes tens of seconds.
 SYNC_REBUILD_CHUNKS = 5_000
-# A background rebuild waits this many times the previous build's duration after it, so
-# rebuilds take at most a quarter of a core however fast a KB is written.
+# A background rebuild waits this many times the previous build's CPU time after it, so
+# rebuilds take at most a quarter of a core however fast a KB is written (CPU time, not wall
+# time: a build slowed by busy searches holding the GIL does not lengthen the rest).
 REBUILD_REST_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class ChunkSource:
+    """How an index reads its KB's chunks from the store; called only when it changed."""
+
+    signature: Callable[[], Signature]
+    chunk_ids: Callable[[], Iterable[int]]
+    chunk_texts: Callable[[list[int]], dict[int, str]]
 
 
 @dataclass
@@ -84,7 +94,7 @@ class _KbKeywords:
     tokens: dict[int, np.ndarray] = field(default_factory=dict)  # chunk id -> token ids
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bm25: object | None = None
-    build_s: float = 0.0  # the last build's duration
+    build_s: float = 0.0  # the CPU time of the last build
     built_at: float = float("-inf")  # time.monotonic() when it finished
     rebuilding: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards the fields above
@@ -130,19 +140,17 @@ class KeywordIndexes:
         kb: str,
         query: str,
         top_k: int,
-        signature: Callable[[], Signature],
-        chunk_ids: Callable[[], Iterable[int]],
-        chunk_texts: Callable[[list[int]], dict[int, str]],
+        source: ChunkSource,
     ) -> list[tuple[int, float]]:
         """The `top_k` chunk ids with the highest BM25 score (> 0: a query word occurs), best
-        first. The three callables read the store; they are called only when it changed.
+        first. `source` reads the store, only when it changed.
 
         On a KB of more than `sync_rebuild_chunks` chunks whose index exists, a change is
         picked up by a background rebuild and this search is answered from the index as it
         was: ids of chunks deleted since may come back (callers read the chunks from the store
         and drop the missing ones) and chunks written since are found once the rebuild is in."""
         entry = self._entry(kb)
-        self._refresh(kb, entry, signature, chunk_ids, chunk_texts)
+        self._refresh(kb, entry, source)
         with entry.lock:
             bm25 = entry.bm25
             ids = entry.ids
@@ -160,41 +168,35 @@ class KeywordIndexes:
     def warm(
         self,
         kb: str,
-        signature: Callable[[], Signature],
-        chunk_ids: Callable[[], Iterable[int]],
-        chunk_texts: Callable[[list[int]], dict[int, str]],
+        source: ChunkSource,
     ) -> None:
         """Build a KB's index on a background thread now (at start-up: tokenizing a large KB
         takes minutes), so that its first keyword search does not pay for it."""
         entry = self._entry(kb)
-        self._start_background(kb, entry, signature, chunk_ids, chunk_texts, rest=False)
+        self._start_background(kb, entry, source, rest=False)
 
     def _refresh(
         self,
         kb: str,
         entry: _KbKeywords,
-        signature: Callable[[], Signature],
-        chunk_ids: Callable[[], Iterable[int]],
-        chunk_texts: Callable[[list[int]], dict[int, str]],
+        source: ChunkSource,
     ) -> None:
-        current = signature()
+        current = source.signature()
         with entry.lock:
             if current == entry.signature:
                 return
             stale_allowed = entry.signature is not None
         if stale_allowed and current[0] > self.sync_rebuild_chunks:
-            self._start_background(kb, entry, signature, chunk_ids, chunk_texts, rest=True)
+            self._start_background(kb, entry, source, rest=True)
             return
         with entry.build_lock:  # waits for a build in progress, then checks again
-            self._build_entry(entry, signature, chunk_ids, chunk_texts)
+            self._build_entry(entry, source)
 
     def _start_background(
         self,
         kb: str,
         entry: _KbKeywords,
-        signature: Callable[[], Signature],
-        chunk_ids: Callable[[], Iterable[int]],
-        chunk_texts: Callable[[list[int]], dict[int, str]],
+        source: ChunkSource,
         *,
         rest: bool,
     ) -> None:
@@ -209,7 +211,7 @@ class KeywordIndexes:
             lower_priority()
             try:
                 with entry.build_lock:
-                    self._build_entry(entry, signature, chunk_ids, chunk_texts)
+                    self._build_entry(entry, source)
             except Exception:
                 if not self._closed.is_set():
                     log.exception("keyword index rebuild failed", extra={"kb": kb})
@@ -222,22 +224,20 @@ class KeywordIndexes:
     def _build_entry(
         self,
         entry: _KbKeywords,
-        signature: Callable[[], Signature],
-        chunk_ids: Callable[[], Iterable[int]],
-        chunk_texts: Callable[[list[int]], dict[int, str]],
+        source: ChunkSource,
     ) -> None:
         """Bring the index up to the store; the caller holds `entry.build_lock`."""
         # Read the signature before the chunks: a write in between makes the next search
         # see a newer signature than the one stored here, and rebuild again.
-        current = signature()
+        current = source.signature()
         with entry.lock:
             if current == entry.signature:
                 return  # another thread built it while this one waited
-        started = time.monotonic()
-        ids = sorted(set(chunk_ids()))
+        started = time.thread_time()  # CPU time: waits for the GIL or a core do not count
+        ids = sorted(set(source.chunk_ids()))
         known = entry.tokens
         fresh = [i for i in ids if i not in known]
-        texts = chunk_texts(fresh) if fresh else {}
+        texts = source.chunk_texts(fresh) if fresh else {}
         with self._guard:
             self.tokenized_chunks += len(texts)
         vocab = entry.vocab
@@ -250,7 +250,7 @@ class KeywordIndexes:
         kept = sorted(tokens)  # a chunk deleted since the id list was read is left out
         # bm25s adds its empty token to the vocabulary it is given: give it a copy.
         bm25 = self._build([tokens[i] for i in kept], dict(vocab)) if kept else None
-        finished = time.monotonic()
+        cpu_s = time.thread_time() - started
         if self._closed.is_set():
             return
         with entry.lock:
@@ -258,8 +258,8 @@ class KeywordIndexes:
             entry.ids = np.asarray(kept, dtype=np.int64)
             entry.bm25 = bm25
             entry.signature = current
-            entry.build_s = finished - started
-            entry.built_at = finished
+            entry.build_s = cpu_s
+            entry.built_at = time.monotonic()
         with self._guard:
             self.builds += 1
 

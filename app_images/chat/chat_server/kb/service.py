@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chat_server import metrics
 from chat_server.access.store import AccessStore
 from chat_server.kb.embeddings import Embedder, lower_priority
-from chat_server.kb.keyword import KeywordIndexes
+from chat_server.kb.keyword import ChunkSource, KeywordIndexes
 from chat_server.kb.loaders import DocumentError, ParseLimits, validate_file_name
 from chat_server.kb.parse_pool import ParsePool
 from chat_server.kb.pipeline import (
@@ -860,7 +860,7 @@ class KnowledgeService:
         self, kb: KnowledgeBase, meta: MetaStore, query: str, top_k: int
     ) -> list[tuple[int, float]]:
         """BM25 over the KB's stored chunks (rebuilt in memory when the store changed)."""
-        return self._keywords.search(kb.name, query, top_k, **self._keyword_source(kb, meta))
+        return self._keywords.search(kb.name, query, top_k, self._keyword_source(kb, meta))
 
     def warm_keyword_indexes(self) -> None:
         """Where the deployment searches by keywords (SEARCH_MODE keyword or hybrid), build
@@ -874,15 +874,15 @@ class KnowledgeService:
             except DatabaseUnavailable:  # its first keyword search builds it
                 log.warning("keyword index not warmed", extra={"kb": listed.name})
                 continue
-            self._keywords.warm(kb.name, **self._keyword_source(kb, meta))
+            self._keywords.warm(kb.name, self._keyword_source(kb, meta))
 
     @staticmethod
-    def _keyword_source(kb: KnowledgeBase, meta: MetaStore) -> dict[str, Any]:
-        return {
-            "signature": lambda: meta.chunk_signature(kb.name),
-            "chunk_ids": lambda: meta.iter_all_chunk_ids(kb.name),
-            "chunk_texts": lambda ids: meta.chunk_texts(kb.name, ids),
-        }
+    def _keyword_source(kb: KnowledgeBase, meta: MetaStore) -> ChunkSource:
+        return ChunkSource(
+            signature=lambda: meta.chunk_signature(kb.name),
+            chunk_ids=lambda: meta.iter_all_chunk_ids(kb.name),
+            chunk_texts=lambda ids: meta.chunk_texts(kb.name, ids),
+        )
 
     def search_ranked(
         self,
