@@ -62,23 +62,26 @@ def write_doc(meta: MetaStore, seed: int, i: int) -> int:
 
 
 def source(meta: MetaStore) -> ChunkSource:
-    return ChunkSource(
-        signature=lambda: meta.chunk_signature(KB),
-        chunk_ids=lambda: meta.iter_all_chunk_ids(KB),
-        chunk_texts=lambda ids: meta.chunk_texts(KB, ids),
-    )
+    return ChunkSource.from_store(meta, KB)
 
 
-def timed_searches(keywords: KeywordIndexes, meta: MetaStore, seconds: float) -> list[float]:
-    out = []
+def timed_searches(
+    keywords: KeywordIndexes, meta: MetaStore, seconds: float
+) -> tuple[list[float], list[tuple[float, int]]]:
+    """Searches without pause: their latencies, and when each was answered with how many
+    chunks the index that answered it held."""
+    latencies, seen = [], []
+    entry = keywords._entry(KB)
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
         started = time.perf_counter()
         keywords.search(KB, QUERIES[n % len(QUERIES)], 20, source(meta))
-        out.append(time.perf_counter() - started)
+        latencies.append(time.perf_counter() - started)
+        built = keywords._built_signature(entry)
+        seen.append((time.monotonic(), built[0] if built else 0))
         n += 1
-    return out
+    return latencies, seen
 
 
 def wait_idle(keywords: KeywordIndexes) -> None:
@@ -135,7 +138,7 @@ def run_policy(
     keywords.search(KB, QUERIES[0], 20, source(meta))
     wait_idle(keywords)
     builds = keywords.builds
-    idle = timed_searches(keywords, meta, args.idle_seconds)
+    idle, _ = timed_searches(keywords, meta, args.idle_seconds)
     writes: list[tuple[float, int]] = []  # (commit time, chunk count after it)
     stop = threading.Event()
 
@@ -148,18 +151,7 @@ def run_policy(
 
     thread = threading.Thread(target=writer, args=(next_doc,), daemon=True)
     thread.start()
-    latencies, seen = [], []  # seen: (time answered, chunks in the index that answered)
-    deadline = time.monotonic() + args.seconds
-    n = 0
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        keywords.search(KB, QUERIES[n % len(QUERIES)], 20, source(meta))
-        latencies.append(time.perf_counter() - started)
-        entry = keywords._entry(KB)
-        with entry.lock:
-            count = entry.signature[0] if entry.signature else 0
-        seen.append((time.monotonic(), count))
-        n += 1
+    latencies, seen = timed_searches(keywords, meta, args.seconds)
     stop.set()
     thread.join()
     lags = []

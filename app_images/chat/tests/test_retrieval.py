@@ -178,7 +178,9 @@ def test_a_stale_keyword_index_never_returns_a_deleted_file(tmp_path, embedder):
     keyword_files(service, kb, "打印机卡纸")
     wait_for(lambda: service._keywords.builds > builds)
     assert (
-        service._keywords.search(kb, "打印机卡纸", 5, service._keyword_source(*service.get_kb(kb)))
+        service._keywords.search(
+            kb, "打印机卡纸", 5, ChunkSource.from_store(service.get_kb(kb)[1], kb)
+        )
         == []
     )
     service.close()

@@ -20,10 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chat_server.kb.embeddings import lower_priority
+
+if TYPE_CHECKING:
+    from chat_server.stores.base import MetaStore
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,14 @@ class ChunkSource:
     signature: Callable[[], Signature]
     chunk_ids: Callable[[], Iterable[int]]
     chunk_texts: Callable[[list[int]], dict[int, str]]
+
+    @classmethod
+    def from_store(cls, meta: MetaStore, kb: str) -> ChunkSource:
+        return cls(
+            signature=lambda: meta.chunk_signature(kb),
+            chunk_ids=lambda: meta.iter_all_chunk_ids(kb),
+            chunk_texts=lambda ids: meta.chunk_texts(kb, ids),
+        )
 
 
 @dataclass
@@ -165,40 +177,30 @@ class KeywordIndexes:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(int(ids[i]), float(scores[i])) for i in best if scores[i] > 0]
 
-    def warm(
-        self,
-        kb: str,
-        source: ChunkSource,
-    ) -> None:
+    def warm(self, kb: str, source: ChunkSource) -> None:
         """Build a KB's index on a background thread now (at start-up: tokenizing a large KB
         takes minutes), so that its first keyword search does not pay for it."""
         entry = self._entry(kb)
         self._start_background(kb, entry, source, rest=False)
 
-    def _refresh(
-        self,
-        kb: str,
-        entry: _KbKeywords,
-        source: ChunkSource,
-    ) -> None:
-        current = source.signature()
+    @staticmethod
+    def _built_signature(entry: _KbKeywords) -> Signature | None:
         with entry.lock:
-            if current == entry.signature:
-                return
-            stale_allowed = entry.signature is not None
-        if stale_allowed and current[0] > self.sync_rebuild_chunks:
+            return entry.signature
+
+    def _refresh(self, kb: str, entry: _KbKeywords, source: ChunkSource) -> None:
+        current = source.signature()
+        built = self._built_signature(entry)
+        if current == built:
+            return
+        if built is not None and current[0] > self.sync_rebuild_chunks:  # stale is allowed
             self._start_background(kb, entry, source, rest=True)
             return
         with entry.build_lock:  # waits for a build in progress, then checks again
             self._build_entry(entry, source)
 
     def _start_background(
-        self,
-        kb: str,
-        entry: _KbKeywords,
-        source: ChunkSource,
-        *,
-        rest: bool,
+        self, kb: str, entry: _KbKeywords, source: ChunkSource, *, rest: bool
     ) -> None:
         with entry.lock:
             if entry.rebuilding:
@@ -221,18 +223,13 @@ class KeywordIndexes:
 
         threading.Thread(target=run, name=f"keyword-index-{kb}", daemon=True).start()
 
-    def _build_entry(
-        self,
-        entry: _KbKeywords,
-        source: ChunkSource,
-    ) -> None:
+    def _build_entry(self, entry: _KbKeywords, source: ChunkSource) -> None:
         """Bring the index up to the store; the caller holds `entry.build_lock`."""
         # Read the signature before the chunks: a write in between makes the next search
         # see a newer signature than the one stored here, and rebuild again.
         current = source.signature()
-        with entry.lock:
-            if current == entry.signature:
-                return  # another thread built it while this one waited
+        if current == self._built_signature(entry):
+            return  # another thread built it while this one waited
         started = time.thread_time()  # CPU time: waits for the GIL or a core do not count
         ids = sorted(set(source.chunk_ids()))
         known = entry.tokens

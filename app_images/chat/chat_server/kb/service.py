@@ -348,14 +348,14 @@ class KnowledgeService:
             f"{self.embedder.name!r}",
         )
 
-    def _fit_dimension(self, kb: KnowledgeBase) -> bool:
+    def _fit_dimension(self, kb: KnowledgeBase) -> None:
         """With the KB's lock held and no vector of its worth keeping: where its index stores
         another dimension than this service's model gives (EMBEDDING_MODEL changed to a model
-        of another size), replace it by an empty one of this dimension. True if it did."""
+        of another size), replace it by an empty one of this dimension."""
         index = self._index(kb)
         stored = index.stored_dim()
         if stored is None or stored == self.embedder.dim:
-            return False
+            return
         with index.bulk():
             index.drop()
         with self._guard:
@@ -364,7 +364,6 @@ class KnowledgeService:
             "vector index dropped for a model of another dimension",
             extra={"kb": kb.name, "was": stored, "now": self.embedder.dim},
         )
-        return True
 
     def finish_rebuild(self, kb_name: str) -> None:
         """After a rebuild re-embedded every chunk the KB kept: its vectors are this model's."""
@@ -701,14 +700,15 @@ class KnowledgeService:
             # A model of another dimension cannot add to the index: it starts empty, and the
             # kept files' chunks wait in the metadata for `reembed_stored` (the KB refuses
             # searches meanwhile: it still records the model before).
-            refit = bool(kept) and index.stored_dim() not in (None, self.embedder.dim)
+            stored = index.stored_dim() if kept else None
+            refit = stored not in (None, self.embedder.dim)
             if refit and kb.vs_type == "faiss":
                 # A faiss KB's start-up check forgets files whose vectors are missing: their
                 # chunks, the only copy here, would go.
                 raise KnowledgeBaseError(
                     409,
                     f"knowledge base {kb_name!r} holds bulk-imported files embedded at "
-                    f"dimension {index.stored_dim()}; {self.embedder.name!r} gives "
+                    f"dimension {stored}; {self.embedder.name!r} gives "
                     f"{self.embedder.dim} and a faiss KB cannot re-embed imported files into "
                     "an index of another dimension: delete the imported files (delete_docs) "
                     "and re-run their imports after the rebuild, or keep the model before",
@@ -860,7 +860,7 @@ class KnowledgeService:
         self, kb: KnowledgeBase, meta: MetaStore, query: str, top_k: int
     ) -> list[tuple[int, float]]:
         """BM25 over the KB's stored chunks (rebuilt in memory when the store changed)."""
-        return self._keywords.search(kb.name, query, top_k, self._keyword_source(kb, meta))
+        return self._keywords.search(kb.name, query, top_k, ChunkSource.from_store(meta, kb.name))
 
     def warm_keyword_indexes(self) -> None:
         """Where the deployment searches by keywords (SEARCH_MODE keyword or hybrid), build
@@ -868,21 +868,9 @@ class KnowledgeService:
         first build tokenizes every chunk, minutes that its first search would otherwise wait."""
         if self.search_options.mode == "vector":
             return
-        for listed in self.list_kbs():
-            try:
-                kb, meta = self.get_kb(listed.name)
-            except DatabaseUnavailable:  # its first keyword search builds it
-                log.warning("keyword index not warmed", extra={"kb": listed.name})
-                continue
-            self._keywords.warm(kb.name, self._keyword_source(kb, meta))
-
-    @staticmethod
-    def _keyword_source(kb: KnowledgeBase, meta: MetaStore) -> ChunkSource:
-        return ChunkSource(
-            signature=lambda: meta.chunk_signature(kb.name),
-            chunk_ids=lambda: meta.iter_all_chunk_ids(kb.name),
-            chunk_texts=lambda ids: meta.chunk_texts(kb.name, ids),
-        )
+        for kb in self.list_kbs():  # PostgreSQL's only while it answers (list_kbs)
+            meta = self._meta_for(kb.vs_type)
+            self._keywords.warm(kb.name, ChunkSource.from_store(meta, kb.name))
 
     def search_ranked(
         self,

@@ -221,7 +221,7 @@ class FaissIndex:
         else:
             # Loaded whatever its dimension: a KB of a model of another dimension can still
             # be listed, recovered and deleted from, and is refused vectors (`add`, `search`)
-            # until a rebuild drops it (KnowledgeService.fit_dimension).
+            # until a rebuild drops it (KnowledgeService._fit_dimension).
             self.index = faiss.read_index(str(self.path))
         self._loaded = state
         self._reconciled = False
