@@ -19,6 +19,7 @@ Run: app_images/chat/.venv/bin/python app_images/chat/bench/ingest_scale.py --do
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -215,6 +216,8 @@ class PathResult:
     peak_rss_mib: dict[str, float]
     search_during_ms: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    tenths: list[dict[str, float]] = field(default_factory=list)  # Timeline.tenths
+    last_over_first: dict[str, float] = field(default_factory=dict)  # slowdown(tenths)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -257,6 +260,180 @@ class RssSampler:
             "service": round(self.peak_main / 2**20, 1),
             "parse_workers": round(self.peak_children / 2**20, 1),
         }
+
+
+def _machine_ticks() -> dict[str, int]:
+    """The machine's CPU time since boot, in clock ticks, from /proc/stat's `cpu` line."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return dict(zip(names, (int(x) for x in fields), strict=False))
+
+
+def _cpu_s(proc: psutil.Process, reaped: bool = True) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system + (t.children_user + t.children_system if reaped else 0.0)
+
+
+def _cpu_by_root(roots: dict[str, int]) -> dict[str, float] | None:
+    """CPU seconds of each root's process tree (its live descendants, and those it reaped),
+    and `bench`: this process and its descendants that are in no root's tree (the probe).
+    None once a root is gone: its CPU time then moves to whoever reaps it."""
+    trees: dict[str, list[psutil.Process]] = {}
+    try:
+        for name, pid in roots.items():
+            root = psutil.Process(pid)
+            trees[name] = [root, *root.children(recursive=True)]
+        me = psutil.Process()
+        rest = [p for p in me.children(recursive=True)]
+    except psutil.Error:
+        return None
+    taken = {p.pid for procs in trees.values() for p in procs}
+    out: dict[str, float] = {}
+    for name, procs in trees.items():
+        total = 0.0
+        for proc in procs:
+            try:
+                total += _cpu_s(proc)
+            except psutil.Error:
+                if proc.pid == roots[name]:
+                    return None
+        out[name] = total
+    bench = _cpu_s(me, reaped=False)
+    for proc in rest:
+        if proc.pid not in taken:
+            with contextlib.suppress(psutil.Error):
+                bench += _cpu_s(proc)
+    out["bench"] = bench
+    return out
+
+
+def _stage_seconds(url: str) -> dict[str, float]:
+    """The service's `chat_ingest_stage_seconds_sum` by stage, from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        s.labels["stage"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "chat_ingest_stage_seconds_sum"
+    }
+
+
+BATCH_S = 0.05  # events closer than this are one batch's
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    cpu_s: dict[str, float] | None  # process trees (`_cpu_by_root`); None: a root was gone
+    stage_s: dict[str, float]  # the service's ingestion stages, wall seconds
+    ticks: dict[str, int]  # the whole machine's
+
+
+class Timeline:
+    """Samples, every `every_s`, the CPU time of the process trees that ingest (the service,
+    the PostgreSQL server, the bulk workers, and the bench with its search probe), the
+    service's ingestion stage seconds and the machine's CPU ticks, so that a tenth of an
+    ingestion can be split into where its time went: the store (write), the model (embed),
+    or a machine that had less to give (steal, other processes)."""
+
+    def __init__(self, url: str | None, pids: dict[str, int], every_s: float = 1.0) -> None:
+        """`url`: the service whose stage seconds to scrape (None: it does not ingest)."""
+        self.url = url
+        self.pids = dict(pids)
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._every = every_s
+        self.sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> Sample:
+        s = Sample(
+            time.perf_counter(),
+            _cpu_by_root(self.pids),
+            _stage_seconds(self.url) if self.url else {},
+            _machine_ticks(),
+        )
+        self.samples.append(s)
+        return s
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def at(self, t: float) -> Sample:
+        """The sample nearest to `t` taken while every root process ran."""
+        return min((s for s in self.samples if s.cpu_s), key=lambda s: abs(s.t - t))
+
+    def tenths(self, begin: float, given: list[tuple[float, int]]) -> list[dict[str, float]]:
+        """`events` (when a unit of work was done, its chunks), split into ten runs of equal
+        count; for each: chunks/s and, per 1,000 chunks, each stage's seconds and each process
+        tree's CPU seconds; the machine's steal and the cores others used. Events less than
+        `BATCH_S` apart are one (a bulk worker logs a batch's files at once): a tenth never
+        ends inside a batch."""
+        events = []
+        for t, chunks in sorted(given):
+            if events and t - events[-1][0] < BATCH_S:
+                events[-1] = (t, events[-1][1] + chunks)
+            else:
+                events.append((t, chunks))
+        n = len(events)
+        out = []
+        start = begin
+        for k in range(10):
+            part = events[k * n // 10 : (k + 1) * n // 10]
+            if not part:
+                continue
+            end = part[-1][0]
+            a, b = self.at(start), self.at(end)
+            chunks = sum(c for _, c in part)
+            wall = b.t - a.t
+            per_k = 1000 / chunks if chunks else float("nan")
+            ticks = {key: b.ticks[key] - a.ticks[key] for key in b.ticks}
+            total_ticks = sum(ticks.values()) or 1
+            busy_cores = (1 - (ticks["idle"] + ticks["iowait"]) / total_ticks) * len(
+                os.sched_getaffinity(0)
+            )
+            assert a.cpu_s and b.cpu_s
+            ours = sum(b.cpu_s[p] - a.cpu_s[p] for p in b.cpu_s)
+            row: dict[str, float] = {
+                "seconds": round(end - start, 1),
+                "chunks": chunks,
+                "chunks_per_s": round(chunks / (end - start), 1) if end > start else float("nan"),
+            }
+            for stage in sorted(b.stage_s):
+                row[f"{stage}_s_per_1k"] = round(
+                    (b.stage_s[stage] - a.stage_s.get(stage, 0)) * per_k, 2
+                )
+            for proc in sorted(b.cpu_s):
+                row[f"cpu_{proc}_s_per_1k"] = round((b.cpu_s[proc] - a.cpu_s[proc]) * per_k, 2)
+            row["steal_pct"] = round(100 * ticks.get("steal", 0) / total_ticks, 1)
+            row["other_cores"] = round(max(0.0, busy_cores - ours / wall), 2) if wall else 0.0
+            out.append(row)
+            start = end
+        return out
+
+
+def slowdown(tenths: list[dict[str, float]]) -> dict[str, float]:
+    """Last tenth over first, for every figure of `Timeline.tenths` (1.0: no change)."""
+    if len(tenths) < 2:
+        return {}
+    first, last = tenths[0], tenths[-1]
+    return {
+        key: round(last[key] / first[key], 3)
+        for key in first
+        if key not in ("seconds", "chunks", "steal_pct", "other_cores") and first[key]
+    }
 
 
 def _probe_loop(url: str, kb: str, queries: list[str], pause_s: float, stop: Any, out: Any) -> None:
@@ -322,7 +499,14 @@ class Bench:
     upload_files: int
     uploaders: int
     env: dict[str, str] = field(default_factory=dict)  # the service's settings
+    pg_pid: int = 0  # the PostgreSQL server's postmaster
     probe_pause_s: float = 0.1  # between one search probe's answer and its next query
+
+    def timeline(self, service_ingests: bool, **more: int) -> Timeline:
+        """The service's process tree (its parse workers), PostgreSQL's, and any `more`; the
+        service's stage seconds if it is the one that ingests."""
+        roots = {"service": self.proc.pid, "postgres": self.pg_pid, **more}
+        return Timeline(self.url if service_ingests else None, roots)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=AUTH, timeout=600)
@@ -397,7 +581,7 @@ def start_bench(work: Path, upload_files: int, uploaders: int) -> tuple[Bench, o
             time.sleep(0.5)
     else:
         raise RuntimeError("chat api did not start")
-    return Bench(work, url, proc, conninfo, upload_files, uploaders, env), pg
+    return Bench(work, url, proc, conninfo, upload_files, uploaders, env, pg.get_pid() or 0), pg
 
 
 def batches(corpus: Corpus, size: int) -> Iterator[list[tuple[str, bytes]]]:
@@ -411,9 +595,11 @@ def ingest_http(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str])
     kb = "scale_http"
     bench.create_kb(kb)
     done: list[tuple[int, float, int, int]] = []  # (first file index, seconds, files, chunks)
+    finished: list[tuple[float, int]] = []  # (when a request was answered, its chunks)
     lock = threading.Lock()
     rss = RssSampler(bench.proc.pid)
     probe = SearchProbe(bench.url, probe_kb, queries, bench.probe_pause_s).start()
+    timeline = bench.timeline(service_ingests=True)
     started = time.perf_counter()
 
     def send(job: tuple[int, list[tuple[str, bytes]]]) -> None:
@@ -421,16 +607,20 @@ def ingest_http(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str])
         with bench.client() as client:
             t = time.perf_counter()
             chunks = bench.upload(client, kb, files)
+            now = time.perf_counter()
             with lock:
-                done.append((first, time.perf_counter() - t, len(files), chunks))
+                done.append((first, now - t, len(files), chunks))
+                finished.append((now, chunks))
 
     jobs = ((i * bench.upload_files, b) for i, b in enumerate(batches(corpus, bench.upload_files)))
     with ThreadPoolExecutor(max_workers=bench.uploaders) as pool:
         for _ in pool.map(send, jobs):
             pass
     seconds = time.perf_counter() - started
+    timeline.stop()
     during = probe.stop()
     peaks = rss.stop()
+    tenths = timeline.tenths(started, finished)
     done.sort()
     tenth = max(1, len(done) // 10)
 
@@ -449,6 +639,8 @@ def ingest_http(bench: Bench, corpus: Corpus, probe_kb: str, queries: list[str])
         files_per_s(done[-tenth:]),
         peaks,
         during,
+        tenths=tenths,
+        last_over_first=slowdown(tenths),
     )
 
 
@@ -527,12 +719,15 @@ def ingest_bulk(processes: int) -> Callable[[Bench, Corpus, str, list[str]], Pat
             for shard in range(processes)
         ]
         samplers = [RssSampler(p.pid) for p in procs]
+        workers = {f"worker{i}": p.pid for i, p in enumerate(procs)}
+        timeline = bench.timeline(service_ingests=False, **workers)
         readers = [threading.Thread(target=read, args=(p,), daemon=True) for p in procs]
         for t in readers:
             t.start()
         codes = [p.wait() for p in procs]
         for t in readers:
             t.join()
+        timeline.stop()
         during = probe.stop()
         peaks = [s.stop() for s in samplers]
         if codes != [0] * processes or len(summaries) != processes:
@@ -566,6 +761,8 @@ def ingest_bulk(processes: int) -> Callable[[Bench, Corpus, str, list[str]], Pat
             },
             during,
             [f"{processes} worker process(es); 10% rates from per-batch log lines"],
+            tenths=(tenths := timeline.tenths(min(starts), events)),
+            last_over_first=slowdown(tenths),
         )
 
     return run

@@ -10,6 +10,12 @@
   (`/health`) asks the llm too but never counts: a probe must not keep the llm awake.
 - `chat_ingested_files_total`, `chat_ingested_chunks_total`, `chat_ingest_failures_total` and
   `chat_ingestions_running`: ingestion progress of `KnowledgeService.ingest`.
+- `chat_ingest_stage_seconds{stage}` (a summary: `_sum` seconds, `_count` calls) where an
+  ingestion's time goes: `parse` (one file parsed, fingerprinted and split on a parse thread,
+  the wait for a parse worker process included), `embed` (one window's embedding calls),
+  `write` (the store's writes: ids, vectors, metadata, old vectors out). The stages overlap
+  (kb/pipeline.py), so their sum exceeds the wall time; per chunk, `write` growing while
+  `embed` stays flat is a store that slows as it grows, both growing a slower machine.
 
 One registry per process. The API runs as one uvicorn process (no `--workers`, `chat_server.api`
 calls `uvicorn.run(app)`), and the parse worker processes count nothing (their results are
@@ -23,6 +29,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import ParamSpec, Protocol, TypeVar
 
 from prometheus_client import (
@@ -31,6 +38,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,6 +85,22 @@ INGEST_FAILURES = Counter(
 INGESTIONS_RUNNING = Gauge(
     "chat_ingestions_running", "Ingestions in progress now", registry=REGISTRY
 )
+INGEST_STAGES = ("parse", "embed", "write")
+INGEST_STAGE_SECONDS = Summary(
+    "chat_ingest_stage_seconds",
+    "Seconds spent in each ingestion stage (parse, embed, write); the stages overlap",
+    ["stage"],
+    registry=REGISTRY,
+)
+for _stage in INGEST_STAGES:  # every series from the start: rates need a first sample at 0
+    INGEST_STAGE_SECONDS.labels(stage=_stage)
+
+
+def timed_stage(stage: str) -> AbstractContextManager[object]:
+    """A `with` block's wall time, added to `chat_ingest_stage_seconds{stage}`."""
+    if stage not in INGEST_STAGES:
+        raise ValueError(f"unknown ingestion stage {stage!r}")
+    return INGEST_STAGE_SECONDS.labels(stage=stage).time()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -96,6 +96,13 @@ def test_every_route_starts_at_zero_so_the_first_refusal_is_an_increase(api):
         assert unavailable(samples, route) == 0
 
 
+def test_ingestion_stages_are_listed_before_any_ingestion(api):
+    samples = scrape(api)  # a rate over a series born at its first sample reads as nothing
+    for stage in ("parse", "embed", "write"):
+        series = ("chat_ingest_stage_seconds_count", frozenset({("stage", stage)}))
+        assert samples.get(series) == 0, stage
+
+
 def test_a_request_while_the_llm_is_down_counts_and_a_probe_does_not(api, llm_port):
     before = scrape(api)
     health = httpx.get(f"{api}/health", timeout=10)
@@ -172,10 +179,17 @@ def test_ingestion_progress(api):
     client.upload_kb_docs([("empty.txt", b"   ")], name)  # no text: the ingestion fails
     after = scrape(api)
 
-    def grew(series: str) -> float:
-        return value(after, series) - value(before, series)
+    def grew(series: str, **labels: str) -> float:
+        return value(after, series, **labels) - value(before, series, **labels)
 
     assert grew("chat_ingested_files_total") == 2
     assert grew("chat_ingested_chunks_total") == chunks > 2
     assert grew("chat_ingest_failures_total") == 1
     assert value(after, "chat_ingestions_running") == 0
+    # where the time went: every file parsed (the one without text too), the chunks embedded
+    # and written; the failed upload wrote nothing
+    assert grew("chat_ingest_stage_seconds_count", stage="parse") == 3
+    for stage in ("parse", "embed", "write"):
+        assert grew("chat_ingest_stage_seconds_sum", stage=stage) > 0, stage
+    assert grew("chat_ingest_stage_seconds_count", stage="embed") >= 1
+    assert grew("chat_ingest_stage_seconds_count", stage="write") >= 1

@@ -512,6 +512,12 @@ class KnowledgeService:
     ) -> PreparedFile:
         """Parse (in a worker process), fingerprint and split one file; unchanged ones are
         marked, not split. Runs on the parse stage's threads."""
+        with metrics.timed_stage("parse"):
+            return self._prepare_file(kb_name, meta, params, override, f)
+
+    def _prepare_file(
+        self, kb_name: str, meta: MetaStore, params: SplitParams, override: bool, f: IncomingFile
+    ) -> PreparedFile:
         text = self.parser.parse(f.name, f.path)
         fp = file_fingerprint(f, params)
         existing = meta.get_file(kb_name, f.name)
@@ -579,7 +585,7 @@ class KnowledgeService:
         with EmbedStage(
             parsed,
             lambda p: p.chunks,
-            self.embedder.encode_background,
+            self._encode_window,
             EMBED_WINDOW_CHUNKS,
             initializer=lower_priority,
         ) as embedded:
@@ -601,6 +607,10 @@ class KnowledgeService:
         )
         return report
 
+    def _encode_window(self, texts: list[str]) -> np.ndarray:
+        with metrics.timed_stage("embed"):
+            return self.embedder.encode_background(texts)
+
     def _write_windows(
         self,
         kb_name: str,
@@ -621,8 +631,9 @@ class KnowledgeService:
                 n = len(window.vectors)
                 # Ids on a connection of their own (no row lock held while later files embed);
                 # ids a rolled-back write took are simply never used.
-                ids = self._reserve_ids(meta, kb_name, n) if n else np.zeros(0, np.int64)
-                index.add(ids, window.vectors)
+                with metrics.timed_stage("write"):
+                    ids = self._reserve_ids(meta, kb_name, n) if n else np.zeros(0, np.int64)
+                    index.add(ids, window.vectors)
                 offset = 0
                 for p in window.items:
                     if p.unchanged:
@@ -632,19 +643,24 @@ class KnowledgeService:
                     offset += len(p.chunks)
             if not stored:
                 return IngestReport([], unchanged, 0)
-            old_ids = [i for p, _ in stored for i in meta.chunk_ids(kb_name, p.file.name)]
-            index.flush()
-            fault_point("ingest.vectors_written")
-            for p, _ in stored:
-                self._write_content(kb_name, p.file)
-            fault_point("ingest.content_written")
-            entries = [
-                (FileRecord(p.file.name, p.fingerprint, p.file.size, len(p.chunks)), ids, p.chunks)
-                for p, ids in stored
-            ]
-            meta.replace_files(kb_name, entries)
-            fault_point("ingest.metadata_written")
-            index.delete(old_ids)
+            with metrics.timed_stage("write"):
+                old_ids = [i for p, _ in stored for i in meta.chunk_ids(kb_name, p.file.name)]
+                index.flush()
+                fault_point("ingest.vectors_written")
+                for p, _ in stored:
+                    self._write_content(kb_name, p.file)
+                fault_point("ingest.content_written")
+                entries = [
+                    (
+                        FileRecord(p.file.name, p.fingerprint, p.file.size, len(p.chunks)),
+                        ids,
+                        p.chunks,
+                    )
+                    for p, ids in stored
+                ]
+                meta.replace_files(kb_name, entries)
+                fault_point("ingest.metadata_written")
+                index.delete(old_ids)
         return IngestReport(
             [p.file.name for p, _ in stored],
             unchanged,
