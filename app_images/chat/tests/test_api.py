@@ -194,6 +194,65 @@ def test_unknown_kb_is_404(client):
     assert r.status_code == 404 and r.json()["code"] == 404
 
 
+def test_a_large_kb_is_listed_page_by_page_and_by_name(client, kb):
+    names = [
+        "Report_2024.txt",
+        "report%.txt",
+        "REPORT-a.txt",
+        "reportX2024.txt",
+        "手册_一.txt",
+        "a!b.txt",
+        "other.txt",
+    ]
+    upload(client, kb, [(n, f"Text of {n}.".encode()) for n in names])
+
+    def listed(**page) -> tuple[list[str], int]:
+        r = client.http.get(
+            "/knowledge_base/list_files", params={"knowledge_base_name": kb, **page}
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return body["data"], body["total"]
+
+    every, total = listed()  # no parameters: every file, as Chatchat 0.2 lists them
+    assert sorted(every) == sorted(names) and total == len(names)
+    pages = [listed(offset=offset, limit=3) for offset in (0, 3, 6)]
+    assert [len(p) for p, _ in pages] == [3, 3, 1]
+    assert [n for p, _ in pages for n in p] == every  # in order, none twice, none left out
+    assert {t for _, t in pages} == {len(names)}
+    assert listed(offset=7, limit=3) == ([], len(names))
+
+    def matching(text: str) -> list[str]:
+        found, count = listed(name_contains=text)
+        assert count == len(found)
+        return sorted(found)
+
+    # any case; `%`, `_` and `!` are the characters themselves, not patterns
+    assert matching("report") == sorted(
+        ["Report_2024.txt", "report%.txt", "REPORT-a.txt", "reportX2024.txt"]
+    )
+    assert matching("_") == sorted(["Report_2024.txt", "手册_一.txt"])
+    assert matching("t_2") == ["Report_2024.txt"]
+    assert matching("%") == ["report%.txt"]
+    assert matching("!") == ["a!b.txt"]
+    assert matching("手册") == ["手册_一.txt"]
+    assert matching("nothing") == []
+    assert listed(name_contains="report", offset=1, limit=2) == (
+        sorted(
+            ["Report_2024.txt", "report%.txt", "REPORT-a.txt", "reportX2024.txt"], key=every.index
+        )[1:3],
+        4,
+    )
+
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"offset": -1}, "offset"),
+    ):
+        r = client.http.get("/knowledge_base/list_files", params={"knowledge_base_name": kb, **bad})
+        assert r.status_code == 422 and field in r.json()["msg"], r.text
+
+
 def test_delete_docs_removes_vectors_and_files(client, kb, stack):
     upload(client, kb, [("panda.txt", PANDA.encode()), ("rocket.md", ROCKET.encode())])
     assert client.delete_kb_docs(kb, ["panda.txt"], delete_content=True)["code"] == 200

@@ -446,6 +446,18 @@ def test_imported_files_survive_a_rebuild_say_where_their_original_is_and_go_wit
     listed = http.get("/knowledge_base/imported_files", params={"knowledge_base_name": kb})
     assert sorted(listed.json()["data"]) == imported  # uploaded.txt has its original here
     assert {v["import_id"] for v in listed.json()["data"].values()} == {"nas-rebuild"}
+    # With list_files' paging, only of the files of that page (what the web UI shows).
+    every = http.get("/knowledge_base/list_files", params={"knowledge_base_name": kb}).json()
+    assert every["total"] == len(every["data"]) == 1 + len(imported)
+    for offset in range(0, len(every["data"]), 4):
+        page = {"knowledge_base_name": kb, "offset": offset, "limit": 4}
+        names = http.get("/knowledge_base/list_files", params=page).json()["data"]
+        origins = http.get("/knowledge_base/imported_files", params=page).json()["data"]
+        assert sorted(origins) == [n for n in names if n != "uploaded.txt"]
+    page = {"knowledge_base_name": kb, "name_contains": imported[0]}
+    assert list(http.get("/knowledge_base/imported_files", params=page).json()["data"]) == [
+        imported[0]
+    ]
 
     # A rebuild re-splits what is on the volume and embeds the imported files' stored chunks.
     events = []

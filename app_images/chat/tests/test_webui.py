@@ -319,6 +319,58 @@ def test_files_are_listed_downloaded_and_deleted_per_knowledge_base(ui, api, bro
 
 
 @pytest.mark.parametrize("vs_type", ["faiss"])
+def test_a_large_knowledge_base_is_shown_a_page_at_a_time_and_filtered_by_name(
+    ui, api, browser_page, request, tmp_path
+):
+    names = [f"doc{i:03d}.txt" for i in range(201)]  # pages of 100: the third holds one file
+    for start in range(0, len(names), 30):  # the upload limit is 32 files a request
+        upload(
+            api, KB, {n: f"Note {n} on topic {i}." for i, n in enumerate(names[start : start + 30])}
+        )
+    page = browser_page
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, ui.url, "en")
+    page.click("#nav-kb")
+    page.select_option("#kb-select", KB)
+
+    def shown() -> list[str]:
+        return page.eval_on_selector_all(
+            "#file-list tr[data-file]", "rows => rows.map(r => r.dataset.file)"
+        )
+
+    page.wait_for_selector("#files-range:has-text('1–100 of 201')")
+    assert shown() == names[:100]
+    assert page.is_disabled("#files-prev") and page.is_enabled("#files-next")
+    page.click("#files-next")
+    page.wait_for_selector("#files-range:has-text('101–200 of 201')")
+    assert shown() == names[100:200]
+    page.locator("#file-pager").scroll_into_view_if_needed()
+    shot(page, request, tmp_path, "kb-file-pages")
+    page.click("#files-next")
+    page.wait_for_selector("#files-range:has-text('201–201 of 201')")
+    assert shown() == ["doc200.txt"] and page.is_disabled("#files-next")
+
+    # the last page's only file deleted: the page before is shown, of one file fewer
+    page.click("#file-list tr[data-file='doc200.txt'] button.delete")
+    page.wait_for_selector("#files-range:has-text('101–200 of 200')")
+    assert shown() == names[100:200]
+
+    page.fill("#file-filter", "DOC15")  # any case; the server filters, across every page
+    page.wait_for_selector("#file-list tr[data-file='doc150.txt']")
+    page.wait_for_selector("#file-list tr[data-file='doc100.txt']", state="detached")
+    assert shown() == [f"doc15{i}.txt" for i in range(10)]
+    assert page.is_hidden("#file-pager")  # ten files: one page
+    page.fill("#file-filter", "no such name")
+    page.wait_for_selector("#file-list td[data-i18n=noMatchingFiles]")
+    assert shown() == []
+    page.select_option("#lang", "zh")
+    assert "no such name" in page.inner_text("#file-list")  # the message, in Chinese
+    page.fill("#file-filter", "")
+    page.wait_for_selector("#files-range:has-text('第 1–100 个，共 200 个')")
+    assert shown() == names[:100]
+
+
+@pytest.mark.parametrize("vs_type", ["faiss"])
 def test_bulk_imported_files_show_their_import_not_a_broken_download(
     ui, api, browser_page, stack, tmp_path, model_dir
 ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +30,7 @@ from chat_server.access.principal import (
 )
 from chat_server.access.store import AccessStore
 from chat_server.errors import ServiceError
-from chat_server.kb.service import KnowledgeService
+from chat_server.kb.service import FilePage, KnowledgeService
 from chat_server.llm_client import LLMClient
 from chat_server.settings import Settings
 from chat_server.stores.base import KnowledgeBaseError, validate_kb_name
@@ -146,3 +146,23 @@ PrincipalDep = Annotated[Principal, Depends(authorize)]
 AccessDep = Annotated[Access, Depends(get_access)]
 # Kept for routers that list it: the app already runs `authorize` (resolved once per request).
 AUTH = [Depends(authorize)]
+
+
+MAX_FILE_PAGE = 1000  # files one listing request may ask for
+
+
+def file_page(
+    offset: int = Query(0, ge=0, description="files to skip, by name"),
+    limit: int | None = Query(
+        None, ge=1, le=MAX_FILE_PAGE, description="files to list (all when not given)"
+    ),
+    name_contains: str | None = Query(
+        None, max_length=255, description="only files whose name contains this (any case)"
+    ),
+) -> FilePage:
+    """The page of a KB's file listing a request asks for (`list_files`, `imported_files`);
+    without parameters, every file, as Chatchat 0.2 lists them."""
+    return FilePage(offset, limit, name_contains or None)
+
+
+FilePageDep = Annotated[FilePage, Depends(file_page)]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from chat_server.access.principal import KbRole, declare
-from chat_server.api.deps import AccessDep, ServiceDep
+from chat_server.api.deps import AccessDep, FilePageDep, ServiceDep
 from chat_server.bulk_import.wire import IMPORT_ID_PATTERN, ImportCheck, ImportShard
 from chat_server.errors import ServiceError
 from chat_server.kb.service import EmbeddedFile, KnowledgeService
@@ -113,12 +113,13 @@ async def import_status(
 
 @router.get("/imported_files", openapi_extra=declare("kb_read"))
 async def imported_files(
-    service: ServiceDep, access: AccessDep, knowledge_base_name: str = Query(...)
+    service: ServiceDep, access: AccessDep, page: FilePageDep, knowledge_base_name: str = Query(...)
 ) -> dict:
     """The KB's files that a bulk import stored and whose original is not on the KB volume
-    (`download_doc` answers 404 for them): name -> the import and the path in its source."""
+    (`download_doc` answers 404 for them): name -> the import and the path in its source. With
+    `list_files`' paging parameters, only of the files of that page."""
     kb = await access.check(knowledge_base_name, KbRole.reader)
-    found = await run_in_threadpool(service.imported_files, kb)
+    found = await run_in_threadpool(service.imported_files, kb, None, page)
     return ok(
         {name: {"import_id": i, "source_path": path} for name, (i, path) in sorted(found.items())}
     )

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chat_server.access.principal import Grant, KbRole, declare
 from chat_server.api.answers import sse
-from chat_server.api.deps import Access, AccessDep, ServiceDep, SettingsDep
+from chat_server.api.deps import Access, AccessDep, FilePageDep, ServiceDep, SettingsDep
 from chat_server.api.retrieval_fields import RetrievalFields
 from chat_server.api.uploads import SpoolingRoute, read_uploads
 from chat_server.errors import ServiceError
@@ -198,11 +198,13 @@ async def delete_knowledge_base(
 
 @router.get("/list_files", openapi_extra=declare("kb_read"))
 async def list_files(
-    service: ServiceDep, access: AccessDep, knowledge_base_name: str = Query(...)
+    service: ServiceDep, access: AccessDep, page: FilePageDep, knowledge_base_name: str = Query(...)
 ) -> dict:
+    """The KB's file names, sorted; `total`: how many files match (`name_contains`), so that a
+    client can page through a large KB with `offset` and `limit`."""
     kb = await access.check(knowledge_base_name, KbRole.reader)
-    files = await run_in_threadpool(service.list_files, kb)
-    return ok(data=[f.file_name for f in files])
+    files, total = await run_in_threadpool(service.file_page, kb, page)
+    return {**ok(data=[f.file_name for f in files]), "total": total}
 
 
 @router.post("/search_docs", openapi_extra=declare("kb_read"))

@@ -110,6 +110,16 @@ class IngestReport:
     max_tokens: int | None = None
 
 
+@dataclass(frozen=True)
+class FilePage:
+    """A part of a KB's file listing, by name: `limit` files (all when None) from `offset`,
+    of those whose name contains `name_contains` (case-insensitive)."""
+
+    offset: int = 0
+    limit: int | None = None
+    name_contains: str | None = None
+
+
 def _params_suffix(params: SplitParams) -> bytes:
     return f"|{params.chunk_size}|{params.chunk_overlap}|{params.zh_title_enhance}".encode()
 
@@ -451,13 +461,14 @@ class KnowledgeService:
         return path
 
     def imported_files(
-        self, kb_name: str, file_names: list[str] | None = None
+        self, kb_name: str, file_names: list[str] | None = None, page: FilePage | None = None
     ) -> dict[str, tuple[str, str]]:
-        """Files of the KB (of `file_names`, or all) that a bulk import stored and whose
-        original is not on the KB volume: name -> (import id, path in the import's source)."""
+        """Files of the KB (of `file_names`, of `page` of its listing, or all) that a bulk
+        import stored and whose original is not on the KB volume: name -> (import id, path in
+        the import's source)."""
         kb, meta = self.get_kb(kb_name)
         if file_names is None:
-            names = [r.file_name for r in meta.list_files(kb.name)]
+            names = [r.file_name for r in self._page_of(meta, kb.name, page or FilePage())]
         else:  # one look-up each, not the whole listing (file_path asks for one name)
             names = [n for n in file_names if meta.get_file(kb.name, n) is not None]
         names = [n for n in names if not (self._content_dir(kb.name) / n).is_file()]
@@ -468,6 +479,19 @@ class KnowledgeService:
     def list_files(self, kb: str) -> list[FileRecord]:
         found, meta = self.get_kb(kb)
         return meta.list_files(found.name)
+
+    def file_page(self, kb: str, page: FilePage) -> tuple[list[FileRecord], int]:
+        """One page of the KB's files by name, and how many files the page's filter matches."""
+        found, meta = self.get_kb(kb)
+        return self._page_of(meta, found.name, page), meta.count_files(
+            found.name, page.name_contains
+        )
+
+    @staticmethod
+    def _page_of(meta: MetaStore, kb: str, page: FilePage) -> list[FileRecord]:
+        return meta.list_files(
+            kb, offset=page.offset, limit=page.limit, name_contains=page.name_contains
+        )
 
     def _lock_for(self, kb: str) -> threading.Lock:
         with self._guard:

@@ -295,16 +295,47 @@ class MetaStore(SqlStore):
             ):
                 conn.execute(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), (name,))
 
-    def list_files(self, kb: str) -> list[FileRecord]:
+    def _files_where(self, kb: str, name_contains: str | None) -> tuple[str, list[Any]]:
+        """The filter of a file listing: the KB's files, those whose name contains
+        `name_contains` (case-insensitive: ILIKE on PostgreSQL, whose LIKE is case-sensitive;
+        SQLite's LIKE ignores ASCII case), `%` and `_` in it matched as themselves."""
+        if not name_contains:
+            return "WHERE kb = ?", [kb]
+        pattern = "%" + name_contains.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        like = "ILIKE" if self._dialect == "postgres" else "LIKE"
+        return f"WHERE kb = ? AND file_name {like} ? ESCAPE '!'", [kb, pattern + "%"]
+
+    def list_files(
+        self,
+        kb: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        name_contains: str | None = None,
+    ) -> list[FileRecord]:
+        """The KB's files by name; `limit` from `offset` of them (all when None), of those
+        whose name contains `name_contains`."""
+        where, params = self._files_where(kb, name_contains)
+        page = ""
+        if limit is not None:
+            page, params = " LIMIT ? OFFSET ?", [*params, limit, offset]
         with self._connect() as conn:
             rows = conn.execute(
                 self._sql(
                     "SELECT file_name, fingerprint, size, chunks FROM chat_file "
-                    "WHERE kb = ? ORDER BY file_name"
+                    f"{where} ORDER BY file_name{page}"
                 ),
-                (kb,),
+                tuple(params),
             ).fetchall()
         return [FileRecord(*row) for row in rows]
+
+    def count_files(self, kb: str, name_contains: str | None = None) -> int:
+        where, params = self._files_where(kb, name_contains)
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql(f"SELECT count(*) FROM chat_file {where}"), tuple(params)
+            ).fetchone()
+        return int(row[0])
 
     def get_file(self, kb: str, file_name: str) -> FileRecord | None:
         with self._connect() as conn:

@@ -415,18 +415,44 @@ function downloadUrl(kb, file) {
   return "/ui/download?" + new URLSearchParams({ knowledge_base_name: kb, file_name: file });
 }
 
+// The file list shows one page of FILE_PAGE files (a KB filled by a bulk import has 100k):
+// the server pages and filters (`offset`, `limit`, `name_contains`); `total` is what matched.
+const FILE_PAGE = 100;
+const fileView = { kb: "", offset: 0, filter: "", shown: 0 };
+
 async function refreshFiles() {
   const kb = $("kb-select").value;
+  const shown = ++fileView.shown; // a later refresh (typing in the filter) supersedes this one
+  if (kb !== fileView.kb) {
+    fileView.kb = kb; // another KB: its first page, unfiltered
+    fileView.offset = 0;
+    fileView.filter = $("file-filter").value = "";
+  }
   const list = $("file-list");
-  list.replaceChildren();
-  if (!kb) return;
-  const [{ data }, { data: imported }] = await Promise.all([
-    api("/knowledge_base/list_files?" + kbQuery(kb)),
-    api("/knowledge_base/imported_files?" + kbQuery(kb)),
+  if (!kb) {
+    list.replaceChildren();
+    showPager(0, 0);
+    return;
+  }
+  const page = new URLSearchParams({ offset: fileView.offset, limit: FILE_PAGE });
+  if (fileView.filter) page.set("name_contains", fileView.filter);
+  const query = kbQuery(kb) + "&" + page;
+  const [{ data, total }, { data: imported }] = await Promise.all([
+    api("/knowledge_base/list_files?" + query),
+    api("/knowledge_base/imported_files?" + query),
   ]);
+  if (shown !== fileView.shown) return;
+  if (!data.length && fileView.offset > 0 && total > 0) {
+    // the page emptied (its last files deleted): show the last page there is
+    fileView.offset = Math.floor((total - 1) / FILE_PAGE) * FILE_PAGE;
+    return refreshFiles();
+  }
+  list.replaceChildren();
   if (!data.length) {
     const row = node("tr");
-    const cell = say(node("td", "empty"), "noFiles");
+    const cell = fileView.filter
+      ? say(node("td", "empty"), "noMatchingFiles", { filter: fileView.filter })
+      : say(node("td", "empty"), "noFiles");
     cell.colSpan = 2;
     row.append(cell);
     list.append(row);
@@ -452,7 +478,32 @@ async function refreshFiles() {
     row.append(node("td", "name", file), actions);
     list.append(row);
   }
+  showPager(data.length, total);
 }
+
+function showPager(count, total) {
+  $("file-pager").hidden = total <= FILE_PAGE && fileView.offset === 0;
+  $("files-prev").disabled = fileView.offset === 0;
+  $("files-next").disabled = fileView.offset + count >= total;
+  const range = $("files-range");
+  if (count) say(range, "filesRange", { from: fileView.offset + 1, to: fileView.offset + count, total });
+  else plain(range, "");
+}
+
+function showFiles(offset) {
+  fileView.offset = Math.max(0, offset);
+  refreshFiles().catch((e) => kbStatus("failed", { msg: e.message }));
+}
+$("files-prev").onclick = () => showFiles(fileView.offset - FILE_PAGE);
+$("files-next").onclick = () => showFiles(fileView.offset + FILE_PAGE);
+let filterTimer;
+$("file-filter").oninput = () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    fileView.filter = $("file-filter").value.trim();
+    showFiles(0);
+  }, 250);
+};
 $("kb-select").onchange = () => {
   closeEditor();
   refreshFiles().catch((e) => kbStatus("failed", { msg: e.message }));
