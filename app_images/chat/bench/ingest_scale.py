@@ -526,7 +526,8 @@ class Bench:
             data={"knowledge_base_name": kb, "chunk_size": "250", "chunk_overlap": "50"},
             files=[("files", (name, data, "text/markdown")) for name, data in files],
         )
-        r.raise_for_status()
+        if r.status_code != 200:
+            raise RuntimeError(f"upload_docs answered {r.status_code}: {r.text[:2000]}")
         body = r.json()
         assert body["code"] == 200 and not body["data"]["failed_files"], r.text[:500]
         return int(body["data"]["chunks"])
@@ -548,6 +549,7 @@ def start_bench(work: Path, upload_files: int, uploaders: int) -> tuple[Bench, o
     env = {
         **os.environ,
         "PYTHONPATH": str(CHAT_DIR),
+        "PYTHONUNBUFFERED": "1",  # its log complete up to a failure
         "MODEL_ROOT": str(model.parent),
         "EMBEDDING_MODEL": model.name,
         "EMBEDDING_DEVICE": "cpu",
@@ -776,13 +778,44 @@ PATHS: dict[str, Callable[[Bench, Corpus, str, list[str]], PathResult]] = {
 }
 
 
-def bare_encode(corpus: Corpus, sample_every: int) -> dict[str, dict[str, float]]:
+def bench_embedder() -> Embedder:
+    tokens = os.environ.get("EMBEDDING_BATCH_TOKENS")  # as the service reads it
+    return Embedder(minilm_dir(), device="cpu", batch_tokens=int(tokens) if tokens else None)
+
+
+class MachineGauge:
+    """The machine's speed, before and after each path: the same fixed chunks (80 documents of
+    another seed) embedded in this process while the service is idle. A path's last tenth
+    slower than its first on a machine that slowed as much is the machine, not the store."""
+
+    def __init__(self, embedder: Embedder, seed: int) -> None:
+        self.embedder = embedder
+        window = embedder.token_window()
+        self.chunks = [
+            c
+            for _, data in Corpus(seed, 80).files()
+            for c in split_document(
+                data.decode(), PARAMS.chunk_size, PARAMS.chunk_overlap, False, window
+            ).chunks
+        ]
+        embedder.encode(self.chunks[:64])  # warm-up
+        self.readings: dict[str, float] = {}
+
+    def read(self, when: str) -> float:
+        started = time.perf_counter()
+        self.embedder.encode(self.chunks)
+        speed = round(len(self.chunks) / (time.perf_counter() - started), 1)
+        self.readings[when] = speed
+        return speed
+
+
+def bare_encode(
+    corpus: Corpus, sample_every: int, embedder: Embedder
+) -> dict[str, dict[str, float]]:
     """The same split, then every `sample_every`-th file's chunks embedded alone, in this
     process, two ways: `model.encode` in batches of 64 as sentence-transformers does it (it sorts
     by characters), the issue's baseline; and `Embedder.encode`, the service's own batches (sorted
     by tokens, bounded in padded tokens), which isolates what the service adds around them."""
-    tokens = os.environ.get("EMBEDDING_BATCH_TOKENS")  # as the service reads it
-    embedder = Embedder(minilm_dir(), device="cpu", batch_tokens=int(tokens) if tokens else None)
     window = embedder.token_window()
     chunks = []
     for i, (_, data) in enumerate(corpus.files()):
@@ -831,6 +864,8 @@ def main() -> None:
     corpus = Corpus(args.seed, args.docs)
     load_before = os.getloadavg()
     results: dict[str, object] = {"docs": args.docs, "seed": args.seed}
+    embedder = bench_embedder()
+    gauge = MachineGauge(embedder, args.seed + 2)
     with tempfile.TemporaryDirectory(prefix="ingest-scale-") as tmp:
         bench, pg = start_bench(Path(tmp), args.upload_files, args.uploaders)
         bench.probe_pause_s = args.probe_pause
@@ -844,24 +879,35 @@ def main() -> None:
             queries = [english_sentence(random.Random(q)) for q in range(20)]
             queries += [chinese_sentence(random.Random(q)) for q in range(20)]
             pause = bench.probe_pause_s
+            gauge.read("before")
             results["search_idle_before_ms"] = SearchProbe(
                 bench.url, probe_kb, queries, pause
             ).run_for(20)
             for name in args.paths:
                 result = PATHS[name](bench, corpus, probe_kb, queries)
+                after = gauge.read(f"after_{name}")
+                result.notes.append(
+                    f"machine gauge {gauge.readings['before']} chunks/s before the first path, "
+                    f"{after} after this one: {after / gauge.readings['before']:.3f}x"
+                )
                 results[name] = asdict(result)
                 print(json.dumps({name: asdict(result)}), flush=True)
             results["search_idle_after_ms"] = SearchProbe(
                 bench.url, probe_kb, queries, pause
             ).run_for(20)
         except BaseException:
-            print((Path(tmp) / "api.log").read_text()[-6000:], file=sys.stderr)
+            log = Path(tmp) / "api.log"
+            kept = Path(tempfile.gettempdir()) / f"ingest-scale-api-{os.getpid()}.log"
+            kept.write_bytes(log.read_bytes())
+            print(log.read_text()[-6000:], file=sys.stderr)
+            print(f"the service's whole log: {kept}", file=sys.stderr)
             raise
         finally:
             bench.proc.terminate()
             bench.proc.wait(timeout=60)
             pg.cleanup()  # type: ignore[attr-defined]
-    results["bare_encode"] = bare = bare_encode(corpus, args.bare_sample)
+    results["machine_gauge_chunks_per_s"] = gauge.readings
+    results["bare_encode"] = bare = bare_encode(corpus, args.bare_sample, embedder)
     for name in args.paths:
         entry = results[name]
         speed = entry["chunks_per_s"]  # type: ignore[index]
