@@ -504,12 +504,13 @@ class Bench:
     env: dict[str, str] = field(default_factory=dict)  # the service's settings
     pg_pid: int = 0  # the PostgreSQL server's postmaster
     probe_pause_s: float = 0.1  # between one search probe's answer and its next query
+    sample_every_s: float = 1.0  # the Timeline's interval (its sampling costs the bench CPU)
 
     def timeline(self, service_ingests: bool, **more: int) -> Timeline:
         """The service's process tree (its parse workers), PostgreSQL's, and any `more`; the
         service's stage seconds if it is the one that ingests."""
         roots = {"service": self.proc.pid, "postgres": self.pg_pid, **more}
-        return Timeline(self.url if service_ingests else None, roots)
+        return Timeline(self.url if service_ingests else None, roots, self.sample_every_s)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=AUTH, timeout=600)
@@ -863,6 +864,12 @@ def main() -> None:
     parser.add_argument(
         "--probe-pause", type=float, default=0.1, help="seconds between a probe's searches"
     )
+    parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=1.0,
+        help="seconds between the per-tenth samples (each scrapes /metrics and walks /proc)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args()
 
@@ -874,6 +881,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ingest-scale-") as tmp:
         bench, pg = start_bench(Path(tmp), args.upload_files, args.uploaders)
         bench.probe_pause_s = args.probe_pause
+        bench.sample_every_s = args.sample_every
         try:
             probe_kb = "probe"
             bench.create_kb(probe_kb)

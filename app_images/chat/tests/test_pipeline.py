@@ -335,3 +335,40 @@ def test_bulk_cpu_encodes_hand_freed_heap_back_so_rss_does_not_grow_with_the_cor
     )
     released = float(out.stdout.strip().splitlines()[-1])
     assert released < 16, f"{released:.0f} MiB of freed heap was still held after the encodes"
+
+
+def test_counting_tokens_on_other_threads_never_breaks_a_concurrent_encode(embedder):
+    """Uploads split and batch (counting tokens) on their own threads while another upload or
+    a search encodes. With one tokenizer for both, counting's settings (no padding) reached a
+    concurrent encode's batch half-way: "ValueError: Unable to create tensor", a 500 for the
+    upload (seen in the scale bench; this loop hit it within 10 s before the fix)."""
+    import time
+
+    texts = ["short text", "a much longer text with many more words in it " * 5, "mid words"]
+    expected = embedder.encode(texts)
+    window = embedder.token_window()
+    counts = window.count(texts)
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 8
+
+    def loop(work) -> None:
+        while time.monotonic() < stop and not errors:
+            try:
+                work()
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+
+    def encode() -> None:
+        np.testing.assert_allclose(embedder.encode(texts), expected, atol=1e-5)
+
+    def count() -> None:
+        assert window.count(texts) == counts
+        embedder.batches(texts * 20)
+        embedder.token_counts(texts)
+
+    threads = [threading.Thread(target=loop, args=(w,)) for w in (encode, encode, count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, repr(errors[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import logging
 import os
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -193,6 +194,14 @@ class Embedder:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS[self.device]
         self._max_length = int(self.model.max_seq_length or self.model.tokenizer.model_max_length)
+        # A fast tokenizer sets its padding and truncation on its Rust backend at each call
+        # whose settings differ from the last. The model's own is left to `model.encode`
+        # (always padded, truncated alike); counting (splitting, batching) on other threads
+        # with it made concurrent encodes build unpadded batches ("ValueError: Unable to
+        # create tensor": a 500 for an upload beside another upload or a search). Counting
+        # uses a copy of its own, one call at a time.
+        self._counter = copy.deepcopy(self.model.tokenizer)
+        self._counter_lock = threading.Lock()
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"embedding model {model_dir} does not state its dimension")
@@ -219,16 +228,14 @@ class Embedder:
     def token_window(self) -> TokenWindow:
         """What the model reads of a text (`max_seq_length`, its special tokens left out),
         counted by its own tokenizer."""
-        tokenizer = self.model.tokenizer
-        specials = len(tokenizer("")["input_ids"])
+        specials = len(self._count_ids([""])[0])
 
         def count(texts: list[str]) -> list[int]:
             if not texts:
                 return []
-            ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-            return [len(i) for i in ids]
+            return [len(i) for i in self._count_ids(texts, add_special_tokens=False)]
 
-        window = self.model.max_seq_length or tokenizer.model_max_length
+        window = self.model.max_seq_length or self.model.tokenizer.model_max_length
         return TokenWindow(int(window) - specials, count)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -250,10 +257,14 @@ class Embedder:
         """`token_batches` of the texts, counted by the model's tokenizer as it will cut them."""
         if len(texts) == 1:
             return [[0]]
-        ids = self.model.tokenizer(
-            texts, truncation=True, max_length=self._max_length, verbose=False
-        )["input_ids"]
+        ids = self._count_ids(texts, truncation=True, max_length=self._max_length)
         return token_batches([len(i) for i in ids], self.batch_size, self.batch_tokens)
+
+    def _count_ids(self, texts: list[str], **options: Any) -> list[list[int]]:
+        """Token ids of each text from the counting tokenizer (see `__init__`)."""
+        with self._counter_lock:
+            ids: list[list[int]] = self._counter(texts, verbose=False, **options)["input_ids"]
+        return ids
 
     def _encode_all(self, texts: list[str], run: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -287,5 +298,5 @@ class Embedder:
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Tokens of each text as the model's tokenizer counts them, special tokens included."""
-        encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        ids = self._count_ids(texts, add_special_tokens=True, truncation=False)
+        return [len(i) for i in ids]
